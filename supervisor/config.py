@@ -1,0 +1,366 @@
+"""Options of ``ckpt-supervisor run``: flags, environment, TOML config file and job ad -> RunConfig.
+
+Precedence, highest first: command-line flag, environment variable (``CKPT_<NAME>``), ``--config``
+file (TOML, the same names as the flags, with ``-`` or ``_``), the HTCondor job ad
+(``$_CONDOR_JOB_AD``), built-in default. Every option is declared once in :data:`OPTIONS`; the
+parser, ``--help``, the reference page and the config-file reader are all made from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from . import exitstatus
+from .errors import ConfigError
+from .signals import parse_signal
+
+ENV_PREFIX = "CKPT_"
+
+
+def _seconds(name: str, *, allow_zero: bool = True, maximum: float = 366 * 86400) -> Callable[[Any], float]:
+    def conv(value: Any) -> float:
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"--{name}: {value!r} is not a number of seconds") from None
+        if number != number or number < 0 or (number == 0 and not allow_zero) or number > maximum:
+            low = "0" if allow_zero else "more than 0"
+            raise ConfigError(f"--{name}: {value!r} is out of range; give {low} to {maximum:g} seconds")
+        return number
+
+    return conv
+
+
+def _exit_code(value: Any) -> int:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        code = int(str(value), 10) if not isinstance(value, int) else value
+    except (TypeError, ValueError):
+        raise ConfigError(f"--exit-code: {value!r} is not an exit code; give 1-255 (85 is usual)") from None
+    if not 1 <= code <= 255:
+        raise ConfigError(f"--exit-code: {code} is out of range; give 1-255 (0 means success to HTCondor)")
+    return code
+
+
+def _signal(name: str) -> Callable[[Any], int]:
+    return lambda v: parse_signal(v, what=f"--{name}")
+
+
+def _codes(value: Any) -> frozenset[int]:
+    items = value if isinstance(value, list) else str(value).split(",")
+    out = set()
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        try:
+            code = int(text)
+        except ValueError:
+            raise ConfigError(f"--inspect-on-exit: {text!r} is not an exit code; give codes like 0 or 1,2") from None
+        if not 0 <= code <= 255:
+            raise ConfigError(f"--inspect-on-exit: {code} is out of range 0-255")
+        out.add(code)
+    return frozenset(out)
+
+
+def _choice(name: str, choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def conv(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in choices:
+            raise ConfigError(f"--{name}: {value!r} is not one of {', '.join(choices)}")
+        return text
+
+    return conv
+
+
+def _bool(name: str) -> Callable[[Any], bool]:
+    def conv(value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"--{name}: {value!r} is not true or false")
+
+    return conv
+
+
+def _text(name: str) -> Callable[[Any], str]:
+    def conv(value: Any) -> str:
+        if not isinstance(value, str):
+            raise ConfigError(f"--{name}: {value!r} must be a string")
+        return value
+
+    return conv
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    help: str
+    convert: Callable[[Any], Any]
+    default: Any = None
+    multiple: bool = False
+    flag: bool = False  # takes no value
+    metavar: Optional[str] = None
+    short: Optional[str] = None
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper().replace("-", "_")
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+
+OPTIONS: tuple[Option, ...] = (
+    # checkpoint set and store
+    Option("checkpoint", "a file or directory (relative to the sandbox) that is part of the program's "
+           "checkpoint; repeat for each", _text("checkpoint"), multiple=True, metavar="PATH"),
+    Option("store", "the committed checkpoint's directory; list it in transfer_checkpoint_files",
+           _text("store"), default="checkpoint.atomic", metavar="PATH"),
+    Option("sandbox", "directory that relative paths start from (default: $_CONDOR_SCRATCH_DIR or the "
+           "current directory)", _text("sandbox"), metavar="DIR"),
+    # triggers
+    Option("trigger-signal", "signal that asks for a checkpoint (HTCondor's CheckpointSig; default from "
+           "the job ad when WantCheckpointSignal is true); repeatable", _signal("trigger-signal"),
+           multiple=True, metavar="SIG"),
+    Option("job-signal", "signal sent to the program to make it checkpoint (default: the trigger signal)",
+           _signal("job-signal"), metavar="SIG"),
+    Option("every", "ask for a checkpoint every SECONDS on our own timer", _seconds("every", allow_zero=False),
+           metavar="SECONDS"),
+    Option("watch", "the program checkpoints by itself: commit every new complete checkpoint",
+           _bool("watch"), default=False, flag=True),
+    Option("inspect-on-exit", "exit codes after which the sandbox is inspected: done (see --done-when) "
+           "or a new checkpoint since this start means 'checkpoint'", _codes, default=frozenset(),
+           metavar="CODES"),
+    Option("done-when", "rule meaning the program has finished: marker=PATH, log=REGEX or command=CMD; "
+           "repeatable (all must hold)", _text("done-when"), multiple=True, metavar="RULE"),
+    Option("complete-when", "rule meaning a checkpoint is complete: quiet=SECONDS, marker=PATH, log=REGEX, "
+           "command=CMD, closed, exit; repeatable (all must hold; default quiet=2)",
+           _text("complete-when"), multiple=True, metavar="RULE"),
+    Option("checkpoint-on-evict", "on the soft-kill signal, first try a checkpoint within SECONDS",
+           _seconds("checkpoint-on-evict", allow_zero=False), metavar="SECONDS"),
+    Option("checkpoint-timeout", "give up on a requested checkpoint after SECONDS",
+           _seconds("checkpoint-timeout", allow_zero=False), metavar="SECONDS"),
+    Option("on-timeout", "after a checkpoint timeout: continue running, or fail (kill, exit 75)",
+           _choice("on-timeout", ("continue", "fail")), default="continue", metavar="ACTION"),
+    Option("min-run", "with --every/--watch: commit locally but exit for transfer only after SECONDS "
+           "since this start", _seconds("min-run"), default=0.0, metavar="SECONDS"),
+    Option("resume-args", "arguments that replace the program's own when a committed checkpoint was "
+           "restored (shell syntax)", _text("resume-args"), metavar="ARGS"),
+    # reporting
+    Option("exit-code", "exit code that reports a committed checkpoint (HTCondor's checkpoint_exit_code; "
+           "default from the job ad, else 85)", _exit_code, metavar="N"),
+    Option("exit-signal", "report a committed checkpoint by dying from SIG instead "
+           "(SuccessCheckpointExitBySignal)", _signal("exit-signal"), metavar="SIG"),
+    # killing
+    Option("kill-signal", "the soft-kill signal (HTCondor's KillSig; default from the job ad, else SIGTERM)",
+           _signal("kill-signal"), metavar="SIG"),
+    Option("kill-grace", "seconds between passing on the soft kill and SIGKILLing the whole tree",
+           _seconds("kill-grace", maximum=86400), default=10.0, metavar="SECONDS"),
+    Option("signal-to", "who gets passed-on signals: the program's process group, or the child alone",
+           _choice("signal-to", ("group", "child")), default="group", metavar="WHO"),
+    # observability
+    Option("events", "append one JSON object a line for every lifecycle event to FILE", _text("events"),
+           metavar="FILE"),
+    Option("poll-interval", "seconds between checks of the checkpoint files when inotify is unavailable",
+           _seconds("poll-interval", allow_zero=False, maximum=3600), default=1.0, metavar="SECONDS"),
+)
+BY_DEST = {o.dest: o for o in OPTIONS}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    program: tuple[str, ...]
+    checkpoint: tuple[str, ...] = ()
+    store: str = "checkpoint.atomic"
+    sandbox: str = "."
+    trigger_signal: tuple[int, ...] = ()
+    job_signal: Optional[int] = None
+    every: Optional[float] = None
+    watch: bool = False
+    inspect_on_exit: frozenset[int] = frozenset()
+    done_when: tuple[str, ...] = ()
+    complete_when: tuple[str, ...] = ()
+    checkpoint_on_evict: Optional[float] = None
+    checkpoint_timeout: Optional[float] = None
+    on_timeout: str = "continue"
+    min_run: float = 0.0
+    resume_args: Optional[tuple[str, ...]] = None
+    exit_code: int = exitstatus.DEFAULT_CHECKPOINT_EXIT_CODE
+    exit_signal: Optional[int] = None
+    kill_signal: int = 15
+    kill_grace: float = 10.0
+    signal_to: str = "group"
+    events: Optional[str] = None
+    poll_interval: float = 1.0
+    verbosity: int = 0
+    job_ad: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)  # option -> where its value came from
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    for opt in OPTIONS:
+        help_text = f"{opt.help} [env {opt.env}]"
+        if opt.default not in (None, False, frozenset(), ()):
+            help_text += f" (default {opt.default})"
+        kwargs: dict[str, Any] = {"dest": opt.dest, "default": None, "help": help_text}
+        if opt.flag:
+            kwargs["action"] = "store_const"
+            kwargs["const"] = True
+        elif opt.multiple:
+            kwargs["action"] = "append"
+            kwargs["metavar"] = opt.metavar
+        else:
+            kwargs["metavar"] = opt.metavar
+        parser.add_argument(f"--{opt.name}", **kwargs)
+    parser.add_argument("--config", metavar="FILE", help="TOML file with the same keys as the flags "
+                        f"[env {ENV_PREFIX}CONFIG]")
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    try:
+        import tomllib  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:  # Python < 3.11
+        try:
+            import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
+        except ImportError:
+            raise ConfigError(f"--config {path}: reading TOML needs Python 3.11+ or the tomli package "
+                              "(pip install tomli)") from None
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"--config {path}: cannot read it ({exc.strerror})") from exc
+    except ValueError as exc:  # tomllib.TOMLDecodeError is a ValueError
+        raise ConfigError(f"--config {path}: not valid TOML ({exc})") from exc
+    if "run" in data and isinstance(data["run"], dict):
+        data = {**{k: v for k, v in data.items() if k != "run"}, **data["run"]}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        dest = key.replace("-", "_")
+        if dest not in BY_DEST:
+            raise ConfigError(f"--config {path}: unknown key {key!r}; keys are the flag names, e.g. kill-grace")
+        out[dest] = value
+    return out
+
+
+def _from_job_ad(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(option values, raw defaults) from the job ad; empty when there is none."""
+    from .jobad import checkpoint_defaults, read_job_ad
+
+    defaults = checkpoint_defaults(read_job_ad(path))
+    values: dict[str, Any] = {}
+    if defaults.get("exit_by_signal") and defaults.get("exit_signal"):
+        values["exit_signal"] = defaults["exit_signal"]
+    if defaults.get("exit_code") is not None:
+        values["exit_code"] = defaults["exit_code"]
+    if defaults.get("want_checkpoint_signal"):
+        sig = defaults.get("checkpoint_signal") or defaults.get("kill_signal") or 15
+        values["trigger_signal"] = [sig]
+    if defaults.get("kill_signal") is not None:
+        values["kill_signal"] = defaults["kill_signal"]
+    return values, defaults
+
+
+def build(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) -> RunConfig:
+    """Merge every source into one validated RunConfig; raises ConfigError."""
+    environ = dict(os.environ if environ is None else environ)
+    program = list(getattr(args, "program", []) or [])
+    if program and program[0] == "--":
+        program = program[1:]
+    if not program:
+        raise ConfigError("no PROGRAM given: put it after --, e.g. ckpt-supervisor run -- ./sim --steps 100")
+
+    layers: list[tuple[str, dict[str, Any]]] = []
+    job_ad_raw: dict[str, Any] = {}
+    ad_path = environ.get("_CONDOR_JOB_AD")
+    if ad_path and os.path.isfile(ad_path):
+        values, job_ad_raw = _from_job_ad(ad_path)
+        layers.append((f"job ad {ad_path}", values))
+    config_path = getattr(args, "config", None) or environ.get(ENV_PREFIX + "CONFIG")
+    if config_path:
+        layers.append((f"config {config_path}", read_config_file(config_path)))
+    env_values: dict[str, Any] = {}
+    for opt in OPTIONS:
+        if opt.env in environ:
+            raw = environ[opt.env]
+            env_values[opt.dest] = shlex.split(raw) if opt.multiple else raw
+    layers.append(("environment", env_values))
+    layers.append(("command line", {k: v for k, v in vars(args).items() if k in BY_DEST and v is not None}))
+
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for source, values in layers:
+        for dest, value in values.items():
+            opt = BY_DEST[dest]
+            if opt.multiple:
+                items = value if isinstance(value, list) else [value]
+                merged[dest] = tuple(opt.convert(v) for v in items)
+            else:
+                merged[dest] = opt.convert(value)
+            sources[dest] = source
+    for opt in OPTIONS:
+        if opt.dest not in merged and opt.default is not None:
+            merged[opt.dest] = opt.convert(opt.default) if not opt.multiple else ()
+
+    sandbox = merged.get("sandbox") or environ.get("_CONDOR_SCRATCH_DIR") or os.getcwd()
+    merged["sandbox"] = str(Path(sandbox).resolve())
+    if merged.get("resume_args") is not None:
+        try:
+            merged["resume_args"] = tuple(shlex.split(merged["resume_args"]))
+        except ValueError as exc:
+            raise ConfigError(f"--resume-args: {exc}; quote it as a shell would") from exc
+    if "exit_code" not in merged:
+        merged["exit_code"] = exitstatus.DEFAULT_CHECKPOINT_EXIT_CODE
+    if "kill_signal" not in merged:
+        merged["kill_signal"] = 15
+    verbosity = int(getattr(args, "verbose", 0) or 0) - int(getattr(args, "quiet", 0) or 0)
+    cfg = RunConfig(program=tuple(program), verbosity=verbosity, job_ad=job_ad_raw, sources=sources, **merged)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: RunConfig) -> None:
+    """Cross-option checks; each error names the options and what to do."""
+    from .rules import parse_rules
+
+    parse_rules(list(cfg.complete_when), option="--complete-when")
+    parse_rules(list(cfg.done_when), option="--done-when", done=True)
+    wants_checkpoint = bool(cfg.trigger_signal or cfg.every or cfg.watch or cfg.inspect_on_exit
+                            or cfg.checkpoint_on_evict)
+    if wants_checkpoint and not cfg.checkpoint:
+        raise ConfigError("a checkpoint trigger is set but no --checkpoint PATH: name the files the "
+                          "program writes its checkpoint to")
+    if cfg.kill_signal in cfg.trigger_signal:
+        raise ConfigError(f"--trigger-signal and --kill-signal are both {cfg.kill_signal}: HTCondor could "
+                          "not tell a checkpoint request from an eviction; choose another CheckpointSig")
+    if cfg.exit_signal is not None and cfg.exit_signal in cfg.trigger_signal:
+        raise ConfigError("--exit-signal equals a --trigger-signal; choose distinct signals")
+    ad_vacate = cfg.job_ad.get("max_vacate_time")
+    if isinstance(ad_vacate, (int, float)) and ad_vacate > 0:
+        needed = cfg.kill_grace + (cfg.checkpoint_on_evict or 0)
+        if needed > ad_vacate:
+            raise ConfigError(f"--kill-grace {cfg.kill_grace:g} plus --checkpoint-on-evict "
+                              f"{cfg.checkpoint_on_evict or 0:g} exceed the job's JobMaxVacateTime "
+                              f"{ad_vacate:g}: HTCondor would SIGKILL us first; lower them or raise "
+                              "job_max_vacate_time")
+    store = Path(cfg.sandbox, cfg.store)
+    for path in cfg.checkpoint:
+        p = Path(path)
+        if p.is_absolute() or ".." in p.parts:
+            raise ConfigError(f"--checkpoint {path}: give a path relative to the sandbox, inside it")
+        if Path(cfg.sandbox, p).resolve() == store.resolve():
+            raise ConfigError(f"--checkpoint {path} is the store itself; the store is where commits go")

@@ -1,0 +1,697 @@
+"""The decision core: the checkpoint lifecycle as a pure state machine.
+
+Theory of operation
+-------------------
+The I/O loop (``supervisor.loop``) owns every process, file and signal. It turns what happens into
+*events* (a signal arrived, the program exited, the checkpoint files look like this now, a commit
+finished, the clock reached a deadline) and hands each to :meth:`Core.handle`, which returns
+*commands* (send this signal, commit, kill the tree, exit with this status, record this event).
+The core imports no ``os``, ``signal``, ``psutil`` or ``time``: it is tested in memory with a fake
+clock, and the state diagram in the docs is drawn from :data:`TRANSITIONS`.
+
+Rules it enforces (see ``docs/explanation/htcondor-semantics.md``):
+
+* The checkpoint status (``exit_code`` or death by ``exit_signal``) is reported only after a
+  commit succeeded *and* the whole process tree is gone.
+* One checkpoint is in flight at a time; triggers that arrive meanwhile are coalesced.
+* A checkpoint is complete only when the checkpoint paths changed since the request (in watch
+  mode: since the last commit) and then every completion rule holds; a ``command`` rule runs last.
+* After HTCondor's checkpoint signal (a trigger signal) the job must exit with the checkpoint
+  status even if the program just finished: its real status is then committed into the store
+  (``final_status``) and reported at the next start (:func:`plan_start`).
+* The program's own exit with the reserved checkpoint code is a distinct failure, unless
+  post-exit inspection (``inspect_on_exit``) turns it into a checkpoint.
+* On the soft-kill signal: pass it on, wait ``kill_grace``, SIGKILL the tree (or first try a
+  checkpoint within ``checkpoint_on_evict`` seconds). Exit status then is the program's own.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from typing import Any, Hashable, Optional, Union
+
+from . import exitstatus
+from .rules import Command, Exit, Rule, View
+
+# --------------------------------------------------------------------------------------------
+# Settings
+
+
+@dataclass(frozen=True)
+class CoreSettings:
+    kill_signal: int = 15
+    kill_grace: float = 10.0
+    exit_code: int = exitstatus.DEFAULT_CHECKPOINT_EXIT_CODE
+    exit_signal: Optional[int] = None
+    checkpointing: bool = False  # checkpoint paths configured
+    trigger_signals: frozenset[int] = frozenset()
+    job_signal: Optional[int] = None  # None: the trigger signal itself
+    every: Optional[float] = None
+    watch: bool = False
+    inspect_on_exit: frozenset[int] = frozenset()
+    complete: Optional[Rule] = None
+    checkpoint_on_evict: Optional[float] = None
+    checkpoint_timeout: Optional[float] = None
+    on_timeout: str = "continue"  # or "fail"
+    min_run: float = 0.0
+    exit_after_checkpoint: bool = True  # for timer and watch checkpoints
+
+
+# --------------------------------------------------------------------------------------------
+# Events (in)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Facts the loop gathered about the sandbox; only those the rules need are filled in."""
+
+    fingerprint: Hashable = None
+    markers: tuple[tuple[str, Optional[int]], ...] = ()  # (path, mtime_ns or None)
+    log_counts: tuple[tuple[str, int], ...] = ()  # (pattern, matches since start)
+    open_for_write: Optional[bool] = None
+
+
+@dataclass(frozen=True)
+class Started:
+    now: float
+    pid: int
+    observation: Observation
+    resumed: bool = False  # working paths were restored from the store
+
+
+@dataclass(frozen=True)
+class SignalReceived:
+    now: float
+    signum: int
+
+
+@dataclass(frozen=True)
+class ChildExited:
+    """The main process ended. ``code``/``signum`` as from a wait status; ``done``: the done rule."""
+
+    now: float
+    code: Optional[int]
+    signum: Optional[int]
+    observation: Observation
+    done: Optional[bool] = None
+
+
+@dataclass(frozen=True)
+class Observed:
+    now: float
+    observation: Observation
+
+
+@dataclass(frozen=True)
+class Tick:
+    now: float
+
+
+@dataclass(frozen=True)
+class ValidatorFinished:
+    now: float
+    ok: bool
+
+
+@dataclass(frozen=True)
+class CommitFinished:
+    now: float
+    ok: bool
+    error: str = ""
+    bytes: int = 0
+    seconds: float = 0.0
+    fingerprint: Hashable = None
+
+
+@dataclass(frozen=True)
+class TreeGone:
+    now: float
+
+
+Event = Union[Started, SignalReceived, ChildExited, Observed, Tick, ValidatorFinished,
+              CommitFinished, TreeGone]
+
+
+# --------------------------------------------------------------------------------------------
+# Commands (out)
+
+
+class Target(str, enum.Enum):
+    DEFAULT = "default"  # the --signal-to setting: the program's process group, or the child
+    CHILD = "child"
+
+
+@dataclass(frozen=True)
+class SendSignal:
+    signum: int
+    target: Target = Target.DEFAULT
+
+
+@dataclass(frozen=True)
+class RunValidator:
+    pass
+
+
+@dataclass(frozen=True)
+class Commit:
+    """Commit the checkpoint paths with this state; ``final_status`` records a finished program."""
+
+    final_status: Optional[int] = None
+    program_exited: bool = False
+
+
+@dataclass(frozen=True)
+class KillTree:
+    """SIGKILL every process of the program's tree; the loop answers with TreeGone."""
+
+
+@dataclass(frozen=True)
+class Exit:
+    status: int
+    by_signal: Optional[int] = None  # die from this signal instead (checkpoint by signal)
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Record:
+    """An event-log entry: ``kind`` plus fields."""
+
+    kind: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    level: str = "info"  # "info", "warning", "error", "debug"
+    message: str = ""
+
+
+Command_ = Union[SendSignal, RunValidator, Commit, KillTree, Exit, Record]
+
+
+# --------------------------------------------------------------------------------------------
+# States and the transition table (data, so the docs can draw it)
+
+
+class Phase(str, enum.Enum):
+    STARTING = "starting"
+    RUNNING = "running"
+    CHECKPOINTING = "checkpointing"
+    VALIDATING = "validating"
+    COMMITTING = "committing"
+    STOPPING = "stopping"
+    KILLING = "killing"
+    EXITED = "exited"
+
+
+S = Phase
+TRANSITIONS: tuple[tuple[Phase, Phase, str], ...] = (
+    (S.STARTING, S.RUNNING, "Started"),
+    (S.RUNNING, S.CHECKPOINTING, "trigger signal / timer / evict with budget: send job signal"),
+    (S.RUNNING, S.COMMITTING, "watch: changed and rules hold; exit inspected as checkpoint"),
+    (S.RUNNING, S.VALIDATING, "watch: rules hold, run the validator"),
+    (S.RUNNING, S.STOPPING, "soft-kill signal: pass it on, start the grace timer"),
+    (S.RUNNING, S.KILLING, "program exited: kill what is left"),
+    (S.CHECKPOINTING, S.VALIDATING, "changed and rules hold, run the validator"),
+    (S.CHECKPOINTING, S.COMMITTING, "changed and rules hold"),
+    (S.CHECKPOINTING, S.RUNNING, "timeout (--on-timeout continue)"),
+    (S.CHECKPOINTING, S.STOPPING, "soft-kill signal, or the evict budget ran out"),
+    (S.CHECKPOINTING, S.KILLING, "program exited without a checkpoint; timeout with fail"),
+    (S.VALIDATING, S.COMMITTING, "validator exited 0"),
+    (S.VALIDATING, S.CHECKPOINTING, "validator failed: wait for the next change"),
+    (S.VALIDATING, S.RUNNING, "validator failed in watch mode"),
+    (S.VALIDATING, S.KILLING, "validator failed after the program exited"),
+    (S.VALIDATING, S.STOPPING, "validator failed while evicting"),
+    (S.COMMITTING, S.RUNNING, "committed, keep running (watch/--min-run) or commit failed"),
+    (S.COMMITTING, S.KILLING, "committed: kill the tree, then report the checkpoint"),
+    (S.COMMITTING, S.STOPPING, "soft-kill signal arrived during the commit"),
+    (S.STOPPING, S.KILLING, "program exited, or the grace ran out"),
+    (S.KILLING, S.EXITED, "tree gone: exit with the planned status"),
+    (S.STARTING, S.EXITED, "the program could not be started"),
+)
+_ALLOWED = frozenset((a, b) for a, b, _ in TRANSITIONS)
+
+
+# --------------------------------------------------------------------------------------------
+# Start-up decision (from the files on disk, never from HTCondor's advisory counters)
+
+
+@dataclass(frozen=True)
+class StartPlan:
+    resume: bool
+    exit_now: Optional[int] = None
+    reason: str = ""
+
+
+def plan_start(state: Optional[dict[str, Any]]) -> StartPlan:
+    """Decide from the committed store's state: run fresh, resume, or report a finished program."""
+    if state is None:
+        return StartPlan(resume=False, reason="no committed checkpoint: starting from scratch")
+    final = state.get("final_status")
+    if isinstance(final, int) and not isinstance(final, bool):
+        return StartPlan(resume=False, exit_now=final,
+                         reason=f"the program had already finished with status {final}")
+    return StartPlan(resume=True, reason=f"resuming from committed checkpoint {state.get('sequence', '?')}")
+
+
+def program_status(code: Optional[int], signum: Optional[int]) -> int:
+    """The exit status the supervisor reports for the program's own end (128+N for signal N)."""
+    if signum is not None:
+        return exitstatus.SIGNAL_BASE + signum
+    assert code is not None
+    return code
+
+
+# --------------------------------------------------------------------------------------------
+# The machine
+
+
+class Core:
+    """Feed events with :meth:`handle`; read :attr:`phase`, :meth:`deadline`, :attr:`observing`."""
+
+    def __init__(self, settings: CoreSettings) -> None:
+        self.s = settings
+        self.phase = Phase.STARTING
+        self.started_at = 0.0
+        self.child_alive = False
+        self.child_result: Optional[tuple[Optional[int], Optional[int]]] = None
+        self.signal_requested = False  # HTCondor's checkpoint signal seen during this run
+        self.evicting = False
+        self.exit_plan: Optional[Exit] = None
+        # checkpoint bookkeeping
+        self.request_reason = ""
+        self.request_at: Optional[float] = None
+        self.request_deadline: Optional[float] = None
+        self.coalesced = 0
+        self.obs = Observation()
+        self.start_fp: Hashable = None
+        self.committed_fp: Hashable = None
+        self.baseline_fp: Hashable = None
+        self.baseline_markers: dict[str, Optional[int]] = {}
+        self.baseline_logs: dict[str, int] = {}
+        self.last_change_at: Optional[float] = None
+        self.rejected_fp: Hashable = object()  # the fingerprint a validator rejected
+        self.complete_rule: Optional[str] = None
+        self.commit_exit_after = False
+        self.commit_final_status: Optional[int] = None
+        self.next_timer: Optional[float] = None
+        self.grace_deadline: Optional[float] = None
+        self.commits = 0
+        self.evict_deadline: Optional[float] = None
+
+    # ---------------------------------------------------------------- public API
+    @property
+    def observing(self) -> bool:
+        """True while the loop should gather Observations (a checkpoint may complete)."""
+        return self.s.checkpointing and (
+            self.phase == Phase.CHECKPOINTING or (self.phase == Phase.RUNNING and self.s.watch)
+        )
+
+    def deadline(self) -> Optional[float]:
+        """The next time a Tick is needed, or None."""
+        times: list[float] = []
+        if self.phase == Phase.RUNNING and self.next_timer is not None:
+            times.append(self.next_timer)
+        if self.phase == Phase.CHECKPOINTING and self.request_deadline is not None:
+            times.append(self.request_deadline)
+        if self.phase == Phase.STOPPING and self.grace_deadline is not None:
+            times.append(self.grace_deadline)
+        if self.phase == Phase.COMMITTING and self.grace_deadline is not None:
+            times.append(self.grace_deadline)
+        if self.observing and self.s.complete is not None:
+            t = self.s.complete.deadline(self._view(self._now_hint))
+            if t is not None:
+                times.append(t)
+        if self.phase == Phase.RUNNING and self.s.watch and self.s.min_run and self._pending_exit_at:
+            times.append(self._pending_exit_at)
+        return min(times) if times else None
+
+    def handle(self, event: Event) -> list[Command_]:
+        self._now_hint = event.now
+        out: list[Command_] = []
+        method = getattr(self, "_on_" + type(event).__name__)
+        method(event, out)
+        return out
+
+    # ---------------------------------------------------------------- helpers
+    _now_hint = 0.0
+    _pending_exit_at: Optional[float] = None
+
+    def _goto(self, phase: Phase) -> None:
+        if phase != self.phase:
+            assert (self.phase, phase) in _ALLOWED, f"transition {self.phase} -> {phase} not in table"
+            self.phase = phase
+
+    def _update_obs(self, now: float, obs: Observation) -> None:
+        if obs.fingerprint != self.obs.fingerprint:
+            self.last_change_at = now
+        self.obs = obs
+
+    def _view(self, now: float, *, exited: bool = False) -> View:
+        markers_now = dict(self.obs.markers)
+        logs_now = dict(self.obs.log_counts)
+        return View(
+            now=now,
+            changed=self.obs.fingerprint != self.baseline_fp,
+            last_change_at=self.last_change_at,
+            markers_changed=frozenset(
+                p for p, m in markers_now.items() if m is not None and m != self.baseline_markers.get(p)
+            ),
+            markers_present=frozenset(p for p, m in markers_now.items() if m is not None),
+            log_matches=tuple((p, n - self.baseline_logs.get(p, 0)) for p, n in logs_now.items()),
+            log_matches_ever=tuple(logs_now.items()),
+            open_for_write=self.obs.open_for_write,
+            program_exited=exited or not self.child_alive,
+        )
+
+    def _set_baseline(self) -> None:
+        self.baseline_fp = self.obs.fingerprint
+        self.baseline_markers = dict(self.obs.markers)
+        self.baseline_logs = dict(self.obs.log_counts)
+
+    def _checkpoint_status(self) -> Exit:
+        if self.s.exit_signal is not None:
+            return Exit(exitstatus.SIGNAL_BASE + self.s.exit_signal, by_signal=self.s.exit_signal,
+                        reason="checkpoint committed")
+        return Exit(self.s.exit_code, reason="checkpoint committed")
+
+    def _report_program(self, code: Optional[int], signum: Optional[int]) -> Exit:
+        status = program_status(code, signum)
+        if signum is None and code == self.s.exit_code and self.s.exit_signal is None:
+            return Exit(exitstatus.EXIT_PROGRAM_USED_CHECKPOINT_CODE,
+                        reason=f"the program itself exited with the reserved checkpoint code {code}; "
+                               "HTCondor would restart it forever, so this is reported as a failure "
+                               "(use --inspect-on-exit or another --exit-code)")
+        return Exit(status, reason="program exited" if signum is None else "program killed by a signal")
+
+    def _kill_then(self, plan: Exit, out: list[Command_]) -> None:
+        self.exit_plan = plan
+        out.append(KillTree())
+        out.append(Record("kill_tree", {"signal": 9}))
+        self._goto(Phase.KILLING)
+
+    def _rules_hold(self, view: View) -> bool:
+        rule = self.s.complete
+        return rule is None or rule.holds(view)
+
+    def _has_command(self) -> bool:
+        return bool(self.s.complete is not None and self.s.complete.commands())
+
+    def _has_exit_rule(self) -> bool:
+        rule = self.s.complete
+        if rule is None:
+            return False
+        return isinstance(rule, Exit) or "exit" in rule.names()
+
+    # ---------------------------------------------------------------- checkpoint request
+    def _request(self, now: float, reason: str, out: list[Command_], *, budget: Optional[float] = None) -> None:
+        self.request_reason = reason
+        self.request_at = now
+        self._set_baseline()
+        self.coalesced = 0
+        deadline = self.s.checkpoint_timeout
+        if budget is not None:
+            deadline = budget if deadline is None else min(deadline, budget)
+        self.request_deadline = None if deadline is None else now + deadline
+        sig = self.s.job_signal
+        if sig is None:
+            sig = next(iter(sorted(self.s.trigger_signals)), None)
+        if sig is None:
+            sig = self.s.kill_signal if reason == "evict" else None
+        if sig is not None and self.child_alive:
+            out.append(SendSignal(sig))
+        out.append(Record("checkpoint_requested", {"reason": reason, "signal": sig}))
+        self._goto(Phase.CHECKPOINTING)
+
+    def _maybe_complete(self, now: float, out: list[Command_], *, exited: bool = False) -> bool:
+        """If the in-flight (or watched) checkpoint is complete, start validating or committing."""
+        view = self._view(now, exited=exited)
+        if not view.changed or self.obs.fingerprint == self.rejected_fp:
+            return False
+        if not self._rules_hold(view):
+            return False
+        self.complete_rule = str(self.s.complete) if self.s.complete is not None else "changed"
+        latency = None if self.request_at is None else now - self.request_at
+        out.append(Record("checkpoint_complete", {"rule": self.complete_rule, "latency": latency}))
+        if self._has_command():
+            out.append(RunValidator())
+            self._goto(Phase.VALIDATING)
+        else:
+            self._start_commit(out)
+        return True
+
+    def _start_commit(self, out: list[Command_], final_status: Optional[int] = None) -> None:
+        out.append(Commit(final_status=final_status, program_exited=not self.child_alive))
+        self.commit_final_status = final_status
+        self._goto(Phase.COMMITTING)
+
+    def _exit_after_commit(self, now: float) -> bool:
+        reason = self.request_reason
+        if reason in ("signal", "evict", "exit") or not self.child_alive:
+            return True
+        if not self.s.exit_after_checkpoint:
+            return False
+        return now - self.started_at >= self.s.min_run
+
+    def _back_to_running(self, now: float) -> None:
+        self.request_at = None
+        self.request_deadline = None
+        self.request_reason = ""
+        if self.s.every is not None:
+            self.next_timer = now + self.s.every
+        self._set_baseline_for_watch()
+        self._goto(Phase.RUNNING)
+
+    def _set_baseline_for_watch(self) -> None:
+        # in watch mode a checkpoint is "new" once it differs from the last commit
+        self.baseline_fp = self.committed_fp
+        self.baseline_markers = dict(self.obs.markers)
+        self.baseline_logs = dict(self.obs.log_counts)
+
+    # ---------------------------------------------------------------- program end
+    def _program_ended(self, ev: ChildExited, out: list[Command_]) -> None:
+        """The program exited while no checkpoint completion is pending (or it failed)."""
+        code, signum = ev.code, ev.signum
+        if self.s.checkpointing and self.signal_requested and not self.evicting:
+            # HTCondor sent its checkpoint signal: the job must exit with the checkpoint status.
+            status = self._report_program(code, signum).status
+            out.append(Record("final_status_recorded", {"status": status},
+                              message=f"program finished with status {status} after the checkpoint "
+                                      "signal; recording it and reporting the checkpoint status"))
+            self.request_reason = "exit"
+            self._start_commit(out, final_status=status)
+            return
+        self._kill_then(self._report_program(code, signum), out)
+
+    # ---------------------------------------------------------------- event handlers
+    def _on_Started(self, ev: Started, out: list[Command_]) -> None:
+        self.started_at = ev.now
+        self.child_alive = True
+        self.obs = ev.observation
+        self.start_fp = ev.observation.fingerprint
+        self.committed_fp = ev.observation.fingerprint if ev.resumed else object()
+        self._set_baseline_for_watch()
+        if self.s.every is not None:
+            self.next_timer = ev.now + self.s.every
+        out.append(Record("started", {"pid": ev.pid, "resumed": ev.resumed}))
+        self._goto(Phase.RUNNING)
+
+    def _on_SignalReceived(self, ev: SignalReceived, out: list[Command_]) -> None:
+        sig = ev.signum
+        if sig == self.s.kill_signal:
+            self._on_kill_signal(ev, out)
+            return
+        if sig in self.s.trigger_signals and self.s.checkpointing:
+            self.signal_requested = True
+            if self.phase == Phase.RUNNING and self.child_alive:
+                self._request(ev.now, "signal", out)
+            elif self.phase in (Phase.CHECKPOINTING, Phase.VALIDATING, Phase.COMMITTING):
+                self.coalesced += 1
+                if self.request_reason not in ("evict",):
+                    self.request_reason = "signal"
+                out.append(Record("trigger_coalesced", {"signal": sig}, level="debug"))
+            return
+        if self.child_alive and self.phase not in (Phase.KILLING, Phase.EXITED):
+            out.append(SendSignal(sig))
+            out.append(Record("signal_forwarded", {"signal": sig}, level="debug"))
+
+    def _on_kill_signal(self, ev: SignalReceived, out: list[Command_]) -> None:
+        sig = ev.signum
+        first = not self.evicting
+        self.evicting = True
+        if self.phase in (Phase.KILLING, Phase.EXITED):
+            return
+        if not self.child_alive:
+            return  # we are already finishing; the commit or kill in progress completes
+        budget = self.s.checkpoint_on_evict
+        if first and budget and self.s.checkpointing and self.phase == Phase.RUNNING:
+            out.append(Record("evicting", {"signal": sig, "budget": budget}))
+            self._request(ev.now, "evict", out, budget=budget)
+            return
+        if first and budget and self.phase in (Phase.CHECKPOINTING, Phase.VALIDATING):
+            self.request_reason = "evict"
+            end = ev.now + budget
+            self.request_deadline = end if self.request_deadline is None else min(self.request_deadline, end)
+            return
+        out.append(SendSignal(sig))
+        out.append(Record("kill_sent", {"signal": sig, "grace": self.s.kill_grace}))
+        if first:
+            self.grace_deadline = ev.now + self.s.kill_grace
+        if self.phase == Phase.COMMITTING:
+            return  # the commit finishes (or rolls back) first; the grace keeps running
+        self._goto(Phase.STOPPING)
+
+    def _on_ChildExited(self, ev: ChildExited, out: list[Command_]) -> None:
+        self.child_alive = False
+        self.child_result = (ev.code, ev.signum)
+        self._update_obs(ev.now, ev.observation)
+        out.append(Record("exited", {"code": ev.code, "signal": ev.signum}))
+        phase = self.phase
+        if phase in (Phase.VALIDATING, Phase.COMMITTING):
+            return  # decided when the validator or the commit finishes
+        if phase == Phase.STOPPING:
+            self._kill_then(self._report_program(ev.code, ev.signum), out)
+            return
+        if ev.done:
+            out.append(Record("done", {"code": ev.code, "signal": ev.signum}))
+            self._program_ended(ev, out)
+            return
+        exit_counts = phase == Phase.CHECKPOINTING and self._has_exit_rule()
+        inspected = ev.signum is None and ev.code in self.s.inspect_on_exit and self.s.checkpointing
+        if exit_counts or inspected:
+            if inspected and phase == Phase.RUNNING:
+                # the seed's first work-around: a new complete checkpoint since this start?
+                self.request_reason = "exit"
+                self.request_at = ev.now
+                if self.commits and self.obs.fingerprint == self.committed_fp:
+                    out.append(Record("checkpoint_complete", {"rule": "already committed", "latency": 0.0}))
+                    self._kill_then(self._checkpoint_status(), out)
+                    return
+                self.baseline_fp = self.start_fp
+            if self._maybe_complete(ev.now, out, exited=True):
+                return
+        self._program_ended(ev, out)
+
+    def _on_Observed(self, ev: Observed, out: list[Command_]) -> None:
+        self._update_obs(ev.now, ev.observation)
+        if self.phase == Phase.CHECKPOINTING or (self.phase == Phase.RUNNING and self.s.watch and self.s.checkpointing):
+            if self.phase == Phase.RUNNING:
+                self.request_reason = "watch"
+            self._maybe_complete(ev.now, out)
+            if self.phase == Phase.RUNNING:
+                self.request_reason = ""
+
+    def _on_Tick(self, ev: Tick, out: list[Command_]) -> None:
+        now = ev.now
+        if self.phase == Phase.RUNNING:
+            if self._pending_exit_at is not None and now >= self._pending_exit_at:
+                self._pending_exit_at = None
+                self.request_reason = "watch"
+                self._kill_then(self._checkpoint_status(), out)
+                return
+            if self.next_timer is not None and now >= self.next_timer and self.s.checkpointing:
+                self.next_timer = None
+                self._request(now, "timer", out)
+                return
+            if self.s.watch:
+                self._on_Observed(Observed(now, self.obs), out)
+            return
+        if self.phase == Phase.CHECKPOINTING:
+            if self._maybe_complete(now, out):
+                return
+            if self.request_deadline is not None and now >= self.request_deadline:
+                self._timed_out(now, out)
+            return
+        if self.phase in (Phase.STOPPING, Phase.COMMITTING):
+            if self.grace_deadline is not None and now >= self.grace_deadline and self.child_alive:
+                self.grace_deadline = None
+                out.append(Record("grace_expired", {"grace": self.s.kill_grace}, level="warning"))
+                if self.phase == Phase.STOPPING:
+                    self._kill_then(Exit(exitstatus.SIGNAL_BASE + 9, reason="killed after the grace"), out)
+                else:
+                    out.append(KillTree())
+
+    def _timed_out(self, now: float, out: list[Command_]) -> None:
+        reason = self.request_reason
+        out.append(Record("checkpoint_timed_out", {"reason": reason, "waited": now - (self.request_at or now)},
+                          level="warning"))
+        if reason == "evict":
+            sig = self.s.kill_signal
+            out.append(SendSignal(sig))
+            out.append(Record("kill_sent", {"signal": sig, "grace": self.s.kill_grace}))
+            self.grace_deadline = now + self.s.kill_grace
+            self._goto(Phase.STOPPING)
+            return
+        if self.s.on_timeout == "fail":
+            self._kill_then(Exit(exitstatus.EXIT_CHECKPOINT_TIMEOUT,
+                                 reason="the checkpoint did not complete in time (--on-timeout fail)"), out)
+            return
+        self._back_to_running(now)
+
+    def _on_ValidatorFinished(self, ev: ValidatorFinished, out: list[Command_]) -> None:
+        if self.phase != Phase.VALIDATING:
+            return
+        out.append(Record("validator_finished", {"ok": ev.ok}))
+        if ev.ok:
+            self._start_commit(out)
+            return
+        self.rejected_fp = self.obs.fingerprint
+        if not self.child_alive:
+            code, signum = self.child_result or (None, None)
+            self._program_ended(ChildExited(ev.now, code, signum, self.obs), out)
+            return
+        if self.request_reason == "watch" or (self.request_at is None and self.s.watch):
+            self._back_to_running(ev.now)
+            return
+        self._goto(Phase.CHECKPOINTING)
+        if self.request_reason == "evict" and self.request_deadline is not None and ev.now >= self.request_deadline:
+            self._timed_out(ev.now, out)
+
+    def _on_CommitFinished(self, ev: CommitFinished, out: list[Command_]) -> None:
+        if self.phase != Phase.COMMITTING:
+            return
+        if not ev.ok:
+            out.append(Record("commit_failed", {"error": ev.error}, level="error", message=ev.error))
+            if not self.child_alive:
+                self._kill_then(Exit(exitstatus.EXIT_STORE, reason=ev.error), out)
+                return
+            if self.evicting:
+                self._after_evict_commit(ev.now, out)
+                return
+            self._back_to_running(ev.now)
+            return
+        self.commits += 1
+        self.committed_fp = ev.fingerprint if ev.fingerprint is not None else self.obs.fingerprint
+        out.append(Record("committed", {"bytes": ev.bytes, "seconds": ev.seconds,
+                                        "final_status": self.commit_final_status}))
+        if self.evicting and self.request_reason != "evict":
+            self._after_evict_commit(ev.now, out)
+            return
+        if self._exit_after_commit(ev.now):
+            self._kill_then(self._checkpoint_status(), out)
+            return
+        self._back_to_running(ev.now)
+        if self.s.watch and self.s.min_run and self.s.exit_after_checkpoint:
+            self._pending_exit_at = self.started_at + self.s.min_run
+
+    def _after_evict_commit(self, now: float, out: list[Command_]) -> None:
+        """A soft-kill signal arrived during the commit: carry on with the soft kill."""
+        if not self.child_alive:
+            code, signum = self.child_result or (None, None)
+            self._kill_then(self._report_program(code, signum), out)
+            return
+        self._goto(Phase.STOPPING)
+
+    def _on_TreeGone(self, ev: TreeGone, out: list[Command_]) -> None:
+        if self.phase != Phase.KILLING:
+            return
+        plan = self.exit_plan or Exit(exitstatus.EXIT_INTERNAL, reason="no exit planned")
+        out.append(Record("exit", {"status": plan.status, "signal": plan.by_signal, "reason": plan.reason}))
+        out.append(plan)
+        self._goto(Phase.EXITED)
+
+    # spawn failures are decided by the loop before Started: see spawn_failed()
+
+
+def spawn_failed(status: int, message: str) -> list[Command_]:
+    return [Record("spawn_failed", {"status": status}, level="error", message=message), Exit(status, reason=message)]
+
+
+__all__ = [name for name in dir() if not name.startswith("_")] + ["replace"]
