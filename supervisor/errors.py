@@ -54,5 +54,16 @@ class CorruptStore(StoreError):
     """The store does not verify against its manifest."""
 
 
+class JobAdError(ConfigError):
+    """The job ad (``$_CONDOR_JOB_AD``) cannot be read, or one of its checkpoint attributes is bad.
+
+    The message names the file, the line and the attribute.
+    """
+
+
+class CheckpointPathMissing(StoreError):
+    """A checkpoint path did not exist at commit time; nothing was committed."""
+
+
 class SubmitFileError(ConfigError):
     """A submit file cannot be parsed; the message carries the line number."""
