@@ -1,0 +1,1218 @@
+"""``ckpt-supervisor dry-run``: run a submit file's job through an emulated HTCondor execute point.
+
+Theory of operation
+-------------------
+The emulator plays schedd, shadow and starter for job 1.0 of a submit file, on this machine:
+
+1. *Submit*: event 000; the spool starts empty.
+2. *Execution* (event 001; "a machine"): a fresh sandbox receives the executable, the input
+   files and then everything the spool holds; ``.job.ad`` and ``.machine.ad`` are written; the
+   job's main process is started in its own session with ``_CONDOR_SCRATCH_DIR``, ``TMPDIR``,
+   ``BATCH_SYSTEM=HTCondor`` and ``_CONDOR_JOB_AD``; stdout and stderr go to
+   ``_condor_stdout``/``_condor_stderr`` opened with O_APPEND.
+3. *Reaping* (``VanillaProc::JobReaper``): the raw wait status of the main process is compared
+   with the desired checkpoint status (``SuccessCheckpointExitCode << 8``, or the signal number
+   when ``SuccessCheckpointExitBySignal``). A match with ``WantFTOnCheckpoint`` (or after a
+   checkpoint signal) is a checkpoint: the checkpoint files are copied to the spool all or
+   nothing (two 040 events), and the same command line starts again in the same sandbox;
+   leftover processes are not killed, only reported. After a checkpoint signal, any other exit
+   is a hold (code 36). Otherwise the exit is final: the family is killed, the outputs are
+   copied to the submit directory and event 005 is written.
+4. *Eviction*: KillSig to the main process only; after the vacate time SIGKILL to the whole
+   family; with ON_EXIT_OR_EVICT the output files are uploaded as they are (event 004). The next
+   execution is a fresh sandbox. *Crash*: SIGKILL to the family, nothing uploaded (event 007).
+   *Remove*: like eviction without upload (event 009).
+
+The clock, sleep, launcher and key source are parameters of ``Emulator`` so tests can drive it.
+Every process the emulator starts is tracked three ways (its own session/process group, psutil
+descendants, and an environment marker) and killed before ``run`` returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+import tty
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Protocol, TextIO
+
+import psutil
+
+from .. import PROG, exitstatus
+from ..errors import ConfigError, SupervisorError
+from ..jobad import Expression, format_ad
+from ..signals import signal_name
+from .eventlog import EventLog
+from .submit import Job, load_job
+
+FAMILY_ENV = "CKPT_DRYRUN_FAMILY"
+STDOUT_NAME = "_condor_stdout"
+STDERR_NAME = "_condor_stderr"
+JOB_AD_NAME = ".job.ad"
+MACHINE_AD_NAME = ".machine.ad"
+INTERNAL_NAMES = frozenset(
+    {STDOUT_NAME, STDERR_NAME, JOB_AD_NAME, MACHINE_AD_NAME, ".chirp.config", ".update.ad"}
+)
+DEFAULT_MACHINE_VACATE_TIME = 600.0
+POLL = 0.02
+
+HOLD_FAILED_TO_CHECKPOINT = 36  # CONDOR_HOLD_CODE::FailedToCheckpoint
+HOLD_TRANSFER_OUTPUT = 12  # CONDOR_HOLD_CODE::TransferOutputError
+HOLD_TRANSFER_INPUT = 13  # CONDOR_HOLD_CODE::TransferInputError
+HOLD_FAILED_TO_EXECUTE = 6  # CONDOR_HOLD_CODE::FailedToCreateProcess
+
+
+# --- options ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    submit_file: Path
+    evict_at: list[float] = field(default_factory=list)
+    crash_at: list[float] = field(default_factory=list)
+    evict_every: Optional[float] = None
+    evict_random: Optional[float] = None
+    seed: Optional[int] = None
+    max_starts: int = 100
+    vacate_time: float = DEFAULT_MACHINE_VACATE_TIME
+    checkpoint_period: Optional[float] = None
+    upload_time: float = 0.0
+    interactive: bool = False
+    work_dir: Optional[Path] = None
+    keep: bool = False
+    quiet: bool = False
+
+
+# --- processes --------------------------------------------------------------------------------
+
+
+class Launcher(Protocol):
+    def __call__(
+        self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], stdout: int, stderr: int
+    ) -> subprocess.Popen[bytes]: ...
+
+
+def default_launcher(
+    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], stdout: int, stderr: int
+) -> subprocess.Popen[bytes]:
+    """Start one execution of the job in its own session (so its process group is its own)."""
+    return subprocess.Popen(
+        list(argv),
+        cwd=str(cwd),
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=True,
+        close_fds=True,
+    )
+
+
+class Family:
+    """Every process descended from the job's executions in one sandbox (HTCondor's "family").
+
+    Found three ways, since a job may call setsid or daemonize: the process group/session of each
+    main process, psutil descendants (remembered while their parent lives), and the environment
+    marker ``CKPT_DRYRUN_FAMILY`` that every execution inherits.
+    """
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.known: dict[int, psutil.Process] = {}
+        self.sessions: set[int] = set()
+
+    def add_main(self, pid: int) -> None:
+        self.sessions.add(pid)
+        with contextlib.suppress(psutil.Error):
+            self.known[pid] = psutil.Process(pid)
+
+    def scan(self, *, deep: bool = False) -> None:
+        for proc in list(self.known.values()):
+            with contextlib.suppress(psutil.Error):
+                for child in proc.children(recursive=True):
+                    self.known.setdefault(child.pid, child)
+        if not deep:
+            return
+        me = os.getpid()
+        for proc in psutil.process_iter(["environ"]):
+            if proc.pid == me or proc.pid in self.known:
+                continue
+            with contextlib.suppress(psutil.Error, OSError):
+                if os.getsid(proc.pid) in self.sessions or os.getpgid(proc.pid) in self.sessions:
+                    self.known[proc.pid] = proc
+                    continue
+                environ = proc.info.get("environ") or {}
+                if environ.get(FAMILY_ENV) == self.token:
+                    self.known[proc.pid] = proc
+
+    def alive(self, *, exclude: Optional[int] = None) -> list[psutil.Process]:
+        out = []
+        for pid, proc in list(self.known.items()):
+            if pid == exclude:
+                continue
+            try:
+                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                    out.append(proc)
+                    continue
+            except psutil.Error:
+                pass
+            if not _is_unreaped_child(pid):
+                self.known.pop(pid, None)
+        return out
+
+    def kill_all(self, sleep: Callable[[float], None], clock: Callable[[], float]) -> None:
+        """SIGKILL every process of the family; return once none is left alive."""
+        deadline = clock() + 5.0
+        while True:
+            self.scan(deep=True)
+            victims = self.alive()
+            if not victims:
+                return
+            for proc in victims:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()  # psutil checks the process identity (pid + start time) first
+            if clock() > deadline:
+                return
+            sleep(POLL)
+
+
+def _is_unreaped_child(pid: int) -> bool:
+    """True for a zombie that is our own child (a main process not yet reaped)."""
+    try:
+        return bool(psutil.Process(pid).ppid() == os.getpid())
+    except psutil.Error:
+        return False
+
+
+def _describe(proc: psutil.Process) -> str:
+    try:
+        cmd = " ".join(proc.cmdline()) or proc.name()
+    except psutil.Error:
+        cmd = "?"
+    return f"pid {proc.pid} ({cmd[:80]})"
+
+
+# --- keys (--interactive) ---------------------------------------------------------------------
+
+
+class KeySource(Protocol):
+    def read(self) -> Optional[str]: ...
+
+    def close(self) -> None: ...
+
+
+class TtyKeys:
+    """Single keys from a terminal in cbreak mode, without blocking."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.fd = stream.fileno()
+        self.saved: Optional[list[Any]] = None
+        if os.isatty(self.fd):
+            self.saved = termios.tcgetattr(self.fd)
+            tty.setcbreak(self.fd)
+
+    def read(self) -> Optional[str]:
+        ready, _, _ = select.select([self.fd], [], [], 0)
+        if not ready:
+            return None
+        data = os.read(self.fd, 1)
+        return data.decode(errors="replace") if data else None
+
+    def close(self) -> None:
+        if self.saved is not None:
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+            self.saved = None
+
+
+# --- ClassAd writing ----------------------------------------------------------------------------
+
+
+def _quote_new_syntax(words: Sequence[str]) -> str:
+    out = []
+    for w in words:
+        w2 = w.replace('"', '""')
+        if not w2 or any(c in w2 for c in " \t'"):
+            w2 = "'" + w2.replace("'", "''") + "'"
+        out.append(w2)
+    return " ".join(out)
+
+
+# --- the emulator -----------------------------------------------------------------------------
+
+
+class _Interrupt(Exception):
+    """An injection or key that ends an execution while no job process runs (during upload)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+class MissingFile(Exception):
+    pass
+
+
+@dataclass
+class Stats:
+    executions: int = 0
+    runs: int = 0
+    checkpoints: int = 0
+    evictions: int = 0
+    crashes: int = 0
+    bytes_uploaded: int = 0
+    committed: float = 0.0
+    lost: float = 0.0
+
+
+class Emulator:
+    def __init__(
+        self,
+        job: Job,
+        options: Options,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        launcher: Launcher = default_launcher,
+        keys: Optional[KeySource] = None,
+        out: TextIO = sys.stdout,
+        err: TextIO = sys.stderr,
+    ) -> None:
+        self.job = job
+        self.opts = options
+        self.clock = clock
+        self.wall = wall
+        self.sleep = sleep
+        self.launcher = launcher
+        self.keys = keys
+        self.out = out
+        self.err = err
+        self.stats = Stats()
+        self.timeline: list[tuple[float, str]] = []
+        self.t0 = 0.0
+        self.qdate = 0
+        self.stop_request: Optional[str] = None  # set by the SIGINT/SIGTERM handlers
+        self.injections: list[tuple[float, str]] = sorted(
+            [(t, "evict") for t in options.evict_at] + [(t, "crash") for t in options.crash_at]
+        )
+        self.rng = random.Random(options.seed)
+        self.next_every = options.evict_every
+        self.next_random: Optional[float] = None
+        if options.evict_random:
+            self.next_random = self.rng.expovariate(1.0 / options.evict_random)
+        self.checkpoint_number = 0
+        self.last_checkpoint_wall: Optional[int] = None
+        self.vacate = float(options.vacate_time)
+        if job.job_max_vacate_time is not None:
+            self.vacate = min(self.vacate, float(job.job_max_vacate_time))
+        self.workdir: Path = Path()
+        self.spool: Path = Path()
+        self.log = EventLog(self._submit_path(job.log) if job.log else None, wall=wall)
+        self.family: Optional[Family] = None
+
+    # --- small helpers --------------------------------------------------------------------
+
+    def _submit_path(self, name: str) -> Path:
+        return self.job.submit_dir / name
+
+    def now(self) -> float:
+        return self.clock() - self.t0
+
+    def say(self, text: str) -> None:
+        if not self.opts.quiet:
+            print(f"{PROG} dry-run[{os.getpid()}]: {text}", file=self.err, flush=True)
+
+    def event(self, text: str) -> None:
+        self.timeline.append((self.now(), text))
+        self.say(f"t={self.now():7.2f}s {text}")
+
+    # --- injections -----------------------------------------------------------------------
+
+    def _due(self) -> Optional[str]:
+        """The injection or key that is due now, if any (consumed)."""
+        if self.stop_request:
+            kind = self.stop_request
+            self.stop_request = None
+            return kind
+        now = self.now()
+        if self.injections and self.injections[0][0] <= now:
+            return self.injections.pop(0)[1]
+        if self.next_every is not None and self.opts.evict_every and now >= self.next_every:
+            self.next_every += self.opts.evict_every
+            return "evict"
+        if self.next_random is not None and self.opts.evict_random and now >= self.next_random:
+            self.next_random = now + self.rng.expovariate(1.0 / self.opts.evict_random)
+            return "evict"
+        if self.keys is not None:
+            key = self.keys.read()
+            if key is not None:
+                return {
+                    "c": "checkpoint",
+                    "e": "evict",
+                    "k": "crash",
+                    "s": "status",
+                    "q": "remove",
+                }.get(key.lower(), "unknown-key")
+        return None
+
+    def _next_injection_text(self) -> str:
+        times = []
+        if self.injections:
+            times.append(f"{self.injections[0][1]} at {self.injections[0][0]:.1f}s")
+        if self.next_every is not None and self.opts.evict_every:
+            times.append(f"evict at {self.next_every:.1f}s")
+        if self.next_random is not None:
+            times.append(f"random evict at {self.next_random:.1f}s")
+        return ", ".join(times) or "none scheduled"
+
+    # --- the run --------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.t0 = self.clock()
+        self.qdate = int(self.wall())
+        for w in self.job.warnings:
+            self.say(f"warning: {w}")
+        if self.job.ignored:
+            self.say("ignored submit commands (not emulated): " + ", ".join(self.job.ignored))
+        own_workdir = self.opts.work_dir is None
+        self.workdir = (
+            Path(tempfile.mkdtemp(prefix="ckpt-dryrun-"))
+            if own_workdir
+            else Path(self.opts.work_dir or ".")
+        )
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.spool = self.workdir / "spool"
+        self.spool.mkdir(exist_ok=True)
+        if self.job.log:
+            log_path = self._submit_path(self.job.log)
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_path.write_text("")  # one dry run, one log (HTCondor would append)
+        self.log.submit()
+        self.event("submitted job 1.0")
+        status = exitstatus.EXIT_INTERNAL
+        final = "internal error"
+        try:
+            while True:
+                if self.stats.executions >= self.opts.max_starts:
+                    self.log.aborted(f"dry run: --max-starts {self.opts.max_starts} reached")
+                    self.event(f"gave up: {self.opts.max_starts} executions (--max-starts)")
+                    status, final = exitstatus.DRYRUN_MAX_STARTS, "max starts reached"
+                    break
+                result = self._execution()
+                if result is not None:
+                    status, final = result
+                    break
+        finally:
+            if self.family is not None:
+                self.family.kill_all(self.sleep, self.clock)
+            if self.keys is not None:
+                self.keys.close()
+        self._summary(final, status)
+        if own_workdir and not self.opts.keep and status in (0,):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        else:
+            self.say(f"sandboxes and spool kept in {self.workdir}")
+        return status
+
+    def _execution(self) -> Optional[tuple[int, str]]:
+        """One execution on a fresh "machine". None: the job goes back to idle."""
+        self.stats.executions += 1
+        n = self.stats.executions
+        sandbox = self.workdir / f"execute-{n}"
+        if sandbox.exists():
+            shutil.rmtree(sandbox)
+        sandbox.mkdir(parents=True)
+        try:
+            exe = self._populate(sandbox)
+        except MissingFile as exc:
+            return self._hold(f"Transfer input files failure: {exc}", HOLD_TRANSFER_INPUT, 2)
+        baseline = _snapshot(sandbox)
+        self.family = Family(uuid.uuid4().hex)
+        self.log.execute()
+        self.event(f"execution {n} started in {sandbox}")
+        exec_start = self.now()
+        last_commit = exec_start
+        while True:  # runs in the same sandbox, restarted after each checkpoint
+            self._write_ads(sandbox, exec_start)
+            outcome, detail = self._run_once(sandbox, exe)
+            if outcome == "checkpoint":
+                leftovers = self.family.alive()
+                for proc in leftovers:
+                    self.say(
+                        f"warning: {_describe(proc)} is still running after the checkpoint exit;"
+                        " HTCondor does not kill it before the restart either"
+                    )
+                try:
+                    files = self._checkpoint_list(sandbox, baseline)
+                    nbytes = self._upload(sandbox, files, interruptible=True)
+                except MissingFile as exc:
+                    self.stats.lost += self.now() - last_commit
+                    self.family.kill_all(self.sleep, self.clock)
+                    return self._hold(
+                        f"Checkpoint upload failed: {exc}", HOLD_FAILED_TO_CHECKPOINT, 2
+                    )
+                except _Interrupt as intr:
+                    self.event(f"{intr.kind} during the checkpoint upload: nothing committed")
+                    self.stats.lost += self.now() - last_commit
+                    return self._end_interrupted(intr.kind)
+                self.stats.checkpoints += 1
+                self.checkpoint_number += 1
+                self.last_checkpoint_wall = int(self.wall())
+                self.stats.committed += self.now() - last_commit
+                last_commit = self.now()
+                self.event(
+                    f"checkpoint {self.checkpoint_number} uploaded ({nbytes} bytes: "
+                    f"{', '.join(files) or 'no files'}); restarting in the same sandbox"
+                )
+                continue
+            if outcome in ("evict", "remove"):
+                self.family.kill_all(self.sleep, self.clock)
+                if outcome == "remove":
+                    self.stats.lost += self.now() - last_commit
+                    self.log.aborted("via condor_rm (dry run)")
+                    self.event("removed")
+                    return exitstatus.DRYRUN_REMOVED, "removed"
+                self.stats.evictions += 1
+                nbytes = 0
+                if self.job.on_exit_or_evict:
+                    files = self._output_list(sandbox, baseline, final=False)
+                    nbytes = self._upload(sandbox, files, interruptible=False)
+                    self.stats.committed += self.now() - last_commit
+                    self.event(
+                        f"evicted ({detail}); ON_EXIT_OR_EVICT uploaded {nbytes} bytes: "
+                        f"{', '.join(files) or 'no files'}"
+                    )
+                else:
+                    self.stats.lost += self.now() - last_commit
+                    self.event(f"evicted ({detail}); nothing uploaded (ON_EXIT)")
+                self.log.evicted(sent_bytes=nbytes)
+                return None
+            if outcome == "crash":
+                self.family.kill_all(self.sleep, self.clock)
+                self._crashed(last_commit)
+                return None
+            if outcome == "hold":
+                self.stats.lost += self.now() - last_commit
+                self.family.kill_all(self.sleep, self.clock)
+                hold_code, reason = detail.split(":", 1)
+                return self._hold(reason, int(hold_code), self._hold_subcode)
+            # final exit
+            raw_status = int(detail)
+            self.family.kill_all(self.sleep, self.clock)
+            try:
+                files = self._output_list(sandbox, baseline, final=True)
+                self.log.transfer_output_started()
+                nbytes = self._deliver(sandbox, files)
+                self.log.transfer_output_finished()
+            except MissingFile as exc:
+                self.stats.lost += self.now() - last_commit
+                return self._hold(
+                    "Transfer output files failure at execution point while sending files to "
+                    f"access point: {exc}",
+                    HOLD_TRANSFER_OUTPUT,
+                    2,
+                )
+            self.stats.committed += self.now() - last_commit
+            self.stats.bytes_uploaded += nbytes
+            if os.WIFSIGNALED(raw_status):
+                sig = os.WTERMSIG(raw_status)
+                self.log.terminated(signal=sig, core=os.WCOREDUMP(raw_status), sent_bytes=nbytes)
+                self.event(f"job terminated by {signal_name(sig)}; outputs delivered")
+                return exitstatus.DRYRUN_JOB_SIGNALED, f"terminated by signal {sig}"
+            code = os.WEXITSTATUS(raw_status)
+            self.log.terminated(exit_code=code, sent_bytes=nbytes)
+            self.event(
+                f"job terminated normally with exit code {code}; outputs delivered "
+                f"({nbytes} bytes: {', '.join(files) or 'no files'})"
+            )
+            return code, f"terminated normally, exit code {code}"
+
+    _hold_subcode = 0
+
+    def _crashed(self, last_commit: float) -> None:
+        self.stats.crashes += 1
+        self.stats.lost += self.now() - last_commit
+        self.log.shadow_exception("dry run: emulated crash of the execute point; nothing uploaded")
+        self.event("crashed: every process killed, nothing uploaded")
+
+    def _end_interrupted(self, kind: str) -> Optional[tuple[int, str]]:
+        assert self.family is not None
+        self.family.kill_all(self.sleep, self.clock)
+        if kind == "crash":
+            self.stats.crashes += 1
+            self.log.shadow_exception("dry run: emulated crash during the checkpoint upload")
+            return None
+        if kind == "remove":
+            self.log.aborted("via condor_rm (dry run)")
+            self.event("removed")
+            return exitstatus.DRYRUN_REMOVED, "removed"
+        self.stats.evictions += 1
+        self.log.evicted()
+        return None
+
+    def _hold(self, reason: str, code: int, subcode: int) -> tuple[int, str]:
+        self.log.held(reason, code=code, subcode=subcode)
+        self.event(f"held (code {code}, subcode {subcode}): {reason}")
+        return exitstatus.DRYRUN_HELD, f"held: {reason}"
+
+    # --- one run of the command line ------------------------------------------------------
+
+    def _run_once(self, sandbox: Path, exe: Path) -> tuple[str, str]:
+        """Start the command line once and watch it until it ends.
+
+        Returns (outcome, detail): ("checkpoint", ""), ("evict", why), ("remove", ""),
+        ("crash", ""), ("hold", "36:reason") or ("exit", raw wait status).
+        """
+        assert self.family is not None
+        job = self.job
+        self.stats.runs += 1
+        env = self._environment(sandbox)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        out_fd = os.open(sandbox / STDOUT_NAME, flags, 0o644)
+        err_fd = os.open(sandbox / STDERR_NAME, flags, 0o644)
+        try:
+            proc = self.launcher(
+                [str(exe), *job.arguments], cwd=sandbox, env=env, stdout=out_fd, stderr=err_fd
+            )
+        except OSError as exc:
+            self._hold_subcode = exc.errno or 0
+            return (
+                "hold",
+                f"{HOLD_FAILED_TO_EXECUTE}:Error from starter: "
+                f"Failed to execute '{exe}': {exc.strerror}",
+            )
+        finally:
+            os.close(out_fd)
+            os.close(err_fd)
+        pid = proc.pid
+        self.family.add_main(pid)
+        self.event(f"run {self.stats.runs} started: pid {pid}")
+        start = self.now()
+        period = self.opts.checkpoint_period if job.want_checkpoint_signal else None
+        next_ckpt = start + period if period else None
+        checkpointing = False
+        evicting: Optional[str] = None
+        kill_deadline: Optional[float] = None
+        last_scan = -1.0
+        raw: Optional[int] = None
+        while raw is None:
+            raw = _reap(proc)
+            if raw is not None:
+                break
+            now = self.now()
+            if now - last_scan >= 0.1:
+                self.family.scan()
+                last_scan = now
+            kind = self._due()
+            if kind == "crash":
+                self.event("crash injected: SIGKILL to every process")
+                self.family.kill_all(self.sleep, self.clock)
+                _reap_blocking(proc)
+                return "crash", ""
+            if kind in ("evict", "remove"):
+                if evicting is None:
+                    evicting = kind
+                    kill_deadline = now + self.vacate
+                    self.event(
+                        f"{'removing' if kind == 'remove' else 'evicting'}: "
+                        f"{signal_name(job.kill_sig)} to pid {pid}; SIGKILL to all in "
+                        f"{self.vacate:g}s"
+                    )
+                    _signal(pid, job.kill_sig)
+                else:
+                    self.event(f"{kind} ignored: a shutdown is already in progress")
+            elif kind == "checkpoint":
+                if evicting or checkpointing:
+                    self.event(
+                        "checkpoint signal not sent: a checkpoint or shutdown is in progress"
+                    )
+                else:
+                    checkpointing = self._send_checkpoint_signal(pid)
+            elif kind == "status":
+                self._print_status(pid, start)
+            elif kind == "unknown-key":
+                self.say("keys: c checkpoint signal, e evict, k crash, s status, q remove")
+            if (
+                next_ckpt is not None
+                and now >= next_ckpt
+                and not checkpointing
+                and evicting is None
+            ):
+                checkpointing = self._send_checkpoint_signal(pid)
+                next_ckpt = None  # the next period starts when this run restarts
+            if kill_deadline is not None and now >= kill_deadline:
+                self.event("vacate time over: SIGKILL to every process")
+                self.family.kill_all(self.sleep, self.clock)
+                kill_deadline = None
+            self.sleep(POLL)
+        self.family.scan()
+        self.event(f"run {self.stats.runs} ended: {_describe_status(raw)}")
+        if evicting is not None:
+            return evicting, _describe_status(raw)
+        desired = job.desired_checkpoint_status()
+        if checkpointing:
+            if raw == desired:
+                return "checkpoint", ""
+            self._hold_subcode = raw
+            actual = (
+                f"on signal {os.WTERMSIG(raw)}"
+                if os.WIFSIGNALED(raw)
+                else f"with exit code {os.WEXITSTATUS(raw)}"
+            )
+            return "hold", (
+                f"{HOLD_FAILED_TO_CHECKPOINT}:"
+                "Job did not exit as promised when sent its checkpoint signal.  "
+                f"Promised exit was {job.describe_checkpoint_exit()}, actual exit "
+                f"status was {actual}."
+            )
+        if job.want_ft_on_checkpoint and desired is not None and raw == desired:
+            return "checkpoint", ""
+        return "exit", str(raw)
+
+    def _send_checkpoint_signal(self, pid: int) -> bool:
+        sig = self.job.checkpoint_sig if self.job.checkpoint_sig is not None else self.job.kill_sig
+        if not self.job.want_checkpoint_signal:
+            self.event("checkpoint signal not sent: the job does not set +WantCheckpointSignal")
+            return False
+        self.event(f"checkpoint signal {signal_name(sig)} to pid {pid} (main process only)")
+        _signal(pid, sig)
+        return True
+
+    def _print_status(self, pid: int, start: float) -> None:
+        assert self.family is not None
+        procs = [pid] + [p.pid for p in self.family.alive(exclude=pid)]
+        self.say(
+            f"status: t={self.now():.1f}s execution {self.stats.executions}, run "
+            f"{self.stats.runs} up {self.now() - start:.1f}s, processes {procs}; "
+            f"checkpoints {self.stats.checkpoints}, evictions {self.stats.evictions}, crashes "
+            f"{self.stats.crashes}; next: {self._next_injection_text()}"
+        )
+
+    # --- files ----------------------------------------------------------------------------
+
+    def _populate(self, sandbox: Path) -> Path:
+        job = self.job
+        src = job.submit_dir / job.executable
+        if not src.is_file():
+            raise MissingFile(f"executable {src} does not exist")
+        exe = sandbox / Path(job.executable).name
+        shutil.copy2(src, exe)
+        exe.chmod(exe.stat().st_mode | 0o755)
+        for name in job.transfer_input_files:
+            path = job.submit_dir / name
+            target = sandbox / Path(name.rstrip("/")).name
+            if path.is_dir():
+                if name.endswith("/"):
+                    shutil.copytree(path, sandbox, dirs_exist_ok=True)
+                else:
+                    shutil.copytree(path, target)
+            elif path.is_file():
+                shutil.copy2(path, target)
+            else:
+                raise MissingFile(f"reading from file {path}: (errno 2) No such file or directory")
+        for item in self.spool.iterdir():
+            if item.name.startswith(".incoming"):
+                continue
+            if item.is_dir():
+                shutil.copytree(item, sandbox / item.name, dirs_exist_ok=True)
+            else:
+                shutil.copy2(item, sandbox / item.name)
+        return exe
+
+    def _environment(self, sandbox: Path) -> dict[str, str]:
+        job = self.job
+        if job.getenv:
+            env = dict(os.environ)
+        else:
+            # HTCondor passes no environment without getenv; the dry run keeps PATH (and HOME,
+            # LANG) so that "#!/usr/bin/env python" finds this machine's interpreter.
+            env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "LC_ALL") if k in os.environ}
+        env.update(job.environment)
+        env.update(
+            {
+                "_CONDOR_SCRATCH_DIR": str(sandbox),
+                "TMPDIR": str(sandbox),
+                "TMP": str(sandbox),
+                "TEMP": str(sandbox),
+                "BATCH_SYSTEM": "HTCondor",
+                "_CONDOR_JOB_AD": str(sandbox / JOB_AD_NAME),
+                "_CONDOR_MACHINE_AD": str(sandbox / MACHINE_AD_NAME),
+                "_CONDOR_JOB_IWD": str(sandbox),
+                "_CONDOR_SLOT": "slot1",
+            }
+        )
+        assert self.family is not None
+        env[FAMILY_ENV] = self.family.token
+        return env
+
+    def _job_ad(self, exec_start: float) -> dict[str, object]:
+        job = self.job
+        ad: dict[str, object] = {
+            "ClusterId": 1,
+            "ProcId": 0,
+            "JobUniverse": 5,
+            "JobStatus": 2,
+            "Owner": os.environ.get("USER", "nobody"),
+            "QDate": self.qdate,
+            "Iwd": str(job.submit_dir),
+            "Cmd": str(job.submit_dir / job.executable),
+            "Arguments": _quote_new_syntax(job.arguments),
+            "Environment": _quote_new_syntax([f"{k}={v}" for k, v in job.environment.items()]),
+            "NumJobStarts": self.stats.executions,
+            "JobRunCount": self.stats.executions,
+            "JobStartDate": self.qdate,
+            "JobCurrentStartDate": int(self.wall()),
+            "ShouldTransferFiles": job.should_transfer_files,
+            "WhenToTransferOutput": job.when_to_transfer_output,
+            "TransferIn": False,
+            "KillSig": signal_name(job.kill_sig),
+            "Out": STDOUT_NAME,
+            "Err": STDERR_NAME,
+            "CheckpointNumber": self.checkpoint_number,
+            "CommittedTime": int(self.stats.committed),
+        }
+        if job.transfer_input_files:
+            ad["TransferInput"] = ",".join(job.transfer_input_files)
+        if job.transfer_output_files is not None:
+            ad["TransferOutput"] = ",".join(job.transfer_output_files)
+        if job.transfer_checkpoint_files is not None:
+            ad["TransferCheckpoint"] = ",".join(job.transfer_checkpoint_files)
+        if job.job_max_vacate_time is not None:
+            ad["JobMaxVacateTime"] = job.job_max_vacate_time
+        if job.checkpoint_exit_code is not None:
+            ad["SuccessCheckpointExitCode"] = job.checkpoint_exit_code
+        if job.want_ft_on_checkpoint:
+            ad["WantFTOnCheckpoint"] = True
+        if job.log:
+            ad["UserLog"] = str(self._submit_path(job.log))
+        if self.last_checkpoint_wall is not None:
+            ad["JobLastCheckpointTime"] = self.last_checkpoint_wall
+        lower = {k.lower() for k in ad}
+        for name, expr in job.attrs.items():
+            if name.lower() in lower:
+                ad = {k: v for k, v in ad.items() if k.lower() != name.lower()}
+            ad[name] = Expression(expr)
+        return ad
+
+    def _write_ads(self, sandbox: Path, exec_start: float) -> None:
+        try:
+            text = format_ad(self._job_ad(exec_start))
+        except ValueError as exc:
+            raise ConfigError(f"{self.opts.submit_file}: cannot write the job ad: {exc}") from exc
+        (sandbox / JOB_AD_NAME).write_text(text)
+        machine = {
+            "Name": "slot1@dry-run",
+            "Machine": "dry-run",
+            "OpSys": "LINUX",
+            "Arch": "X86_64",
+            "Cpus": 1,
+            "MaxVacateTime": int(self.opts.vacate_time),
+        }
+        (sandbox / MACHINE_AD_NAME).write_text(format_ad(machine))
+
+    def _changed(self, sandbox: Path, baseline: Mapping[str, tuple[int, int]]) -> list[str]:
+        now = _snapshot(sandbox)
+        return sorted(
+            n for n, sig in now.items() if n not in INTERNAL_NAMES and baseline.get(n) != sig
+        )
+
+    def _output_list(
+        self, sandbox: Path, baseline: Mapping[str, tuple[int, int]], *, final: bool
+    ) -> list[str]:
+        if self.job.transfer_output_files is not None:
+            files = list(self.job.transfer_output_files)
+            if not final:
+                # At eviction HTCondor's transfer is not the final one: absent files are skipped.
+                present = [f for f in files if (sandbox / f).exists()]
+                for f in files:
+                    if f not in present:
+                        self.say(f"note: {f} does not exist at eviction; not uploaded")
+                return present
+            return files
+        return self._changed(sandbox, baseline)
+
+    def _checkpoint_list(self, sandbox: Path, baseline: Mapping[str, tuple[int, int]]) -> list[str]:
+        if self.job.transfer_checkpoint_files is not None:
+            return list(self.job.transfer_checkpoint_files)
+        if self.job.transfer_output_files is not None:
+            return list(self.job.transfer_output_files)
+        return self._changed(sandbox, baseline)
+
+    def _upload(self, sandbox: Path, files: Sequence[str], *, interruptible: bool) -> int:
+        """Copy ``files`` (plus stdout/stderr) to the spool, all or nothing; return the bytes."""
+        self.log.transfer_output_started()
+        staging = self.spool / f".incoming-{uuid.uuid4().hex[:8]}"
+        staging.mkdir()
+        try:
+            nbytes = 0
+            names = [*files, STDOUT_NAME, STDERR_NAME]
+            for name in names:
+                src = sandbox / name
+                dst = staging / Path(name).name
+                if src.is_dir():
+                    shutil.copytree(src, dst)
+                    nbytes += sum(p.stat().st_size for p in dst.rglob("*") if p.is_file())
+                elif src.is_file():
+                    shutil.copy2(src, dst)
+                    nbytes += dst.stat().st_size
+                elif name in files:
+                    raise MissingFile(
+                        f"{name} does not exist in the sandbox "
+                        f"(reading from file {src}: (errno 2) No such file or directory)"
+                    )
+            if interruptible and self.opts.upload_time > 0:
+                end = self.clock() + self.opts.upload_time
+                while self.clock() < end:
+                    kind = self._due()
+                    if kind in ("evict", "crash", "remove"):
+                        raise _Interrupt(kind)
+                    self.sleep(POLL)
+            for item in staging.iterdir():  # commit: replace file by file; never delete others
+                target = self.spool / item.name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                os.replace(item, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        self.log.transfer_output_finished()
+        self.stats.bytes_uploaded += nbytes
+        return nbytes
+
+    def _deliver(self, sandbox: Path, files: Sequence[str]) -> int:
+        """Final output transfer into the submit directory (listed or changed files, stdout/err)."""
+        for name in files:
+            if not (sandbox / name).exists():
+                raise MissingFile(
+                    f"reading from file {sandbox / name}: (errno 2) No such file or directory"
+                )
+        nbytes = 0
+        for name in files:
+            src = sandbox / name
+            dst = self.job.submit_dir / Path(name).name
+            if src.is_dir():
+                shutil.copytree(src, dst, dirs_exist_ok=True)
+            else:
+                shutil.copy2(src, dst)
+                nbytes += dst.stat().st_size
+        for internal, target in ((STDOUT_NAME, self.job.output), (STDERR_NAME, self.job.error)):
+            if target and (sandbox / internal).exists():
+                dst = self._submit_path(target)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(sandbox / internal, dst)
+                nbytes += dst.stat().st_size
+        return nbytes
+
+    # --- the end --------------------------------------------------------------------------
+
+    def _summary(self, final: str, status: int) -> None:
+        s = self.stats
+        total = self.now()
+        lines = [
+            f"dry run of {self.opts.submit_file}: {final} (exit status {status})",
+            f"  executions {s.executions}, runs {s.runs}, checkpoints {s.checkpoints}, "
+            f"evictions {s.evictions}, crashes {s.crashes}",
+            f"  bytes uploaded {s.bytes_uploaded}, wall time {total:.1f}s, time committed "
+            f"{s.committed:.1f}s, time lost {s.lost:.1f}s",
+            "timeline:",
+        ]
+        lines += [f"  {t:8.2f}s  {text}" for t, text in self.timeline]
+        print("\n".join(lines), file=self.out, flush=True)
+
+
+def _snapshot(sandbox: Path) -> dict[str, tuple[int, int]]:
+    out = {}
+    for entry in os.scandir(sandbox):
+        with contextlib.suppress(OSError):
+            st = entry.stat(follow_symlinks=False)
+            out[entry.name] = (st.st_mtime_ns, st.st_size)
+    return out
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> Optional[int]:
+    """Reap the main process without blocking; the raw wait status (core bit kept) or None."""
+    try:
+        pid, raw = os.waitpid(proc.pid, os.WNOHANG)
+    except ChildProcessError:
+        return proc.returncode if proc.returncode is not None else 0
+    if pid == 0:
+        return None
+    proc.returncode = exitstatus.from_wait_status(raw)  # Popen must not wait again
+    return raw
+
+
+def _reap_blocking(proc: subprocess.Popen[bytes]) -> int:
+    try:
+        _, raw = os.waitpid(proc.pid, 0)
+    except ChildProcessError:
+        return 0
+    proc.returncode = exitstatus.from_wait_status(raw)
+    return raw
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def _describe_status(raw: int) -> str:
+    if os.WIFSIGNALED(raw):
+        core = " (core dumped)" if os.WCOREDUMP(raw) else ""
+        return f"killed by {signal_name(os.WTERMSIG(raw))}{core}, wait status {raw:#x}"
+    return f"exit code {os.WEXITSTATUS(raw)}, wait status {raw:#x}"
+
+
+# --- CLI --------------------------------------------------------------------------------------
+
+_ENV_PREFIX = "CKPT_DRYRUN_"
+
+
+def _env(name: str) -> Optional[str]:
+    return os.environ.get(_ENV_PREFIX + name)
+
+
+def _env_list(name: str) -> list[str]:
+    raw = _env(name)
+    return raw.replace(",", " ").split() if raw else []
+
+
+def _env_bool(name: str) -> bool:
+    raw = _env(name)
+    return raw is not None and raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``dry-run`` on an argparse subparsers object."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "dry-run",
+        help="run a submit file's job through an emulated HTCondor execute point",
+        description=(
+            "Run job 1.0 of an HTCondor submit file on this machine through an emulation of the "
+            "execute point: checkpoint exits and uploads, restarts, evictions, crashes and the "
+            "checkpoint signal, with a classic job event log. Every option also reads the "
+            "environment variable shown; the command line wins."
+        ),
+    )
+
+    def h(text: str, env: str) -> str:
+        return f"{text} [env: {_ENV_PREFIX}{env}]"
+
+    p.add_argument("submit_file", metavar="SUBMITFILE", help="the HTCondor submit file")
+    p.add_argument(
+        "--evict-at",
+        metavar="T",
+        type=float,
+        action="append",
+        default=None,
+        help=h("evict at T seconds after submission (repeatable)", "EVICT_AT"),
+    )
+    p.add_argument(
+        "--crash-at",
+        metavar="T",
+        type=float,
+        action="append",
+        default=None,
+        help=h("crash the execute point at T seconds after submission (repeatable)", "CRASH_AT"),
+    )
+    p.add_argument(
+        "--evict-every",
+        metavar="S",
+        type=float,
+        default=None,
+        help=h("evict every S seconds since submission", "EVICT_EVERY"),
+    )
+    p.add_argument(
+        "--evict-random",
+        metavar="MEAN",
+        type=float,
+        default=None,
+        help=h(
+            "evict at random, exponentially distributed intervals of mean MEAN seconds",
+            "EVICT_RANDOM",
+        ),
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help=h("seed of the random generator for --evict-random", "SEED"),
+    )
+    p.add_argument(
+        "--max-starts",
+        metavar="N",
+        type=int,
+        default=None,
+        help=h("give up after N executions (default 100)", "MAX_STARTS"),
+    )
+    p.add_argument(
+        "--vacate-time",
+        metavar="S",
+        type=float,
+        default=None,
+        help=h(
+            "the machine's vacate time: seconds between KillSig and SIGKILL at "
+            "eviction; job_max_vacate_time can only shorten it (default 600)",
+            "VACATE_TIME",
+        ),
+    )
+    p.add_argument(
+        "--checkpoint-period",
+        metavar="S",
+        type=float,
+        default=None,
+        help=h(
+            "with +WantCheckpointSignal, send CheckpointSig (or KillSig) S seconds "
+            "after each start of the job",
+            "CHECKPOINT_PERIOD",
+        ),
+    )
+    p.add_argument(
+        "--upload-time",
+        metavar="S",
+        type=float,
+        default=None,
+        help=h(
+            "emulated duration of each checkpoint upload; an eviction or crash "
+            "inside it aborts the upload (default 0)",
+            "UPLOAD_TIME",
+        ),
+    )
+    p.add_argument(
+        "--interactive",
+        action="store_true",
+        default=None,
+        help=h(
+            "read single keys while the job runs: c checkpoint signal, e evict, "
+            "k crash, s status, q remove",
+            "INTERACTIVE",
+        ),
+    )
+    p.add_argument(
+        "--work-dir",
+        metavar="DIR",
+        default=None,
+        help=h(
+            "where sandboxes and the spool live (default: a new temporary "
+            "directory, removed after a successful run)",
+            "WORK_DIR",
+        ),
+    )
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        default=None,
+        help=h("keep the work directory after a successful run", "KEEP"),
+    )
+    p.add_argument(
+        "--quiet", action="store_true", default=None, help=h("print only the summary", "QUIET")
+    )
+    p.set_defaults(func=run_from_args, handler=run_from_args)
+    return p
+
+
+def options_from_args(args: argparse.Namespace) -> Options:
+    def num(value: Optional[float], env: str, default: Optional[float]) -> Optional[float]:
+        if value is not None:
+            return value
+        raw = _env(env)
+        if raw is None or raw == "":
+            return default
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{_ENV_PREFIX}{env}={raw!r} is not a number") from None
+
+    def nums(value: Optional[list[float]], env: str) -> list[float]:
+        if value is not None:
+            return list(value)
+        try:
+            return [float(x) for x in _env_list(env)]
+        except ValueError:
+            raise ConfigError(f"{_ENV_PREFIX}{env} must hold numbers separated by commas") from None
+
+    evict_every = num(args.evict_every, "EVICT_EVERY", None)
+    evict_random = num(args.evict_random, "EVICT_RANDOM", None)
+    seed = num(args.seed, "SEED", None)
+    max_starts = num(args.max_starts, "MAX_STARTS", 100)
+    vacate = num(args.vacate_time, "VACATE_TIME", DEFAULT_MACHINE_VACATE_TIME)
+    period = num(args.checkpoint_period, "CHECKPOINT_PERIOD", None)
+    upload = num(args.upload_time, "UPLOAD_TIME", 0.0)
+    for label, value in (
+        ("--evict-every", evict_every),
+        ("--evict-random", evict_random),
+        ("--checkpoint-period", period),
+    ):
+        if value is not None and value <= 0:
+            raise ConfigError(f"{label} must be a positive number of seconds")
+    if vacate is None or vacate < 0 or upload is None or upload < 0:
+        raise ConfigError("--vacate-time and --upload-time must not be negative")
+    if max_starts is None or max_starts < 1:
+        raise ConfigError("--max-starts must be at least 1")
+    if evict_random is not None and seed is None:
+        seed = 0
+    work = args.work_dir or _env("WORK_DIR")
+    return Options(
+        submit_file=Path(args.submit_file),
+        evict_at=nums(args.evict_at, "EVICT_AT"),
+        crash_at=nums(args.crash_at, "CRASH_AT"),
+        evict_every=evict_every,
+        evict_random=evict_random,
+        seed=None if seed is None else int(seed),
+        max_starts=int(max_starts),
+        vacate_time=float(vacate),
+        checkpoint_period=period,
+        upload_time=float(upload),
+        interactive=bool(args.interactive) or _env_bool("INTERACTIVE"),
+        work_dir=Path(work) if work else None,
+        keep=bool(args.keep) or _env_bool("KEEP"),
+        quiet=bool(args.quiet) or _env_bool("QUIET"),
+    )
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Carry out ``dry-run``; errors become exit statuses here and only here."""
+    try:
+        opts = options_from_args(args)
+        job = load_job(opts.submit_file)
+    except SupervisorError as exc:
+        print(f"{PROG} dry-run: error: {exc}", file=sys.stderr)
+        return exc.exit_status
+    keys: Optional[KeySource] = None
+    if opts.interactive:
+        if not sys.stdin.isatty():
+            print(
+                f"{PROG} dry-run: error: --interactive needs a terminal on stdin", file=sys.stderr
+            )
+            return exitstatus.EXIT_USAGE
+        keys = TtyKeys(sys.stdin)
+    emu = Emulator(job, opts, keys=keys)
+    if keys is not None:
+        emu.say("interactive: c checkpoint signal, e evict, k crash, s status, q remove")
+    restore: list[tuple[int, Any]] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        emu.stop_request = "remove"  # only record; the loop acts on it
+
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(ValueError):  # not the main thread: leave handlers alone
+                restore.append((sig, signal.signal(sig, on_signal)))
+        return emu.run()
+    except SupervisorError as exc:
+        print(f"{PROG} dry-run: error: {exc}", file=sys.stderr)
+        return exc.exit_status
+    finally:
+        for signum, old in restore:
+            signal.signal(signum, old)
