@@ -862,14 +862,15 @@ class Store:
             dst = staging / rel
             self._makedirs(staging, rel)
             if move:
+                moved.append(rel)  # before the rename: a failure may come after it happened
                 try:
                     self.fs.rename(src, dst)
                 except OSError as e:
                     if e.errno != errno.EXDEV:
                         raise
+                    moved.pop()
                     self._stage_tree(src, dst, rel, staged)
                 else:
-                    moved.append(rel)
                     self._record_moved(dst, rel, staged)
             else:
                 self._stage_tree(src, dst, rel, staged)
@@ -1060,33 +1061,57 @@ class Store:
         return CommitResult(staged.bytes, time.monotonic() - t0, staged.files, method)
 
     def _swap(self, staging: Path, token: str) -> Optional[Path]:
-        """Put ``staging`` at the store path; return where the old store now is (or None)."""
+        """Put ``staging`` at the store path; return where the old store now is (or None).
+
+        A rename that reports an error may still have happened (NFS retransmits, or an error
+        reported after the fact): before giving up, look whether the store is already ours.
+        """
         fs = self.fs
         st = _lexists(fs, self.store)
         if st is None or not fs.listdir(self.store):
-            fs.rename(staging, self.store)  # also replaces an empty directory atomically
+            try:
+                fs.rename(staging, self.store)  # also replaces an empty directory atomically
+            except OSError:
+                if self._is_ours(token):
+                    return None
+                raise
             return None
         if self._exchange_ok:
             try:
                 fs.exchange(staging, self.store)
                 return staging
             except OSError as e:
+                if self._is_ours(token):
+                    return staging
                 if e.errno not in _UNSUPPORTED:
                     raise
                 log.info("renameat2(RENAME_EXCHANGE) unavailable here (%s); using two renames",
                          _errname(e))
                 self._exchange_ok = False
         old = self.parent / f"{self.name}{OLD}{token}"
-        fs.rename(self.store, old)
+        try:
+            fs.rename(self.store, old)
+        except OSError:
+            if _lexists(fs, self.store) is not None or _lexists(fs, old) is None:
+                raise
         try:
             fs.rename(staging, self.store)
         except BaseException:
+            if self._is_ours(token):
+                return old
             try:
                 fs.rename(old, self.store)
             except OSError as e2:
                 log.error("could not put the old store back (%s); the next start will", e2)
             raise
         return old
+
+    def _is_ours(self, token: str) -> bool:
+        """Whether the store path holds the commit ``token`` (the swap happened). Never raises."""
+        try:
+            return self._load_manifest().get("commit") == token
+        except Exception:
+            return False
 
     def _finish(self, old: Optional[Path]) -> None:
         """After the swap: make it durable, then drop (or keep) the old store. Never raises."""
@@ -1129,8 +1154,11 @@ class Store:
     def _abandon(self, staging: Path, moved: list[str]) -> None:
         """Undo a failed commit: put moved working paths back, remove staging. Best effort."""
         for rel in moved:
+            src, dst = staging / rel, self.sandbox / rel
+            if _lexists(self.fs, src) is None or _lexists(self.fs, dst) is not None:
+                continue
             try:
-                self.fs.rename(staging / rel, self.sandbox / rel)
+                self.fs.rename(src, dst)
             except OSError as e:
                 log.error("could not move %s back to %s: %s", staging / rel, self.sandbox / rel, e)
         if _lexists(self.fs, staging) is not None:
