@@ -1,0 +1,129 @@
+"""Fixtures of the dry-run tests: run ``ckpt-supervisor dry-run`` on copies of job directories."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import psutil
+import pytest
+from helpers import ROOT, kill_pids, spawned
+
+EXAMPLES = ROOT / "examples"
+JOBS = Path(__file__).resolve().parent / "jobs"
+COUNTER = JOBS / "counter.py"
+
+
+@dataclass
+class Result:
+    rc: int
+    stdout: str
+    stderr: str
+    dir: Path
+
+    def timeline(self) -> list[str]:
+        return [line.split("s  ", 1)[1] for line in self.stdout.splitlines()
+                if re.match(r"^\s+\d+\.\d+s  ", line)]
+
+
+def dryrun_cmd(submit: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "supervisor", "dry-run", str(submit), *args]
+
+
+def test_env(tag: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CKPT_DRYRUN_")}
+    env["PYTHONPATH"] = str(ROOT)
+    env["CKPT_TEST_TAG"] = tag
+    return env
+
+
+def tagged_alive(tag: str) -> list[int]:
+    """PIDs of living processes whose environment carries CKPT_TEST_TAG=tag."""
+    out = []
+    for p in psutil.process_iter(["environ", "status"]):
+        with contextlib.suppress(psutil.Error):
+            if (p.info.get("environ") or {}).get("CKPT_TEST_TAG") == tag and \
+                    p.info["status"] != psutil.STATUS_ZOMBIE:
+                out.append(p.pid)
+    return out
+
+
+class Running:
+    """A dry run started in the background, its output going to files in its directory."""
+
+    def __init__(self, stack: contextlib.ExitStack, submit: Path, args: tuple[str, ...]) -> None:
+        self.dir = submit.parent
+        self.tag = uuid.uuid4().hex
+        self.out = open(self.dir / "dryrun.stdout", "w")  # noqa: SIM115
+        self.err = open(self.dir / "dryrun.stderr", "w")  # noqa: SIM115
+        stack.callback(self.out.close)
+        stack.callback(self.err.close)
+        stack.callback(lambda: kill_pids(tagged_alive(self.tag)))
+        self.proc = stack.enter_context(
+            spawned(dryrun_cmd(submit, *args), stdout=self.out, stderr=self.err,
+                    env=test_env(self.tag), cwd=str(self.dir)))
+
+    def wait(self, timeout: float = 50) -> Result:
+        rc = self.proc.wait(timeout=timeout)
+        self.out.flush()
+        self.err.flush()
+        return Result(rc, (self.dir / "dryrun.stdout").read_text(),
+                      (self.dir / "dryrun.stderr").read_text(), self.dir)
+
+
+@pytest.fixture
+def stack() -> Iterator[contextlib.ExitStack]:
+    with contextlib.ExitStack() as s:
+        yield s
+
+
+def copy_example(name: str, dest: Path) -> Path:
+    shutil.copytree(EXAMPLES / name, dest)
+    return dest
+
+
+def counter_job(dest: Path, submit_extra: str, args: str = "", *, ckpt_files: str = "count",
+                when: str = "ON_EXIT_OR_EVICT") -> Path:
+    """A directory with counter.py and a submit file; the witness file is dest/witness."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(COUNTER, dest / "counter.py")
+    submit = dest / "counter.submit"
+    submit.write_text(
+        "executable = counter.py\n"
+        f'arguments = "{dest / "witness"} {args}"\n'
+        f"when_to_transfer_output = {when}\n"
+        "checkpoint_exit_code = 85\n"
+        f"transfer_checkpoint_files = {ckpt_files}\n"
+        "transfer_output_files = count\n"
+        "output = counter.out\n"
+        "error = counter.err\n"
+        "log = counter.log\n"
+        f"{submit_extra}\n"
+        "queue\n"
+    )
+    return submit
+
+
+def run_dryrun(submit: Path, *args: str, timeout: float = 40) -> Result:
+    """Run a dry run to its end; kill whatever it left if it hangs."""
+    with contextlib.ExitStack() as s:
+        return Running(s, submit, args).wait(timeout)
+
+
+@pytest.fixture(scope="session")
+def htcondor2():
+    """The htcondor wheel as an oracle (offline: CONDOR_CONFIG=/dev/null before the import)."""
+    os.environ["CONDOR_CONFIG"] = "/dev/null"
+    return pytest.importorskip("htcondor2", reason="the htcondor wheel is not installed")
+
+
+def events(htcondor2, path: Path) -> list:
+    return list(htcondor2.JobEventLog(str(path)).events(0))
+

@@ -1,0 +1,104 @@
+"""The seed's vuc.py and vuc.submit, unmodified, through the dry run, with and without failures.
+
+All scenarios start together (module fixture) so the module costs about one slow scenario; vuc.py
+sleeps 1 s per step and checkpoints at steps 3, 6 and 9.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from conftest import Result, Running, copy_example, events
+
+SCENARIOS: dict[str, tuple[str, ...]] = {
+    "plain": (),
+    # before the first checkpoint, mid-step, just after restarts, close to the end
+    "evictions": ("--evict-at", "0.5", "--evict-at", "2.5", "--evict-at", "4.6",
+                  "--evict-at", "6.4", "--evict-at", "8.2", "--evict-at", "9.9"),
+    # vuc exits 77 at about 3.1-3.6 s; the 2 s upload then runs until 5.1-5.6 s
+    "upload": ("--upload-time", "2", "--evict-at", "4.3"),
+    "random1": ("--evict-random", "2", "--seed", "1", "--max-starts", "40"),
+    "random2": ("--evict-random", "2", "--seed", "2", "--max-starts", "40"),
+    "every": ("--evict-every", "2.7", "--max-starts", "40"),
+    "crash": ("--crash-at", "1.5", "--evict-at", "5.5"),
+}
+
+
+@pytest.fixture(scope="module")
+def vuc_runs(tmp_path_factory) -> dict[str, Result]:
+    base = tmp_path_factory.mktemp("vuc")
+    with contextlib.ExitStack() as stack:
+        running = {name: Running(stack, copy_example("vuc", base / name) / "vuc.submit", args)
+                   for name, args in SCENARIOS.items()}
+        return {name: r.wait(timeout=55) for name, r in running.items()}
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_vuc_completes(vuc_runs, name):
+    """Rule: whatever the evictions and crashes, vuc.py ends with "Computation complete", its
+    final checkpoint value 10 in the submit directory, and the dry run exits with its code 0."""
+    r = vuc_runs[name]
+    assert r.rc == 0, r.stdout + r.stderr
+    assert (r.dir / "vuc.ckpt").read_text() == "10"
+    out = (r.dir / "vuc.out").read_text().splitlines()
+    assert out[-1] == "Computation complete"
+    assert (r.dir / "vuc.err").read_text() == ""
+
+
+def test_plain_run_checkpoints_three_times(vuc_runs):
+    """Rule: exit code 77 (== SuccessCheckpointExitCode) is a checkpoint: upload, then the same
+    command line again in the same sandbox, stdout appended: one execution, four runs."""
+    r = vuc_runs["plain"]
+    assert "executions 1, runs 4, checkpoints 3, evictions 0, crashes 0" in r.stdout
+    out = (r.dir / "vuc.out").read_text()
+    assert [x for x in out.splitlines() if x.startswith("Starting")] == [
+        "Starting from 0", "Starting from 3", "Starting from 6", "Starting from 9"]
+
+
+def test_plain_event_log_order(vuc_runs, htcondor2):
+    """Rule: the log is a classic job event log: submit, execute, a started/finished 040 pair
+    per checkpoint upload and for the final output transfer, then terminated (return value 0)."""
+    evs = events(htcondor2, vuc_runs["plain"].dir / "vuc.log")
+    assert [int(e.type) for e in evs] == [0, 1] + [40, 40] * 4 + [5]
+    assert [e["Type"] for e in evs if int(e.type) == 40] == [5, 6] * 4  # OUT_STARTED, OUT_FINISHED
+    assert evs[-1]["ReturnValue"] == 0 and evs[-1]["TerminatedNormally"]
+    assert all((e.cluster, e.proc) == (1, 0) for e in evs)
+
+
+def test_evictions_event_log(vuc_runs, htcondor2):
+    """Rule: each eviction is an 004 event followed by a new execution (001) on a fresh sandbox;
+    with ON_EXIT_OR_EVICT the eviction upload is a 040 pair; the log ends with 005."""
+    r = vuc_runs["evictions"]
+    types = [int(e.type) for e in events(htcondor2, r.dir / "vuc.log")]
+    assert types[:2] == [0, 1] and types[-1] == 5
+    assert types.count(4) == 6 and types.count(1) == 7
+    for i, t in enumerate(types):
+        if t == 4:
+            assert types[i - 2:i] == [40, 40] and types[i + 1] == 1
+    tl = r.timeline()
+    first_evict = next(i for i, x in enumerate(tl) if x.startswith("evicted"))
+    first_ckpt = next(i for i, x in enumerate(tl) if x.startswith("checkpoint 1 uploaded"))
+    assert first_evict < first_ckpt  # one eviction came before the first checkpoint
+
+
+def test_eviction_during_upload_commits_nothing(vuc_runs, htcondor2):
+    """Rule: the spool takes a checkpoint all or nothing: an eviction during the upload leaves
+    the spool as it was (empty here), so the next execution redoes steps 0-2 (4 more runs)."""
+    r = vuc_runs["upload"]
+    assert any("evict during the checkpoint upload: nothing committed" in x for x in r.timeline())
+    assert "executions 2, runs 5, checkpoints 3, evictions 1" in r.stdout
+    # The first execution's stdout went with its aborted upload: only the second one's remains.
+    starts = [x for x in (r.dir / "vuc.out").read_text().splitlines() if x.startswith("Starting")]
+    assert starts == ["Starting from 0", "Starting from 3", "Starting from 6", "Starting from 9"]
+    types = [int(e.type) for e in events(htcondor2, r.dir / "vuc.log")]
+    assert types[:5] == [0, 1, 40, 4, 1]  # started, never finished, then evicted
+
+
+def test_crash_logs_shadow_exception(vuc_runs, htcondor2):
+    """Rule: a crash uploads nothing and is logged as a shadow exception (007)."""
+    r = vuc_runs["crash"]
+    types = [int(e.type) for e in events(htcondor2, r.dir / "vuc.log")]
+    assert types[:3] == [0, 1, 7]
+    assert "crashes 1" in r.stdout
