@@ -825,8 +825,11 @@ class Emulator:
 
     def _changed(self, sandbox: Path, baseline: Mapping[str, tuple[int, int]]) -> list[str]:
         now = _snapshot(sandbox)
+        # Only plain files at the top: HTCondor does not scan subdirectories for default output.
         return sorted(
-            n for n, sig in now.items() if n not in INTERNAL_NAMES and baseline.get(n) != sig
+            n
+            for n, sig in now.items()
+            if n not in INTERNAL_NAMES and baseline.get(n) != sig and (sandbox / n).is_file()
         )
 
     def _output_list(

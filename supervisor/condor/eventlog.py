@@ -139,4 +139,4 @@ class EventLog:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split()) or "(no reason given)"
+    return " ".join(text.splitlines()).strip() or "(no reason given)"

@@ -22,6 +22,7 @@ p.add_argument("--code", type=int, default=85)
 p.add_argument("--ignore", action="append", default=[], help="signal names to ignore")
 p.add_argument("--ckpt-on", default=None, help="on this signal: exit with --code after the step")
 p.add_argument("--leftover", action="store_true", help="leave a setsid'd sleeper behind")
+p.add_argument("--ckpt-signal", default=None, help="checkpoint by dying from this signal")
 p.add_argument("--die-by", default=None, help="at the end, kill yourself with this signal")
 a = p.parse_args()
 
@@ -53,6 +54,10 @@ while n < a.total:
     os.replace("count.tmp", "count")
     if asked or (a.every and n % a.every == 0 and n < a.total):
         note(f"checkpoint {n}")
+        if a.ckpt_signal:
+            sig = getattr(signal, a.ckpt_signal)
+            signal.signal(sig, signal.SIG_DFL)
+            os.kill(os.getpid(), sig)
         sys.exit(a.code)
 note(f"done {n}")
 print(f"done {n}", flush=True)
