@@ -301,20 +301,29 @@ def build(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) ->
     layers.append(("environment", env_values))
     layers.append(("command line", {k: v for k, v in vars(args).items() if k in BY_DEST and v is not None}))
 
-    merged: dict[str, Any] = {}
+    raw: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    for source, values in layers:
+    for source, values in layers:  # later layers win; only the winning value is converted
         for dest, value in values.items():
-            opt = BY_DEST[dest]
+            raw[dest] = value
+            sources[dest] = source
+    merged: dict[str, Any] = {}
+    for dest, value in raw.items():
+        opt = BY_DEST[dest]
+        try:
             if opt.multiple:
-                items = value if isinstance(value, list) else [value]
+                items = value if isinstance(value, (list, tuple)) else [value]
                 merged[dest] = tuple(opt.convert(v) for v in items)
             else:
                 merged[dest] = opt.convert(value)
-            sources[dest] = source
+        except ConfigError as exc:
+            where = sources[dest]
+            if where == "environment":
+                where = f"environment variable {opt.env}"
+            raise ConfigError(f"{exc} (from the {where})" if where != "command line" else str(exc)) from None
     for opt in OPTIONS:
         if opt.dest not in merged and opt.default is not None:
-            merged[opt.dest] = opt.convert(opt.default) if not opt.multiple else ()
+            merged[opt.dest] = opt.default  # defaults are already of the right type
 
     sandbox = merged.get("sandbox") or environ.get("_CONDOR_SCRATCH_DIR") or os.getcwd()
     merged["sandbox"] = str(Path(sandbox).resolve())

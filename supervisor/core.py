@@ -384,7 +384,7 @@ class Core:
     def _kill_then(self, plan: Exit, out: list[Command_]) -> None:
         self.exit_plan = plan
         out.append(KillTree())
-        out.append(Record("kill_tree", {"signal": 9}))
+        out.append(Record("kill_tree", {"signal": 9}, level="debug"))
         self._goto(Phase.KILLING)
 
     def _rules_hold(self, view: View) -> bool:
@@ -490,7 +490,7 @@ class Core:
         self._set_baseline_for_watch()
         if self.s.every is not None:
             self.next_timer = ev.now + self.s.every
-        out.append(Record("started", {"pid": ev.pid, "resumed": ev.resumed}))
+        out.append(Record("started", {"pid": ev.pid, "resumed": ev.resumed}, level="debug"))
         self._goto(Phase.RUNNING)
 
     def _on_SignalReceived(self, ev: SignalReceived, out: list[Command_]) -> None:
@@ -542,7 +542,7 @@ class Core:
         self.child_alive = False
         self.child_result = (ev.code, ev.signum)
         self._update_obs(ev.now, ev.observation)
-        out.append(Record("exited", {"code": ev.code, "signal": ev.signum}))
+        out.append(Record("exited", {"code": ev.code, "signal": ev.signum}, level="debug"))
         phase = self.phase
         if phase in (Phase.VALIDATING, Phase.COMMITTING):
             return  # decided when the validator or the commit finishes
@@ -683,7 +683,10 @@ class Core:
         if self.phase != Phase.KILLING:
             return
         plan = self.exit_plan or Exit(exitstatus.EXIT_INTERNAL, reason="no exit planned")
-        out.append(Record("exit", {"status": plan.status, "signal": plan.by_signal, "reason": plan.reason}))
+        how = f"dying from signal {plan.by_signal}" if plan.by_signal is not None else f"exit status {plan.status}"
+        out.append(Record("exit", {"status": plan.status, "signal": plan.by_signal, "reason": plan.reason},
+                          level="debug" if plan.reason.startswith("program") else "info",
+                          message=f"{how}: {plan.reason}"))
         out.append(plan)
         self._goto(Phase.EXITED)
 

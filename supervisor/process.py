@@ -12,7 +12,7 @@ import errno
 import os
 import signal
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 from . import exitstatus
 from .errors import ProgramNotExecutable, ProgramNotFound
@@ -83,10 +83,14 @@ def spawn(
     stdout: Optional[int] = None,
     stderr: Optional[int] = None,
     close_fds: Iterable[int] = (),
+    exact: bool = False,
 ) -> Child:
     """Start ``argv`` (searched in PATH) in a new session with our signal mask and defaults.
 
     Raises ProgramNotFound (127) or ProgramNotExecutable (126) with a one-line message.
+    ``exact``: fork and exec, so that the program's ignored set is exactly ours (glibc's
+    posix_spawn leaves its internal signals 32 and 33 ignored); use it only while no other
+    thread runs. Otherwise posix_spawn.
     """
     if not argv:
         raise ProgramNotFound("no PROGRAM given: put it after --, e.g. ckpt-supervisor run -- ./sim")
@@ -99,10 +103,13 @@ def spawn(
         file_actions.append((os.POSIX_SPAWN_CLOSE, fd))
     program = argv[0]
     try:
-        pid = os.posix_spawnp(
-            program, list(argv), os.environ if env is None else env,
-            setsid=setsid, setsigdef=PYTHON_IGNORED | handled_signals(), file_actions=file_actions or None,
-        )
+        if exact:
+            pid = _fork_exec(list(argv), os.environ if env is None else env, setsid, stdout, stderr)
+        else:
+            pid = os.posix_spawnp(
+                program, list(argv), os.environ if env is None else env,
+                setsid=setsid, setsigdef=PYTHON_IGNORED | handled_signals(), file_actions=file_actions or None,
+            )
     except FileNotFoundError as exc:
         raise ProgramNotFound(f"{program}: not found (check the path, or that it is in PATH)", cause=exc) from exc
     except PermissionError as exc:
@@ -120,6 +127,50 @@ def spawn(
         with contextlib.suppress(OSError):
             pidfd = os.pidfd_open(pid)
     return Child(pid, pidfd)
+
+
+def _fork_exec(argv: list[str], env: Any, setsid: bool, stdout: Optional[int], stderr: Optional[int]) -> int:
+    """fork + exec with an error pipe: the exec's errno comes back as an OSError here."""
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # the child: only simple calls until exec
+        try:
+            with contextlib.suppress(ValueError, OSError):
+                signal.set_wakeup_fd(-1)  # a signal now must not look like one sent to us
+            for sig in PYTHON_IGNORED:
+                signal.signal(sig, signal.SIG_DFL)
+            if setsid:
+                os.setsid()
+            if stdout is not None:
+                os.dup2(stdout, 1)
+            if stderr is not None:
+                os.dup2(stderr, 2)
+            os.execvpe(argv[0], argv, env)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.write(err_w, str(exc.errno or errno.ENOEXEC).encode())
+        except BaseException:
+            pass
+        os._exit(127)
+    os.close(err_w)
+    try:
+        data = b""
+        while True:
+            try:
+                chunk = os.read(err_r, 64)
+            except InterruptedError:
+                continue
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(err_r)
+    if data:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        code = int(data)
+        raise OSError(code, os.strerror(code), argv[0])
+    return pid
 
 
 _HANDLED: set[int] = set()

@@ -1,0 +1,108 @@
+"""Command line: ``main_parser()``, ``main(argv) -> int`` and ``entrypoint()``.
+
+Errors become exit statuses here and only here (see ``supervisor.exitstatus``); the library never
+calls ``sys.exit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn, Optional, Sequence
+
+from . import PROG, __version__, exitstatus
+from .errors import SupervisorError
+
+RUN_EPILOG = """\
+exit status: PROGRAM's own code; 128+N when it died from signal N; the checkpoint code
+(--exit-code, default 85) only after a committed checkpoint; 126/127 when PROGRAM cannot be
+executed / found; 64 usage or configuration error; 65 PROGRAM itself exited with the checkpoint
+code; 74 the store could not be written; 75 checkpoint timeout with --on-timeout fail.
+See docs/reference/exit-status.md.
+"""
+
+
+def main_parser() -> argparse.ArgumentParser:
+    from .config import add_run_options
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Run a program that cannot exit after a checkpoint as an HTCondor self-checkpointing job.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    run = sub.add_parser(
+        "run", help="supervise PROGRAM: pass signals on, checkpoint, commit, report",
+        usage=f"{PROG} run [OPTIONS] -- PROGRAM [ARGS...]", epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_run_options(run)
+    run.add_argument("-v", "--verbose", action="count", default=0, help="more log lines on stderr")
+    run.add_argument("-q", "--quiet", action="count", default=0, help="fewer log lines on stderr")
+    run.add_argument("program", nargs=argparse.REMAINDER, metavar="PROGRAM [ARGS...]")
+
+    try:
+        from .condor import dryrun
+    except ImportError:  # pragma: no cover - the dry run is part of the package
+        dryrun = None  # type: ignore[assignment]
+    if dryrun is not None and hasattr(dryrun, "add_parser"):
+        dryrun.add_parser(sub)
+    for name in ("snippet", "check", "report"):
+        try:
+            module = __import__(f"supervisor.condor.{name}", fromlist=["add_parser"])
+        except ImportError:
+            continue
+        if hasattr(module, "add_parser"):
+            module.add_parser(sub)
+    return parser
+
+
+def _error(message: str, status: int) -> int:
+    sys.stderr.write(f"{PROG}: error: {message}\n")
+    return status
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from . import config
+    from .loop import Supervisor
+    from .process import die_by_signal
+
+    cfg = config.build(args)
+    sup = Supervisor(cfg)
+    outcome = sup.run()
+    if outcome.by_signal is not None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        die_by_signal(outcome.by_signal)
+    return outcome.status
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = main_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        code = exc.code if isinstance(exc.code, int) else 1
+        return 0 if code == 0 else exitstatus.EXIT_USAGE
+    try:
+        if args.command == "run":
+            return run_command(args)
+        handler = getattr(args, "handler", None)
+        if handler is None:
+            return _error(f"unknown command {args.command!r}", exitstatus.EXIT_USAGE)
+        return int(handler(args))
+    except SupervisorError as exc:
+        return _error(str(exc), exc.exit_status)
+    except KeyboardInterrupt:
+        return exitstatus.SIGNAL_BASE + 2
+
+
+def entrypoint() -> NoReturn:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entrypoint()

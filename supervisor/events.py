@@ -1,0 +1,54 @@
+"""The JSON-lines event log (``--events FILE``) and the human-readable log on stderr.
+
+Each event is one JSON object on one line: ``{"time": <epoch seconds>, "iso": "...Z",
+"pid": <supervisor pid>, "event": "<kind>", ...fields}``. The schema is in
+``docs/reference/events.md``. Lines on stderr look like ``ckpt-supervisor[1234]: message``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import IO, Any, Optional
+
+from . import PROG
+
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+
+
+class EventLog:
+    def __init__(self, path: Optional[str] = None, *, verbosity: int = 0, stream: Optional[IO[str]] = None) -> None:
+        self.pid = os.getpid()
+        self.stream = stream if stream is not None else sys.stderr
+        # -v shows debug, -q shows only warnings and errors, -qq only errors
+        self.threshold = 20 - 10 * verbosity
+        self.file: Optional[IO[str]] = None
+        if path:
+            self.file = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+
+    def emit(self, kind: str, fields: dict[str, Any], *, level: str = "info", message: str = "") -> None:
+        now = time.time()
+        if self.file is not None:
+            record = {"time": round(now, 6),
+                      "iso": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z",
+                      "pid": self.pid, "event": kind}
+            record.update({k: v for k, v in fields.items() if v is not None})
+            self.file.write(json.dumps(record, default=str) + "\n")
+        if LEVELS.get(level, 20) >= self.threshold:
+            text = message or kind.replace("_", " ") + "".join(
+                f" {k}={v}" for k, v in fields.items() if v is not None)
+            self.say(text)
+
+    def say(self, text: str) -> None:
+        try:
+            self.stream.write(f"{PROG}[{self.pid}]: {text}\n")
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None

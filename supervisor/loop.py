@@ -1,0 +1,534 @@
+"""The I/O loop around the decision core (tini's ``main`` shape).
+
+spawn; then repeat {wait for the next event with a deadline; hand it to the core; carry out its
+commands; reap}; then return the outcome. Signal handlers only wake the loop: the C-level
+handler writes the signal number to the wakeup fd (``signal.set_wakeup_fd``), the Python-level
+handler does nothing. The program's end is seen through its pidfd (and SIGCHLD), file changes
+through inotify (with a polling fallback), commits run in a worker thread so signals are still
+passed on while a large checkpoint is copied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import selectors
+import shlex
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from . import core as C
+from . import exitstatus, process
+from .config import RunConfig
+from .errors import CorruptStore, ProgramError, StoreError, SupervisorError
+from .events import EventLog
+from .rules import Rule, View, parse_rules
+from .signals import NOT_FORWARDED, signal_name
+
+KILL_POLL = 0.02
+SAFETY_POLL = 5.0
+VALIDATOR_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    by_signal: Optional[int] = None
+    reason: str = ""
+
+
+def _noop(signum: int, frame: Any) -> None:
+    """Python-level handler: nothing. The wakeup fd already carries the signal number."""
+
+
+class Supervisor:
+    """Runs one execution of PROGRAM under the rules of ``cfg``; ``run()`` returns the Outcome."""
+
+    def __init__(self, cfg: RunConfig, *, clock: Callable[[], float] = time.monotonic,
+                 log: Optional[EventLog] = None) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.log = log or EventLog(cfg.events, verbosity=cfg.verbosity)
+        self.sandbox = Path(cfg.sandbox)
+        self.complete_rule = parse_rules(list(cfg.complete_when), option="--complete-when")
+        self.done_rule = parse_rules(list(cfg.done_when), option="--done-when", done=True)
+        if cfg.checkpoint and self.complete_rule is None:
+            self.complete_rule = parse_rules(["quiet=2"])
+        self.store: Any = None
+        self.child: Optional[process.Child] = None
+        self.validator: Optional[process.Child] = None
+        self.sel = selectors.DefaultSelector()
+        self.inotify: Any = None
+        self.patterns: list[tuple[str, re.Pattern[str]]] = []
+        self.log_counts: dict[str, int] = {}
+        self.pipes: dict[int, tuple[int, bytearray]] = {}  # read fd -> (our output fd, partial line)
+        self.commit_thread: Optional[threading.Thread] = None
+        self.commit_result: Optional[C.CommitFinished] = None
+        self.sequence = 0
+        self.killing = False
+        self.last_observe = 0.0
+        self.wake_r = self.wake_w = -1
+        self.notify_r = self.notify_w = -1
+        self.installed: dict[int, Any] = {}
+
+    # ------------------------------------------------------------------ set-up
+    def _install_signals(self) -> None:
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        roles = {self.cfg.kill_signal, *self.cfg.trigger_signal}
+        for sig in sorted(signal.valid_signals()):
+            if sig in NOT_FORWARDED and sig != signal.SIGCHLD:
+                continue
+            if 31 < sig < signal.SIGRTMIN:
+                continue  # reserved by the C library's threads
+            if sig in (signal.SIGKILL, signal.SIGSTOP):
+                continue
+            try:
+                current = signal.getsignal(sig)
+            except (OSError, ValueError):
+                continue
+            if current == signal.SIG_IGN and sig not in roles and sig not in process.PYTHON_IGNORED:
+                continue  # ignored by whoever started us: the program inherits that, we leave it
+            try:
+                self.installed[sig] = signal.signal(sig, _noop)
+            except (OSError, ValueError, RuntimeError):
+                continue
+        process.note_handled(self.installed)
+        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        self.sel.register(self.wake_r, selectors.EVENT_READ, "signal")
+
+    def _restore_signals(self) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            signal.set_wakeup_fd(-1)
+        for sig, old in self.installed.items():
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+    def _open_store(self) -> Optional[dict[str, Any]]:
+        """Clean leftovers, verify the committed store, restore it: returns its state or None."""
+        from .store import Store
+
+        self.store = Store(self.sandbox, self.sandbox / self.cfg.store, list(self.cfg.checkpoint))
+        for leftover in self.store.cleanup_staging():
+            self.log.emit("staging_cleaned", {"path": str(leftover)})
+        if not self.store.exists():
+            return None
+        try:
+            state: dict[str, Any] = self.store.verify()
+        except CorruptStore as exc:
+            aside = self.store.quarantine()
+            self.log.emit("store_corrupt", {"error": str(exc), "moved_to": str(aside)}, level="warning",
+                          message=f"committed store does not verify ({exc}); moved aside to {aside}; "
+                                  "starting from scratch")
+            return None
+        return state
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> Outcome:
+        try:
+            return self._run()
+        finally:
+            self._teardown()
+
+    def _run(self) -> Outcome:
+        cfg = self.cfg
+        process.set_subreaper()
+        self._install_signals()
+        resume = False
+        if cfg.checkpoint:
+            state = self._open_store()
+            plan = C.plan_start(state)
+            if plan.exit_now is not None:
+                self.log.emit("finished_earlier", {"status": plan.exit_now}, message=plan.reason)
+                return Outcome(plan.exit_now, reason=plan.reason)
+            if plan.resume:
+                result = self.store.restore()
+                self.sequence = int((state or {}).get("sequence", 0))
+                self.log.emit("restored", {"sequence": self.sequence, "bytes": result.bytes,
+                                           "seconds": round(result.seconds, 6), "files": result.files})
+                resume = True
+        argv = list(cfg.program)
+        if resume and cfg.resume_args is not None:
+            argv = [argv[0], *cfg.resume_args]
+        self._setup_output()
+        out_fd = err_fd = None
+        if self.patterns:
+            out_fd, err_fd = self._make_pipes()
+        try:
+            self.child = process.spawn(argv, stdout=out_fd, stderr=err_fd, exact=True)
+        except ProgramError as exc:
+            self.log.emit("spawn_failed", {"status": exc.exit_status}, level="error", message=str(exc))
+            return Outcome(exc.exit_status, reason=str(exc))
+        finally:
+            for fd in (out_fd, err_fd):
+                if fd is not None:
+                    os.close(fd)
+        if self.child.pidfd is not None:
+            self.sel.register(self.child.pidfd, selectors.EVENT_READ, "child")
+        self._setup_watch()
+        self.core = C.Core(self._core_settings())
+        now = self.clock()
+        cmds = self.core.handle(C.Started(now, self.child.pid, self._observe(), resumed=resume))
+        self.log.emit("argv", {"argv": argv}, level="debug")
+        outcome = self._execute(cmds)
+        while outcome is None:
+            outcome = self._step()
+        return outcome
+
+    def _core_settings(self) -> C.CoreSettings:
+        cfg = self.cfg
+        return C.CoreSettings(
+            kill_signal=cfg.kill_signal, kill_grace=cfg.kill_grace, exit_code=cfg.exit_code,
+            exit_signal=cfg.exit_signal, checkpointing=bool(cfg.checkpoint),
+            trigger_signals=frozenset(cfg.trigger_signal), job_signal=cfg.job_signal, every=cfg.every,
+            watch=cfg.watch, inspect_on_exit=cfg.inspect_on_exit, complete=self.complete_rule,
+            checkpoint_on_evict=cfg.checkpoint_on_evict, checkpoint_timeout=cfg.checkpoint_timeout,
+            on_timeout=cfg.on_timeout, min_run=cfg.min_run,
+        )
+
+    # ------------------------------------------------------------------ one turn of the loop
+    def _step(self) -> Optional[Outcome]:
+        timeout = self._timeout()
+        ready = self.sel.select(timeout)
+        events: list[C.Event] = []
+        changed = False
+        for key, _mask in ready:
+            tag = key.data
+            if tag == "signal":
+                events.extend(self._read_signals())
+            elif tag == "inotify":
+                changed = self.inotify.drain() or changed
+            elif tag == "commit":
+                with contextlib.suppress(OSError):
+                    os.read(self.notify_r, 64)
+                if self.commit_result is not None:
+                    events.append(self.commit_result)
+                    self.commit_result = None
+                    self.commit_thread = None
+            elif tag == "pipe":
+                self._pump(key.fd)
+        events.extend(self._reap())
+        now = self.clock()
+        if self.core.observing and (changed or now - self.last_observe >= self._poll_interval()):
+            events.append(C.Observed(now, self._observe()))
+        deadline = self.core.deadline()
+        if deadline is not None and now >= deadline:
+            events.append(C.Tick(now))
+        if self.killing and self._tree_gone():
+            self.killing = False
+            events.append(C.TreeGone(self.clock()))
+        for ev in events:
+            outcome = self._execute(self.core.handle(ev))
+            if outcome is not None:
+                return outcome
+        return None
+
+    def _poll_interval(self) -> float:
+        return SAFETY_POLL if self.inotify is not None else self.cfg.poll_interval
+
+    def _timeout(self) -> Optional[float]:
+        now = self.clock()
+        waits: list[float] = []
+        deadline = self.core.deadline()
+        if deadline is not None:
+            waits.append(deadline - now)
+        if self.core.observing:
+            waits.append(self.last_observe + self._poll_interval() - now)
+        if self.killing:
+            waits.append(KILL_POLL)
+        if self.child is not None and self.child.pidfd is None and self.core.child_alive:
+            waits.append(0.05)  # no pidfd: SIGCHLD still wakes us, this is a safety net
+        if not waits:
+            return None
+        return max(0.0, min(waits))
+
+    def _read_signals(self) -> list[C.Event]:
+        out: list[C.Event] = []
+        try:
+            data = os.read(self.wake_r, 4096)
+        except (BlockingIOError, InterruptedError):
+            return out
+        now = self.clock()
+        for signum in data:
+            if signum == signal.SIGCHLD:
+                continue  # reaping happens every turn
+            out.append(C.SignalReceived(now, signum))
+        return out
+
+    def _reap(self) -> list[C.Event]:
+        out: list[C.Event] = []
+        for pid, status in process.reap():
+            code, signum = process.status_of(status)
+            if self.child is not None and pid == self.child.pid:
+                if self.child.pidfd is not None:
+                    with contextlib.suppress(KeyError, ValueError):
+                        self.sel.unregister(self.child.pidfd)
+                self.child.close()
+                self._drain_pipes()
+                now = self.clock()
+                obs = self._observe()
+                done = self._done(obs) if self.done_rule is not None else None
+                out.append(C.ChildExited(now, code, signum, obs, done))
+            elif self.validator is not None and pid == self.validator.pid:
+                self.validator.close()
+                self.validator = None
+                out.append(C.ValidatorFinished(self.clock(), code == 0))
+        return out
+
+    def _tree_gone(self) -> bool:
+        left = process.descendants(exclude=[self.validator.pid] if self.validator else [])
+        living = [p for p in left if not process.is_zombie(p)]
+        if living:
+            process.kill_all(living)
+        self._reap()
+        return not process.descendants(exclude=[self.validator.pid] if self.validator else [])
+
+    # ------------------------------------------------------------------ commands
+    def _execute(self, cmds: list[C.Command_]) -> Optional[Outcome]:
+        for cmd in cmds:
+            if isinstance(cmd, C.Record):
+                self.log.emit(cmd.kind, cmd.fields, level=cmd.level, message=cmd.message)
+            elif isinstance(cmd, C.SendSignal):
+                self._send(cmd)
+            elif isinstance(cmd, C.KillTree):
+                self.killing = True
+                process.kill_all(process.descendants(exclude=[self.validator.pid] if self.validator else []))
+            elif isinstance(cmd, C.Commit):
+                self._start_commit(cmd)
+            elif isinstance(cmd, C.RunValidator):
+                self._start_validator()
+            elif isinstance(cmd, C.Exit):
+                return Outcome(cmd.status, cmd.by_signal, cmd.reason)
+        return None
+
+    def _send(self, cmd: C.SendSignal) -> None:
+        if self.child is None:
+            return
+        if cmd.target == C.Target.CHILD or self.cfg.signal_to == "child":
+            self.child.send(cmd.signum)
+        else:
+            self.child.send_group(cmd.signum)
+
+    def _start_commit(self, cmd: C.Commit) -> None:
+        self.sequence += 1
+        state: dict[str, Any] = {"sequence": self.sequence, "committed_at": time.time(),
+                                 "program": list(self.cfg.program)}
+        if cmd.final_status is not None:
+            state["final_status"] = cmd.final_status
+        fingerprint = self.store.fingerprint()
+        if self.notify_r < 0:
+            self.notify_r, self.notify_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            self.sel.register(self.notify_r, selectors.EVENT_READ, "commit")
+        final_only = cmd.final_status is not None and self.store.exists()
+
+        def work() -> None:
+            start = time.monotonic()
+            try:
+                if final_only:
+                    res = self.store.commit_state(state)
+                else:
+                    res = self.store.commit(state)
+                result = C.CommitFinished(self.clock(), True, bytes=res.bytes, seconds=res.seconds,
+                                          fingerprint=fingerprint)
+            except StoreError as exc:
+                result = C.CommitFinished(self.clock(), False, error=str(exc),
+                                          seconds=time.monotonic() - start)
+            except Exception as exc:  # a bug must not leave the loop waiting forever
+                result = C.CommitFinished(self.clock(), False, error=f"internal error during commit: {exc!r}")
+            self.commit_result = result
+            with contextlib.suppress(OSError):
+                os.write(self.notify_w, b"x")
+
+        self.commit_thread = threading.Thread(target=work, name="commit", daemon=True)
+        self.commit_thread.start()
+
+    def _start_validator(self) -> None:
+        assert self.complete_rule is not None
+        commands = self.complete_rule.commands()
+        argv = shlex.split(commands[0]) + list(self.cfg.checkpoint)
+        try:
+            self.validator = process.spawn(argv, setsid=True)
+        except ProgramError as exc:
+            self.log.emit("validator_failed", {"error": str(exc)}, level="error", message=str(exc))
+            self._execute(self.core.handle(C.ValidatorFinished(self.clock(), False)))
+
+    # ------------------------------------------------------------------ observations
+    def _observe(self) -> C.Observation:
+        self.last_observe = self.clock()
+        if not self.cfg.checkpoint:
+            return C.Observation()
+        rules: list[Rule] = [r for r in (self.complete_rule, self.done_rule) if r is not None]
+        markers = []
+        for rel in sorted({m for r in rules for m in r.markers()}):
+            try:
+                markers.append((rel, os.stat(self.sandbox / rel).st_mtime_ns))
+            except OSError:
+                markers.append((rel, None))
+        open_for_write = None
+        if any("open_files" in r.needs for r in rules):
+            open_for_write = self._open_for_write()
+        try:
+            fp = self.store.fingerprint()
+        except (OSError, SupervisorError):
+            fp = None
+        return C.Observation(fingerprint=fp, markers=tuple(markers),
+                             log_counts=tuple(sorted(self.log_counts.items())), open_for_write=open_for_write)
+
+    def _open_for_write(self) -> bool:
+        import psutil
+
+        targets = [str((self.sandbox / p).resolve()) for p in self.cfg.checkpoint]
+        for pid in process.descendants(exclude=[self.validator.pid] if self.validator else []):
+            try:
+                files = psutil.Process(pid).open_files()
+            except psutil.Error:
+                continue
+            for f in files:
+                if any(ch in f.mode for ch in "wa+") and any(
+                        f.path == t or f.path.startswith(t + os.sep) for t in targets):
+                    return True
+        return False
+
+    def _done(self, obs: C.Observation) -> bool:
+        assert self.done_rule is not None
+        view = View(now=self.clock(), changed=False, last_change_at=None,
+                    markers_present=frozenset(p for p, m in obs.markers if m is not None),
+                    log_matches_ever=obs.log_counts, program_exited=True, for_done=True)
+        if not self.done_rule.holds(view):
+            return False
+        for command in self.done_rule.commands():
+            if not self._run_sync(shlex.split(command) + list(self.cfg.checkpoint)):
+                return False
+        return True
+
+    def _run_sync(self, argv: list[str]) -> bool:
+        try:
+            child = process.spawn(argv)
+        except ProgramError as exc:
+            self.log.emit("validator_failed", {"error": str(exc)}, level="error", message=str(exc))
+            return False
+        deadline = time.monotonic() + VALIDATOR_TIMEOUT
+        try:
+            while True:
+                pid, status = os.waitpid(child.pid, os.WNOHANG)
+                if pid:
+                    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+                if time.monotonic() > deadline:
+                    child.send(signal.SIGKILL)
+                time.sleep(0.005)
+        finally:
+            child.close()
+
+    # ------------------------------------------------------------------ output and watches
+    def _setup_output(self) -> None:
+        rules = [r for r in (self.complete_rule, self.done_rule) if r is not None]
+        for pattern in sorted({p for r in rules for p in r.patterns()}):
+            self.patterns.append((pattern, re.compile(pattern)))
+            self.log_counts[pattern] = 0
+
+    def _make_pipes(self) -> tuple[int, int]:
+        fds = []
+        for ours in (1, 2):
+            r, w = os.pipe2(os.O_CLOEXEC)
+            os.set_blocking(r, False)
+            self.pipes[r] = (ours, bytearray())
+            self.sel.register(r, selectors.EVENT_READ, "pipe")
+            fds.append(w)
+        return fds[0], fds[1]
+
+    def _pump(self, fd: int) -> int:
+        """Copy what is readable from one of the program's pipes to our own fd; scan its lines.
+
+        Returns the bytes read: 0 when nothing was ready, -1 at end of file.
+        """
+        ours, partial = self.pipes[fd]
+        try:
+            data = os.read(fd, 65536)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        if not data:
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(fd)
+            os.close(fd)
+            del self.pipes[fd]
+            if partial:
+                self._scan(bytes(partial))
+            return -1
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(ours, view)
+            except BlockingIOError:
+                time.sleep(0.001)
+                continue
+            except OSError:
+                break
+            view = view[n:]
+        partial.extend(data)
+        if b"\n" in partial:
+            *lines, rest = bytes(partial).split(b"\n")
+            partial[:] = rest
+            for line in lines:
+                self._scan(line)
+        return len(data)
+
+    def _scan(self, line: bytes) -> None:
+        text = line.decode("utf-8", "replace")
+        for pattern, regex in self.patterns:
+            if regex.search(text):
+                self.log_counts[pattern] += 1
+
+    def _drain_pipes(self) -> None:
+        """Read what the program wrote before it exited, so a last log line still counts."""
+        for fd in list(self.pipes):
+            while fd in self.pipes and self._pump(fd) > 0:
+                pass
+
+    def _setup_watch(self) -> None:
+        if not self.cfg.checkpoint:
+            return
+        from .watch import dirs_to_watch, open_inotify
+
+        self.inotify = open_inotify()
+        if self.inotify is None:
+            self.log.emit("polling", {"interval": self.cfg.poll_interval}, level="debug")
+            return
+        rules = [r for r in (self.complete_rule, self.done_rule) if r is not None]
+        paths = list(self.cfg.checkpoint) + [m for r in rules for m in r.markers()]
+        self.inotify.watch_dirs(dirs_to_watch(self.sandbox, paths))
+        self.sel.register(self.inotify.fileno(), selectors.EVENT_READ, "inotify")
+
+    # ------------------------------------------------------------------ teardown
+    def _teardown(self) -> None:
+        if self.commit_thread is not None:
+            self.commit_thread.join()
+        # never leave a process behind, whatever went wrong
+        for _ in range(100):
+            left = [p for p in process.descendants() if not process.is_zombie(p)]
+            if not left:
+                break
+            process.kill_all(left)
+            time.sleep(KILL_POLL)
+            process.reap()
+        process.reap()
+        self._restore_signals()
+        for fd in (self.wake_r, self.wake_w, self.notify_r, self.notify_w, *self.pipes):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        if self.inotify is not None:
+            self.inotify.close()
+        if self.child is not None:
+            self.child.close()
+        self.sel.close()
+        self.log.close()
+
+
+def describe(outcome: Outcome) -> str:
+    if outcome.by_signal is not None:
+        return f"dying from {signal_name(outcome.by_signal)}"
+    return f"exit status {outcome.status} ({exitstatus.SUPERVISOR_CODES.get(outcome.status, 'program status')})"
