@@ -197,10 +197,8 @@ def parse_submit_text(text: str, path: Path) -> SubmitFile:
             raise SubmitFileError(
                 f"{path}:{number}: {name!r} is not a valid command or attribute name"
             )
-        existing = sub._key(name)
-        if existing is not None:
-            del sub.commands[existing]  # the last setting wins, as in condor_submit
-        sub.commands[name] = value
+        # The last setting wins, under the spelling first used, as in condor_submit.
+        sub.commands[sub._key(name) or name] = value
         sub.lines[name.lower()] = number
     return sub
 

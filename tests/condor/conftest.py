@@ -37,7 +37,7 @@ def dryrun_cmd(submit: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "supervisor", "dry-run", str(submit), *args]
 
 
-def test_env(tag: str) -> dict[str, str]:
+def job_env(tag: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CKPT_DRYRUN_")}
     env["PYTHONPATH"] = str(ROOT)
     env["CKPT_TEST_TAG"] = tag
@@ -68,7 +68,7 @@ class Running:
         stack.callback(lambda: kill_pids(tagged_alive(self.tag)))
         self.proc = stack.enter_context(
             spawned(dryrun_cmd(submit, *args), stdout=self.out, stderr=self.err,
-                    env=test_env(self.tag), cwd=str(self.dir)))
+                    env=job_env(self.tag), cwd=str(self.dir)))
 
     def wait(self, timeout: float = 50) -> Result:
         rc = self.proc.wait(timeout=timeout)

@@ -1,0 +1,159 @@
+"""Submit-file parsing: agreement with htcondor2.Submit, value syntaxes, errors with lines."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+import pytest
+from conftest import EXAMPLES, dryrun_cmd, job_env
+from helpers import ROOT
+
+from supervisor import exitstatus
+from supervisor.condor.submit import (
+    job_from_submit,
+    parse_arguments,
+    parse_environment,
+    parse_submit_file,
+    parse_submit_text,
+)
+from supervisor.errors import SubmitFileError
+
+CORPUS = {
+    "vuc": (EXAMPLES / "vuc" / "vuc.submit").read_text(),
+    "mixed": """\
+  # indented comment
+Executable   =   vuc.py
+arguments = "a 'b c' d""e"
+  environment = "A=1 B='x y'"
++WantFTOnCheckpoint = TRUE
+MY.SuccessCheckpointExitCode = 85
+transfer_output_files = a.txt, \\
+    b.txt
+foo = bar # not a comment
+Empty =
+output = out.$(Cluster).$(Process).$(Foo)
+error = err.$(ClusterId)_$(ProcId)
+queue 3
+""",
+    "signals": """\
+executable = /bin/true
+checkpoint_exit_code = 85
++WantCheckpointSignal = true
++CheckpointSig = "SIGUSR2"
+kill_sig = SIGINT
+job_max_vacate_time = 20
+when_to_transfer_output = ON_EXIT_OR_EVICT
+transfer_checkpoint_files = state, state.json
+log = x.log
+queue
+""",
+    "last-wins": "executable = a\nExecutable = b\nqueue\n",
+    "queue-from": "executable = a\narguments = $(item)\nqueue item from (\n  x\n  y\n)\n",
+}
+
+
+@pytest.mark.parametrize("name", list(CORPUS))
+def test_agrees_with_htcondor2_submit(name, htcondor2, tmp_path):
+    """Rule: commands, their raw values, macro expansion for job 1.0 and the queue arguments
+    are what htcondor2.Submit (condor_submit's own parser) makes of the same text."""
+    text = CORPUS[name]
+    ours = parse_submit_text(text, tmp_path / "x.submit")
+    theirs = htcondor2.Submit(text)
+    assert dict(ours.commands) == dict(theirs)
+    assert (ours.queue_args or "") == (theirs.getQArgs() or "")
+    for key in theirs:
+        try:
+            expected = theirs.expand(key)
+        except KeyError:  # htcondor2 raises for a value that expands to nothing
+            expected = ""
+        assert ours.expand(ours.commands[key]) == expected, key
+
+
+def test_job_interpretation():
+    """Rule: the commands the emulator acts on become a Job: exact checkpoint status, signals
+    as numbers, file lists split on commas."""
+    sub = parse_submit_text(CORPUS["signals"], ROOT / "x.submit")
+    job = job_from_submit(sub)
+    assert job.desired_checkpoint_status() == 85 << 8
+    assert job.want_ft_on_checkpoint and job.want_checkpoint_signal
+    assert job.checkpoint_sig == signal.SIGUSR2 and job.kill_sig == signal.SIGINT
+    assert job.job_max_vacate_time == 20 and job.on_exit_or_evict
+    assert job.transfer_checkpoint_files == ["state", "state.json"]
+    vuc = job_from_submit(parse_submit_file(EXAMPLES / "vuc" / "vuc.submit"))
+    assert vuc.desired_checkpoint_status() == 77 << 8 and vuc.want_ft_on_checkpoint
+    assert vuc.transfer_output_files == ["vuc.ckpt"] and vuc.ignored == []
+
+
+def test_exit_by_signal_status_and_core_bit():
+    """Rule: by signal, the desired status is the bare signal number, so the same death with
+    the core-dump bit (0x80) set does not match."""
+    text = ("executable = a\n+WantFTOnCheckpoint = true\n+SuccessCheckpointExitBySignal = true\n"
+            "+SuccessCheckpointExitSignal = SIGUSR1\nqueue\n")
+    job = job_from_submit(parse_submit_text(text, ROOT / "x.submit"))
+    assert job.desired_checkpoint_status() == signal.SIGUSR1
+    assert (signal.SIGUSR1 | 0x80) != job.desired_checkpoint_status()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('"a \'b c\' d""e"', ["a", "b c", 'd"e']),
+        ("\"'it''s' two\"", ["it's", "two"]),
+        ('"  "', []),
+        ("old style  words", ["old", "style", "words"]),
+        ('old \\"quoted\\"', ["old", '"quoted"']),
+        ("", []),
+    ],
+)
+def test_arguments_syntaxes(value, expected):
+    """Rule: arguments in double quotes use the new syntax (single quotes group, doubled quotes
+    are literal); otherwise the old syntax splits on blanks with \\" for a quote."""
+    assert parse_arguments(value, where="t") == expected
+
+
+def test_environment_syntaxes():
+    """Rule: environment in double quotes is new syntax (blank separated, single quotes group);
+    otherwise old syntax separated by semicolons."""
+    assert parse_environment("\"A=1 B='x y' C=\"", where="t") == {"A": "1", "B": "x y", "C": ""}
+    assert parse_environment("A=1;B=two words", where="t") == {"A": "1", "B": "two words"}
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("executable = a\nthis is not a command\nqueue\n", 2),
+        ("# c\nexecutable = a\narguments = \"a 'b\"\nqueue\n", 3),
+        ("executable = a\n\ncheckpoint_exit_code = eighty\nqueue\n", 3),
+        ("executable = a\nkill_sig = SIGNOPE\nqueue\n", 2),
+        ("executable = a\n+ = 3\nqueue\n", 2),
+    ],
+)
+def test_malformed_file_names_the_line(text, line, tmp_path):
+    """Rule: a malformed submit file is a SubmitFileError whose message has file:line."""
+    path = tmp_path / "bad.submit"
+    path.write_text(text)
+    with pytest.raises(SubmitFileError, match=rf"bad\.submit:{line}:"):
+        job_from_submit(parse_submit_file(path))
+
+
+def test_malformed_file_cli_exit_status(tmp_path):
+    """Rule: the CLI reports a malformed submit file on stderr with its line number and exits
+    with the usage status, starting nothing."""
+    import subprocess
+
+    path = tmp_path / "bad.submit"
+    path.write_text("executable = a\nqueue 1 2 3 (\nwhat\n")
+    path.write_text("executable = a\noops\nqueue\n")
+    r = subprocess.run(dryrun_cmd(path), capture_output=True, text=True, timeout=30,
+                       env=job_env("malformed"))
+    assert r.returncode == exitstatus.EXIT_USAGE
+    assert f"{path}:2:" in r.stderr
+    assert sys.executable  # the CLI ran under this interpreter
+
+
+def test_unknown_commands_reported_once(tmp_path):
+    """Rule: commands the dry run does not emulate are listed once as ignored, never fatal."""
+    sub = parse_submit_text("executable = a\nrequest_cpus = 2\nRequest_Cpus = 3\n"
+                            "notification = never\nqueue\n", tmp_path / "x.submit")
+    assert job_from_submit(sub).ignored == ["request_cpus", "notification"]
