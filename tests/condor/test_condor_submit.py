@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 
 import pytest
@@ -92,7 +93,7 @@ def test_exit_by_signal_status_and_core_bit():
             "+SuccessCheckpointExitSignal = SIGUSR1\nqueue\n")
     job = job_from_submit(parse_submit_text(text, ROOT / "x.submit"))
     assert job.desired_checkpoint_status() == signal.SIGUSR1
-    assert (signal.SIGUSR1 | 0x80) != job.desired_checkpoint_status()
+    assert job.desired_checkpoint_status() != (signal.SIGUSR1 | 0x80)
 
 
 @pytest.mark.parametrize(
@@ -140,12 +141,10 @@ def test_malformed_file_names_the_line(text, line, tmp_path):
 def test_malformed_file_cli_exit_status(tmp_path):
     """Rule: the CLI reports a malformed submit file on stderr with its line number and exits
     with the usage status, starting nothing."""
-    import subprocess
-
     path = tmp_path / "bad.submit"
     path.write_text("executable = a\nqueue 1 2 3 (\nwhat\n")
     path.write_text("executable = a\noops\nqueue\n")
-    r = subprocess.run(dryrun_cmd(path), capture_output=True, text=True, timeout=30,
+    r = subprocess.run(dryrun_cmd(path), check=False, capture_output=True, text=True, timeout=30,
                        env=job_env("malformed"))
     assert r.returncode == exitstatus.EXIT_USAGE
     assert f"{path}:2:" in r.stderr

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is no
 
 
 def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, timeout=10).stdout
+    done = subprocess.run(["tmux", *args], check=False, capture_output=True, text=True, timeout=10)
+    return done.stdout
 
 
 @pytest.mark.timeout(60)

@@ -9,6 +9,7 @@ from conftest import COUNTER, counter_job, events, run_dryrun, tagged_alive
 from helpers import sleep_until
 
 from supervisor import exitstatus
+from supervisor.jobad import read_job_ad
 
 
 def witness(d):
@@ -169,8 +170,6 @@ def test_environment_job_ad_and_default_outputs(tmp_path):
     assert (tmp_path / "made.txt").read_text() == "made\n"
     assert not (tmp_path / "subdir").exists()  # directories are not default outputs
     assert "ignored submit commands (not emulated): request_memory" in r.stderr
-    from supervisor.jobad import read_job_ad
-
     ad = read_job_ad(tmp_path / "ad.copy")
     assert ad["SuccessCheckpointExitCode"] == 85
     assert ad["MyCustom"] == "hello"

@@ -38,7 +38,10 @@ asked = []
 if a.ckpt_on:
     signal.signal(getattr(signal, a.ckpt_on), lambda *_: asked.append(1))
 
-n = int(open("count").read()) if os.path.exists("count") else 0
+n = 0
+if os.path.exists("count"):
+    with open("count") as fh:
+        n = int(fh.read())
 note(f"start {n} {os.getpid()}")
 print(f"start {n}", flush=True)
 if a.leftover:
