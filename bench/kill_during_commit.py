@@ -4,9 +4,10 @@
 A forked worker plays the supervisor: at each start it cleans leftovers, verifies and restores
 the store (like the next start of a job), then loops forever: write the checkpoint files (every
 byte of commit N's files is derived from N), commit them with state {"seq": N, "files_seq": N}.
-Some commits move the files instead of copying (``--mode mixed`` or ``move``), some re-commit the
-same files with a new state (``commit_state``). The parent kills the worker after a random delay
-drawn from [0, 2.5 x one commit's duration], then, like the next start, runs
+Some commits move the files instead of copying (``--mode mixed`` or ``move``), some
+re-commit the same files with a new state (``commit_state``). The parent kills the worker after a random delay
+drawn from [0, 2.5 x one commit's duration] after the worker's start (for one kill in five,
+from the fork, so that kills also land in the start's verify and restore), then, like the next start, runs
 ``Store(...).cleanup_staging()`` and ``verify()`` and checks that
 
 * the store verifies (its manifest, sizes and checksums hold),
@@ -17,7 +18,7 @@ drawn from [0, 2.5 x one commit's duration], then, like the next start, runs
 Usage::
 
     python bench/kill_during_commit.py --count 5000             # the big run, by hand
-    python bench/kill_during_commit.py --count 300 --mode move  # one mode
+    python bench/kill_during_commit.py --count 300 --mode move  # one way of committing
 
 ``tests/test_store_faults.py`` imports ``run`` for the default (CI) run of a few hundred kills.
 """
@@ -36,6 +37,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -87,8 +89,13 @@ def write_files(sandbox: Path, seq: int, size: int) -> None:
         os.replace(tmp, p)
 
 
-def worker(sandbox: Path, mode: str, size: int, fallback: bool, seed: int) -> None:
-    """The forked child: start like a supervisor, then commit in a loop until killed."""
+def worker(
+    sandbox: Path, *, mode: str, size: int, fallback: bool, seed: int, ready: Callable[[], None]
+) -> None:
+    """The forked child: start like a supervisor, then commit in a loop until killed.
+
+    ``ready`` is called once the start (cleanup, verify, restore) is done.
+    """
     rnd = random.Random(seed)
     store = make_store(sandbox, fallback)
     store.cleanup_staging()
@@ -97,6 +104,7 @@ def worker(sandbox: Path, mode: str, size: int, fallback: bool, seed: int) -> No
         state = store.verify()
         store.restore()
         seq, files_seq = int(state["seq"]), int(state["files_seq"])
+    ready()
     while True:
         seq += 1
         roll = rnd.random()
@@ -150,9 +158,9 @@ def check_after_kill(sandbox: Path, fallback: bool, last_seq: int, report: Repor
     return seq
 
 
-def calibrate(size: int) -> float:
-    """Seconds one commit of the four files takes here."""
-    with tempfile.TemporaryDirectory() as d:
+def calibrate(size: int, root: Path | None) -> float:
+    """Seconds one commit of the four files takes in ``root``."""
+    with tempfile.TemporaryDirectory(dir=root) as d:
         sandbox = Path(d)
         store = make_store(sandbox, False)
         t = time.perf_counter()
@@ -174,7 +182,7 @@ def run(
 ) -> Report:
     """Kill a committing worker ``count`` times (or until ``time_budget`` seconds)."""
     rnd = random.Random(seed)
-    report = Report(commit_ms=calibrate(size) * 1000)
+    report = Report(commit_ms=calibrate(size, root) * 1000)
     window = max(report.commit_ms / 1000 * 2.5, 0.002)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(dir=root) as d:
@@ -189,8 +197,15 @@ def run(
                 code = 0
                 try:
                     os.close(r)
-                    os.write(w, b"go")
-                    worker(sandbox, mode, size, fallback, seed * 1_000_003 + i)
+
+                    def ready(fd: int = w) -> None:
+                        os.write(fd, b"go")
+
+                    if i % 5 == 0:  # one kill in five may land in the start (restore) too
+                        ready()
+                        ready = _nothing
+                    worker(sandbox, mode=mode, size=size, fallback=fallback,
+                           seed=seed * 1_000_003 + i, ready=ready)
                 except BaseException as e:
                     with contextlib.suppress(Exception):
                         sys.stderr.write(f"worker failed: {e!r}\n")
@@ -217,6 +232,10 @@ def run(
         report.outcomes["final seq"] = last_seq
     report.seconds = time.monotonic() - t0
     return report
+
+
+def _nothing() -> None:
+    pass
 
 
 def main(argv: list[str] | None = None) -> int:

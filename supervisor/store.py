@@ -75,7 +75,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar, cast
 
 from .errors import CheckpointPathMissing, ConfigError, CorruptStore, StoreError
 
@@ -382,6 +382,27 @@ def checkpoint_bytes(sandbox: Path | str, paths: Sequence[str]) -> int:
     return total
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _store_errors(what: str) -> Callable[[_F], _F]:
+    """Turn an OSError escaping a public method into a one-line StoreError."""
+
+    def wrap(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def inner(self: Store, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(self, *args, **kwargs)
+            except OSError as e:
+                raise StoreError(
+                    f"{what} failed: {_describe(e, self.store)}; {self._intact()}", cause=e
+                ) from e
+
+        return cast(_F, inner)
+
+    return wrap
+
+
 @dataclass
 class _Staged:
     entries: list[dict[str, Any]]
@@ -489,6 +510,7 @@ class Store:
                 )
         return None
 
+    @_store_errors("looking for the store")
     def exists(self) -> bool:
         """True when something at the store path needs verify(): a store directory with a manifest,
         or anything else that is not an empty directory (a plain file, a partial transfer).
@@ -576,10 +598,8 @@ class Store:
             raise CorruptStore(
                 f"store {root} has no {MANIFEST} (incomplete or not a store)"
             ) from None
-        except OSError as e:
-            raise CorruptStore(
-                f"cannot read {root / MANIFEST}: {_describe(e, root)}", cause=e
-            ) from e
+        except OSError as e:  # an I/O error is not proof of damage: do not quarantine for it
+            raise StoreError(f"cannot read {root / MANIFEST}: {_describe(e, root)}", cause=e) from e
         try:
             man = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as e:
@@ -637,7 +657,7 @@ class Store:
         except FileNotFoundError:
             raise CorruptStore(f"store {root} has no {STATE}") from None
         except OSError as e:
-            raise CorruptStore(f"cannot read {root / STATE}: {_describe(e, root)}", cause=e) from e
+            raise StoreError(f"cannot read {root / STATE}: {_describe(e, root)}", cause=e) from e
         if len(raw) != want.get("size") or hashlib.sha256(raw).hexdigest() != want.get("sha256"):
             raise CorruptStore(f"{root / STATE} does not match the manifest's digest")
         try:
@@ -648,6 +668,7 @@ class Store:
             raise CorruptStore(f"{root / STATE} does not hold a JSON object")
         return state
 
+    @_store_errors("reading the store's state")
     def read_state(self) -> dict[str, Any] | None:
         """The state saved with the last commit (its digest is checked); None when no store."""
         if _lexists(self.fs, self.store) is None:
@@ -668,6 +689,7 @@ class Store:
             crc = zlib.crc32(view[:n], crc)
             offset += n
 
+    @_store_errors("verifying the store")
     def verify(self) -> dict[str, Any]:
         """Check every manifest entry (type, size, checksum, link target); return the state.
 
@@ -691,7 +713,7 @@ class Store:
             except FileNotFoundError:
                 raise CorruptStore(f"store {self.store} lacks {rel!r}") from None
             except OSError as e:
-                raise CorruptStore(f"cannot stat {rel!r}: {_describe(e, path)}", cause=e) from e
+                raise StoreError(f"cannot stat {rel!r}: {_describe(e, path)}", cause=e) from e
             kind = ent["type"]
             if kind == "dir":
                 if not stat.S_ISDIR(st.st_mode):
@@ -714,7 +736,7 @@ class Store:
                     finally:
                         self.fs.close(fd)
                 except OSError as e:
-                    raise CorruptStore(f"cannot read {rel!r}: {_describe(e, path)}", cause=e) from e
+                    raise StoreError(f"cannot read {rel!r}: {_describe(e, path)}", cause=e) from e
                 if size != ent["size"] or f"{crc:08x}" != ent[CHECKSUM]:
                     raise CorruptStore(
                         f"{rel!r} in store {self.store} does not match its {CHECKSUM} checksum"
@@ -854,6 +876,18 @@ class Store:
         finally:
             self.fs.close(fd)
 
+    def _preflight(self) -> None:
+        """Refuse before staging anything: a missing checkpoint path or a symlinked one."""
+        for rel in self.paths:
+            if _lexists(self.fs, self.sandbox / rel) is None:
+                raise CheckpointPathMissing(
+                    f"checkpoint path {rel!r} does not exist in {self.sandbox}; "
+                    f"nothing was committed"
+                )
+            problem = self._symlink_problem(rel)
+            if problem:
+                raise StoreError(problem + "; nothing was committed")
+
     def _stage_from_working(self, staging: Path, move: bool, moved: list[str]) -> _Staged:
         # The method only ever gets slower: rename < reflink < copy.
         staged = _Staged(entries=[], method="rename" if move else "reflink")
@@ -918,6 +952,7 @@ class Store:
 
     # ---------------------------------------------------------------- commit
 
+    @_store_errors("checkpoint commit")
     def commit(self, state: dict[str, Any], *, move: bool = False) -> CommitResult:
         """Commit every checkpoint path and ``state`` as one all-or-nothing step.
 
@@ -925,22 +960,13 @@ class Store:
         has exited: afterwards the working paths are gone (restore() brings them back).
         """
         payload = self._encode_state(state)
-        # Refuse before staging anything: a missing path or a symlinked one.
-        for rel in self.paths:
-            if _lexists(self.fs, self.sandbox / rel) is None:
-                raise CheckpointPathMissing(
-                    f"checkpoint path {rel!r} does not exist in {self.sandbox}; "
-                    f"nothing was committed"
-                )
-            problem = self._symlink_problem(rel)
-            if problem:
-                raise StoreError(problem + "; nothing was committed")
 
         def stage(staging: Path, moved: list[str]) -> _Staged:
             return self._stage_from_working(staging, move, moved)
 
-        return self._retrying(lambda: self._commit_once(payload, stage, list(self.paths), move))
+        return self._retrying(lambda: self._commit_once(payload, stage, self.paths, move, True))
 
+    @_store_errors("checkpoint commit")
     def commit_state(self, state: dict[str, Any]) -> CommitResult:
         """Commit the files of the current store again with a new ``state`` (same atomicity).
 
@@ -950,7 +976,12 @@ class Store:
         man: Optional[dict[str, Any]] = None
         st = _lexists(self.fs, self.store)
         if st is not None and self.exists():
-            man = self._load_manifest()
+            try:
+                man = self._load_manifest()
+            except CorruptStore:
+                raise
+            except StoreError as e:
+                raise StoreError(f"checkpoint commit failed: {e}; {self._intact()}", cause=e) from e
         if man is None:
             return self._retrying(
                 lambda: self._commit_once(payload, lambda s, m: _Staged([]), [], False)
@@ -992,9 +1023,13 @@ class Store:
         return result
 
     def _intact(self) -> str:
-        if _lexists(self.fs, self.store) is not None or self._old_dirs():
-            return "the previous checkpoint is intact"
-        return "nothing was committed (there was no previous checkpoint)"
+        """The end of a failure message: what is still there. Never raises."""
+        try:
+            if _lexists(self.fs, self.store) is None and not self._old_dirs():
+                return "nothing was committed (there was no previous checkpoint)"
+        except OSError:
+            pass
+        return "the previous checkpoint is intact"
 
     def _old_dirs(self) -> list[str]:
         try:
@@ -1006,8 +1041,9 @@ class Store:
         self,
         payload: bytes,
         stage: Callable[[Path, list[str]], _Staged],
-        paths: list[str],
+        paths: Sequence[str],
         move: bool,
+        working: bool = False,
     ) -> CommitResult:
         fs = self.fs
         t0 = time.monotonic()
@@ -1023,6 +1059,8 @@ class Store:
         swapped = False
         old: Optional[Path] = None
         try:
+            if working:
+                self._preflight()
             fs.mkdir(staging, 0o755)
             staged = stage(staging, moved)
             self._write_file(staging / STATE, payload)
@@ -1032,7 +1070,7 @@ class Store:
                 "checksum": CHECKSUM,
                 "commit": token,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "paths": paths,
+                "paths": list(paths),
                 "state": {"file": STATE, "size": len(payload),
                           "sha256": hashlib.sha256(payload).hexdigest()},
                 "bytes": staged.bytes,
@@ -1169,6 +1207,7 @@ class Store:
 
     # ---------------------------------------------------------------- next start
 
+    @_store_errors("cleaning up the store's leftovers")
     def cleanup_staging(self) -> list[Path]:
         """Remove what a killed commit or restore left; undo a half-done two-rename swap.
 
@@ -1244,6 +1283,7 @@ class Store:
                 except OSError as e:
                     log.error("could not move %s back: %s", dst, e)
 
+    @_store_errors("restoring the checkpoint")
     def restore(self) -> RestoreResult:
         """Copy the committed files back to their working paths (call verify() first).
 
@@ -1351,10 +1391,17 @@ class Store:
                 self._discard(tmp)  # now the old working tree
                 return
         trash = dst.parent / f".{dst.name}{RESTORE_TRASH}{_token()}"
-        fs.rename(dst, trash)
+        try:
+            fs.rename(dst, trash)
+        except OSError:
+            if _lexists(fs, dst) is not None or _lexists(fs, trash) is None:
+                raise  # it did not happen
         try:
             fs.rename(tmp, dst)
         except BaseException:
+            if _lexists(fs, tmp) is None and _lexists(fs, dst) is not None:
+                self._discard(trash)  # it happened after all
+                return
             with contextlib.suppress(OSError):
                 fs.rename(trash, dst)
             raise
