@@ -5,10 +5,11 @@ A forked worker plays the supervisor: at each start it cleans leftovers, verifie
 the store (like the next start of a job), then loops forever: write the checkpoint files (every
 byte of commit N's files is derived from N), commit them with state {"seq": N, "files_seq": N}.
 Some commits move the files instead of copying (``--mode mixed`` or ``move``), some
-re-commit the same files with a new state (``commit_state``). The parent kills the worker after a random delay
-drawn from [0, 2.5 x one commit's duration] after the worker's start (for one kill in five,
-from the fork, so that kills also land in the start's verify and restore), then, like the next start, runs
-``Store(...).cleanup_staging()`` and ``verify()`` and checks that
+re-commit the same files with a new state (``commit_state``). The parent kills the worker
+after a random delay drawn from [0, 2.5 x one commit's duration] after the worker's start (for
+one kill in five, from the fork, so that kills also land in the start's verify and restore),
+then, like the next start, runs ``Store(...).cleanup_staging()`` and ``verify()`` and checks
+that
 
 * the store verifies (its manifest, sizes and checksums hold),
 * every committed file carries the ``files_seq`` of the committed state (never mixed),
