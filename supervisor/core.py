@@ -32,7 +32,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Hashable, Optional, Union
 
 from . import exitstatus
-from .rules import Command, Exit, Rule, View
+from .rules import Exit as ExitRule
+from .rules import Rule, View
 
 # --------------------------------------------------------------------------------------------
 # Settings
@@ -311,13 +312,17 @@ class Core:
             times.append(self.next_timer)
         if self.phase == Phase.CHECKPOINTING and self.request_deadline is not None:
             times.append(self.request_deadline)
+        if self._evict_budget_applies():
+            assert self.request_deadline is not None
+            times.append(self.request_deadline)
         if self.phase == Phase.STOPPING and self.grace_deadline is not None:
             times.append(self.grace_deadline)
-        if self.phase == Phase.COMMITTING and self.grace_deadline is not None:
+        if self.phase == Phase.COMMITTING and self.grace_deadline is not None and self.child_alive:
             times.append(self.grace_deadline)
         if self.observing and self.s.complete is not None:
             t = self.s.complete.deadline(self._view(self._now_hint))
-            if t is not None:
+            # a time the rules were already evaluated at (or after) brings nothing new
+            if t is not None and (self._evaluated_at is None or t > self._evaluated_at):
                 times.append(t)
         if self.phase == Phase.RUNNING and self.s.watch and self.s.min_run and self._pending_exit_at:
             times.append(self._pending_exit_at)
@@ -333,6 +338,22 @@ class Core:
     # ---------------------------------------------------------------- helpers
     _now_hint = 0.0
     _pending_exit_at: Optional[float] = None
+    _evaluated_at: Optional[float] = None  # when the completion rules were last evaluated
+    _soft_kill_sent = False
+
+    def _evict_budget_applies(self) -> bool:
+        """A validator runs for an eviction checkpoint: the budget bounds it too."""
+        return (self.phase == Phase.VALIDATING and self.request_reason == "evict"
+                and self.request_deadline is not None and self.child_alive)
+
+    def _soft_kill(self, now: float, out: list[Command_]) -> None:
+        """Pass KillSig on; the grace starts with the first one sent."""
+        sig = self.s.kill_signal
+        out.append(SendSignal(sig))
+        out.append(Record("kill_sent", {"signal": sig, "grace": self.s.kill_grace}))
+        if not self._soft_kill_sent:
+            self._soft_kill_sent = True
+            self.grace_deadline = now + self.s.kill_grace
 
     def _goto(self, phase: Phase) -> None:
         if phase != self.phase:
@@ -398,10 +419,11 @@ class Core:
         rule = self.s.complete
         if rule is None:
             return False
-        return isinstance(rule, Exit) or "exit" in rule.names()
+        return isinstance(rule, ExitRule) or "exit" in rule.names()
 
     # ---------------------------------------------------------------- checkpoint request
-    def _request(self, now: float, reason: str, out: list[Command_], *, budget: Optional[float] = None) -> None:
+    def _request(self, now: float, reason: str, out: list[Command_], *,
+                 budget: Optional[float] = None, trigger: Optional[int] = None) -> None:
         self.request_reason = reason
         self.request_at = now
         self._set_baseline()
@@ -410,7 +432,7 @@ class Core:
         if budget is not None:
             deadline = budget if deadline is None else min(deadline, budget)
         self.request_deadline = None if deadline is None else now + deadline
-        sig = self.s.job_signal
+        sig = self.s.job_signal if self.s.job_signal is not None else trigger
         if sig is None:
             sig = next(iter(sorted(self.s.trigger_signals)), None)
         if sig is None:
@@ -423,6 +445,7 @@ class Core:
     def _maybe_complete(self, now: float, out: list[Command_], *, exited: bool = False) -> bool:
         """If the in-flight (or watched) checkpoint is complete, start validating or committing."""
         view = self._view(now, exited=exited)
+        self._evaluated_at = now
         if not view.changed or self.obs.fingerprint == self.rejected_fp:
             return False
         if not self._rules_hold(view):
@@ -501,7 +524,7 @@ class Core:
         if sig in self.s.trigger_signals and self.s.checkpointing:
             self.signal_requested = True
             if self.phase == Phase.RUNNING and self.child_alive:
-                self._request(ev.now, "signal", out)
+                self._request(ev.now, "signal", out, trigger=sig)
             elif self.phase in (Phase.CHECKPOINTING, Phase.VALIDATING, Phase.COMMITTING):
                 self.coalesced += 1
                 if self.request_reason not in ("evict",):
@@ -530,10 +553,7 @@ class Core:
             end = ev.now + budget
             self.request_deadline = end if self.request_deadline is None else min(self.request_deadline, end)
             return
-        out.append(SendSignal(sig))
-        out.append(Record("kill_sent", {"signal": sig, "grace": self.s.kill_grace}))
-        if first:
-            self.grace_deadline = ev.now + self.s.kill_grace
+        self._soft_kill(ev.now, out)
         if self.phase == Phase.COMMITTING:
             return  # the commit finishes (or rolls back) first; the grace keeps running
         self._goto(Phase.STOPPING)
@@ -544,6 +564,8 @@ class Core:
         self._update_obs(ev.now, ev.observation)
         out.append(Record("exited", {"code": ev.code, "signal": ev.signum}, level="debug"))
         phase = self.phase
+        if phase in (Phase.KILLING, Phase.EXITED):
+            return  # the exit status is already planned
         if phase in (Phase.VALIDATING, Phase.COMMITTING):
             return  # decided when the validator or the commit finishes
         if phase == Phase.STOPPING:
@@ -593,6 +615,11 @@ class Core:
             if self.s.watch:
                 self._on_Observed(Observed(now, self.obs), out)
             return
+        if self._evict_budget_applies():
+            assert self.request_deadline is not None
+            if now >= self.request_deadline:
+                self._timed_out(now, out)
+            return
         if self.phase == Phase.CHECKPOINTING:
             if self._maybe_complete(now, out):
                 return
@@ -613,10 +640,7 @@ class Core:
         out.append(Record("checkpoint_timed_out", {"reason": reason, "waited": now - (self.request_at or now)},
                           level="warning"))
         if reason == "evict":
-            sig = self.s.kill_signal
-            out.append(SendSignal(sig))
-            out.append(Record("kill_sent", {"signal": sig, "grace": self.s.kill_grace}))
-            self.grace_deadline = now + self.s.kill_grace
+            self._soft_kill(now, out)
             self._goto(Phase.STOPPING)
             return
         if self.s.on_timeout == "fail":
@@ -677,6 +701,8 @@ class Core:
             code, signum = self.child_result or (None, None)
             self._kill_then(self._report_program(code, signum), out)
             return
+        if not self._soft_kill_sent:  # an eviction checkpoint asked with the job signal only
+            self._soft_kill(now, out)
         self._goto(Phase.STOPPING)
 
     def _on_TreeGone(self, ev: TreeGone, out: list[Command_]) -> None:
