@@ -285,11 +285,7 @@ class FS:
         os.unlink(path)
 
     def rmtree(self, path: Path) -> None:
-        st = os.lstat(path)
-        if stat.S_ISDIR(st.st_mode):
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
+        shutil.rmtree(path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -876,6 +872,22 @@ class Store:
         finally:
             self.fs.close(fd)
 
+    def _fsync_parents(self, root: Path, paths: Sequence[str]) -> None:
+        """fsync the intermediate directories of nested paths (``out`` of ``out/ckpt.dat``)."""
+        parents: set[str] = set()
+        for rel in paths:
+            parts = _components(rel)
+            parents.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        for rel in sorted(parents, key=lambda r: -r.count("/")):
+            self.fs.fsync_dir(root / rel)
+
+    def _rm(self, path: Path) -> None:
+        """Remove a file, symlink or whole tree."""
+        if stat.S_ISDIR(self.fs.lstat(path).st_mode):
+            self.fs.rmtree(path)
+        else:
+            self.fs.unlink(path)
+
     def _preflight(self) -> None:
         """Refuse before staging anything: a missing checkpoint path or a symlinked one."""
         for rel in self.paths:
@@ -1063,6 +1075,7 @@ class Store:
                 self._preflight()
             fs.mkdir(staging, 0o755)
             staged = stage(staging, moved)
+            self._fsync_parents(staging, paths)
             self._write_file(staging / STATE, payload)
             manifest = {
                 "format": FORMAT,
@@ -1263,7 +1276,7 @@ class Store:
 
     def _remove(self, path: Path, done: list[Path]) -> None:
         try:
-            self.fs.rmtree(path)
+            self._rm(path)
         except FileNotFoundError:
             return
         except OSError as e:
@@ -1410,7 +1423,7 @@ class Store:
     def _discard(self, path: Path) -> None:
         if _lexists(self.fs, path) is not None:
             try:
-                self.fs.rmtree(path)
+                self._rm(path)
             except OSError as e:
                 log.warning("could not remove %s (%s); the next start will", path, e)
 

@@ -443,3 +443,19 @@ def test_store_outside_sandbox_is_allowed(tmp_path: Path) -> None:
     (tmp_path / "elsewhere").mkdir()
     store.commit({"seq": 1})
     assert store.verify() == {"seq": 1}
+
+
+def test_nested_checkpoint_path(tmp_path: Path) -> None:
+    """A checkpoint path below a directory keeps its relative name in the store and is
+    restored into a recreated parent directory."""
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "ckpt.dat").write_bytes(b"nested")
+    (tmp_path / "out" / "log.txt").write_text("not part of the checkpoint")
+    store = Store(tmp_path, STORE, ["out/ckpt.dat"])
+    store.commit({"seq": 1})
+    assert (tmp_path / STORE / "out" / "ckpt.dat").read_bytes() == b"nested"
+    assert not (tmp_path / STORE / "out" / "log.txt").exists()
+    assert store.verify() == {"seq": 1} and store.extra_files == []
+    shutil.rmtree(tmp_path / "out")
+    store.restore()
+    assert (tmp_path / "out" / "ckpt.dat").read_bytes() == b"nested"
