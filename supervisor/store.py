@@ -1132,9 +1132,9 @@ class Store:
                 fs.exchange(staging, self.store)
                 return staging
             except OSError as e:
-                if self._is_ours(token):
-                    return staging
                 if e.errno not in _UNSUPPORTED:
+                    if self._is_ours(token):
+                        return staging
                     raise
                 log.info("renameat2(RENAME_EXCHANGE) unavailable here (%s); using two renames",
                          _errname(e))
