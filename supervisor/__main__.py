@@ -98,6 +98,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _error(str(exc), exc.exit_status)
     except KeyboardInterrupt:
         return exitstatus.SIGNAL_BASE + 2
+    except Exception:  # a bug of ours: say so, never report a checkpoint
+        import traceback
+
+        traceback.print_exc()
+        return _error("internal error (a bug in the supervisor; please report it with the trace above)",
+                      exitstatus.EXIT_INTERNAL)
 
 
 def entrypoint() -> NoReturn:

@@ -71,6 +71,7 @@ class Observation:
     markers: tuple[tuple[str, Optional[int]], ...] = ()  # (path, mtime_ns or None)
     log_counts: tuple[tuple[str, int], ...] = ()  # (pattern, matches since start)
     open_for_write: Optional[bool] = None
+    present: bool = True  # every checkpoint path exists
 
 
 @dataclass(frozen=True)
@@ -296,6 +297,8 @@ class Core:
         self.grace_deadline: Optional[float] = None
         self.commits = 0
         self.evict_deadline: Optional[float] = None
+        self.exit_event: Optional[ChildExited] = None
+        self.exited_while_busy = False  # the program ended on its own during a validation or commit
 
     # ---------------------------------------------------------------- public API
     @property
@@ -427,6 +430,7 @@ class Core:
         self.request_reason = reason
         self.request_at = now
         self._set_baseline()
+        self._evaluated_at = now  # nothing has changed since the baseline yet
         self.coalesced = 0
         deadline = self.s.checkpoint_timeout
         if budget is not None:
@@ -446,7 +450,7 @@ class Core:
         """If the in-flight (or watched) checkpoint is complete, start validating or committing."""
         view = self._view(now, exited=exited)
         self._evaluated_at = now
-        if not view.changed or self.obs.fingerprint == self.rejected_fp:
+        if not self.obs.present or not view.changed or self.obs.fingerprint == self.rejected_fp:
             return False
         if not self._rules_hold(view):
             return False
@@ -509,7 +513,8 @@ class Core:
         self.child_alive = True
         self.obs = ev.observation
         self.start_fp = ev.observation.fingerprint
-        self.committed_fp = ev.observation.fingerprint if ev.resumed else object()
+        # what was there at the start (restored or left over) is not a new checkpoint
+        self.committed_fp = ev.observation.fingerprint
         self._set_baseline_for_watch()
         if self.s.every is not None:
             self.next_timer = ev.now + self.s.every
@@ -561,12 +566,14 @@ class Core:
     def _on_ChildExited(self, ev: ChildExited, out: list[Command_]) -> None:
         self.child_alive = False
         self.child_result = (ev.code, ev.signum)
+        self.exit_event = ev
         self._update_obs(ev.now, ev.observation)
         out.append(Record("exited", {"code": ev.code, "signal": ev.signum}, level="debug"))
         phase = self.phase
         if phase in (Phase.KILLING, Phase.EXITED):
             return  # the exit status is already planned
         if phase in (Phase.VALIDATING, Phase.COMMITTING):
+            self.exited_while_busy = True
             return  # decided when the validator or the commit finishes
         if phase == Phase.STOPPING:
             self._kill_then(self._report_program(ev.code, ev.signum), out)
@@ -575,10 +582,11 @@ class Core:
             out.append(Record("done", {"code": ev.code, "signal": ev.signum}))
             self._program_ended(ev, out)
             return
-        exit_counts = phase == Phase.CHECKPOINTING and self._has_exit_rule()
+        exit_counts = self._has_exit_rule() and (
+            phase == Phase.CHECKPOINTING or (phase == Phase.RUNNING and self.s.watch))
         inspected = ev.signum is None and ev.code in self.s.inspect_on_exit and self.s.checkpointing
         if exit_counts or inspected:
-            if inspected and phase == Phase.RUNNING:
+            if phase == Phase.RUNNING:
                 # the seed's first work-around: a new complete checkpoint since this start?
                 self.request_reason = "exit"
                 self.request_at = ev.now
@@ -673,6 +681,8 @@ class Core:
             return
         if not ev.ok:
             out.append(Record("commit_failed", {"error": ev.error}, level="error", message=ev.error))
+            self.rejected_fp = self.obs.fingerprint  # retried only once the files change again
+
             if not self.child_alive:
                 self._kill_then(Exit(exitstatus.EXIT_STORE, reason=ev.error), out)
                 return
@@ -687,6 +697,11 @@ class Core:
                                         "final_status": self.commit_final_status}))
         if self.evicting and self.request_reason != "evict":
             self._after_evict_commit(ev.now, out)
+            return
+        if self.exited_while_busy and self.request_reason in ("watch", "timer") and self.exit_event:
+            # the program ended on its own while we committed: decide about that exit now
+            self._back_to_running(ev.now)
+            self._on_ChildExited(self.exit_event, out)
             return
         if self._exit_after_commit(ev.now):
             self._kill_then(self._checkpoint_status(), out)

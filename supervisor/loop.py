@@ -155,6 +155,8 @@ class Supervisor:
         if resume and cfg.resume_args is not None:
             argv = [argv[0], *cfg.resume_args]
         self._setup_output()
+        self._setup_watch()
+        before = self._observe()  # the baseline: what was there before the program ran
         out_fd = err_fd = None
         if self.patterns:
             out_fd, err_fd = self._make_pipes()
@@ -169,10 +171,9 @@ class Supervisor:
                     os.close(fd)
         if self.child.pidfd is not None:
             self.sel.register(self.child.pidfd, selectors.EVENT_READ, "child")
-        self._setup_watch()
         self.core = C.Core(self._core_settings())
         now = self.clock()
-        cmds = self.core.handle(C.Started(now, self.child.pid, self._observe(), resumed=resume))
+        cmds = self.core.handle(C.Started(now, self.child.pid, before, resumed=resume))
         self.log.emit("argv", {"argv": argv}, level="debug")
         outcome = self._execute(cmds)
         while outcome is None:
@@ -375,8 +376,11 @@ class Supervisor:
             fp = self.store.fingerprint()
         except (OSError, SupervisorError):
             fp = None
+        present = all(os.path.lexists(self.sandbox / p) for p in self.cfg.checkpoint)
         return C.Observation(fingerprint=fp, markers=tuple(markers),
-                             log_counts=tuple(sorted(self.log_counts.items())), open_for_write=open_for_write)
+                             log_counts=tuple(sorted(self.log_counts.items())), open_for_write=open_for_write,
+                             present=present)
+
 
     def _open_for_write(self) -> bool:
         import psutil

@@ -18,6 +18,8 @@ It prints ``ready <pid>`` once its handlers are installed, echoes every signal i
   --exit-after-ckpt N    exit with N after each signal checkpoint
   --steps N              count N steps (--step-time each), checkpoint every --every-steps, exit 0
   --marker FILE          touch FILE after each checkpoint
+  --exit-after-auto N    exit with N after each checkpoint taken on its own (--every-steps)
+  --result FILE          write FILE when all --steps are done (a "finished" marker)
   --sleep S              how long to sleep when idle (default: forever)
 """
 
@@ -92,6 +94,8 @@ def main() -> int:
     p.add_argument("--every-steps", type=int, default=0)
     p.add_argument("--marker")
     p.add_argument("--sleep", type=float)
+    p.add_argument("--exit-after-auto", type=int)
+    p.add_argument("--result")
     a = p.parse_args()
 
     if a.status_file:
@@ -162,14 +166,22 @@ def main() -> int:
                 return exit_on[sig]
         if a.steps is not None:
             if value >= a.steps:
+                if a.result:
+                    with open(a.result, "w") as f:
+                        f.write(f"{value}\n")
                 out(f"done {value}", a.log)
                 return 0
             time.sleep(a.step_time)
             value += 1
             step += 1
-            if a.every_steps and a.ckpt and value % a.every_steps == 0:
+            if a.every_steps and a.ckpt and value % a.every_steps == 0 and value < a.steps:
                 write_ckpt(a.ckpt, value, a.slow)
+                if a.marker:
+                    with open(a.marker, "w") as f:
+                        f.write(f"{value}\n")
                 out(f"checkpointed {value}", a.log)
+                if a.exit_after_auto is not None:
+                    return a.exit_after_auto
             continue
         if deadline is not None and time.monotonic() > deadline:
             return 0

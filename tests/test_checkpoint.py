@@ -1,0 +1,326 @@
+"""The checkpoint lifecycle end to end, with real processes and files (issue 3)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, VICTIM, VICTIMS, sleep_until, spawned, supervisor_cmd
+
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+PY = sys.executable
+VALIDATE = f"{PY} {VICTIMS / 'validate.py'}"
+STORE = "checkpoint.atomic"
+
+
+def supervise(sandbox: Path, args, program, **kw):
+    return spawned(supervisor_cmd("run", "--events", str(sandbox / "events.jsonl"), *args, "--", *program),
+                   cwd=sandbox, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def run(sandbox: Path, args, program, timeout=60):
+    return subprocess.run(supervisor_cmd("run", "--events", str(sandbox / "events.jsonl"), *args, "--", *program),
+                          cwd=sandbox, env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def wait_line(proc, prefix, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"stdout closed before {prefix!r}: {proc.stderr.read()}")
+        if line.startswith(prefix):
+            return line.strip()
+    raise AssertionError(f"no line {prefix!r}")
+
+
+def committed(sandbox: Path, name="state") -> str:
+    return (sandbox / STORE / name).read_text()
+
+
+def complete_value(text: str) -> int:
+    """The value of a complete victim checkpoint; fails on a half-written one."""
+    lines = text.splitlines()
+    assert len(lines) >= 3 and lines[-1] == f"end {lines[0]}", f"incomplete checkpoint: {text[:40]!r}"
+    return int(lines[0])
+
+
+def events(sandbox: Path) -> list[dict]:
+    path = sandbox / "events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def verify_store(sandbox: Path) -> dict:
+    from supervisor.store import Store
+
+    return Store(sandbox, sandbox / STORE, ["state"]).verify()
+
+
+# ---------------------------------------------------------------------------------------------
+# Every trigger with every completion rule
+
+RULES = {
+    "quiet": ["--complete-when", "quiet=0.3"],
+    "marker": ["--complete-when", "marker=mark"],
+    "log": ["--complete-when", "log=^checkpointed"],
+    "command": ["--complete-when", f"command={VALIDATE}"],
+    "closed": ["--complete-when", "closed"],
+    "exit": ["--complete-when", "exit"],
+}
+TRIGGERS = ("signal", "every", "watch", "inspect", "evict")
+
+
+def victim_args(trigger: str, rule: str) -> list[str]:
+    base = [PY, str(VICTIM), "--ckpt", "state", "--marker", "mark"]
+    if trigger in ("signal", "every", "evict"):
+        args = base + ["--ckpt-on", "SIGUSR1", "--slow", "0.4", "--sleep", "60"]
+        if rule == "exit":
+            args += ["--exit-after-ckpt", "1"]  # like GROMACS: exits 1 after a checkpoint
+        return args
+    # 0.5 s between checkpoints, each written over 0.4 s: quiet=0.3 holds only after a whole one
+    args = base + ["--steps", "1000", "--step-time", "0.05", "--every-steps", "10", "--slow", "0.4"]
+
+    if trigger == "inspect":
+        args += ["--exit-after-auto", "0"]  # exits 0 after a checkpoint: not a unique code
+    elif rule == "exit":
+        args += ["--exit-after-auto", "1"]
+    return args
+
+
+def trigger_args(trigger: str) -> list[str]:
+    return {
+        "signal": ["--trigger-signal", "SIGUSR2", "--job-signal", "SIGUSR1"],
+        "every": ["--every", "0.5", "--job-signal", "SIGUSR1"],
+        "watch": ["--watch"],
+        "inspect": ["--inspect-on-exit", "0"],
+        "evict": ["--checkpoint-on-evict", "20", "--job-signal", "SIGUSR1"],
+    }[trigger]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("rule", list(RULES))
+@pytest.mark.parametrize("trigger", TRIGGERS)
+def test_each_trigger_with_each_completion_rule(sandbox, trigger, rule):
+    """Every trigger with every completion rule commits a complete checkpoint, then reports 85."""
+    args = ["--checkpoint", "state", "--kill-grace", "5", *trigger_args(trigger), *RULES[rule]]
+    with supervise(sandbox, args, victim_args(trigger, rule)) as proc:
+        wait_line(proc, "ready")
+        if trigger == "signal":
+            os.kill(proc.pid, signal.SIGUSR2)
+        elif trigger == "evict":
+            os.kill(proc.pid, signal.SIGTERM)
+        status = proc.wait(timeout=40)
+        stderr = proc.stderr.read()
+    assert status == 85, stderr
+    value = complete_value(committed(sandbox))
+    assert verify_store(sandbox)["sequence"] == 1
+    kinds = [e["event"] for e in events(sandbox)]
+    assert kinds.index("checkpoint_complete") < kinds.index("committed") < kinds.index("exit")
+    if trigger in ("watch", "inspect"):
+        assert value == 10
+
+
+# ---------------------------------------------------------------------------------------------
+# The scenarios of the issue
+
+
+@pytest.mark.timeout(120)
+def test_seed_vuc_runs_unchanged_under_the_supervisor(sandbox):
+    """The seed's vuc.py (exits 77 after each checkpoint) finishes through checkpoints and restarts."""
+    shutil.copy(ROOT / "examples" / "vuc" / "vuc.py", sandbox / "vuc.py")
+    statuses = []
+    for _ in range(6):
+        proc = run(sandbox, ["--checkpoint", "vuc.ckpt", "--inspect-on-exit", "77"], [PY, "vuc.py"])
+        statuses.append(proc.returncode)
+        if proc.returncode != 85:
+            break
+    assert statuses == [85, 85, 85, 0]
+    assert "Computation complete" in proc.stdout
+    assert committed(sandbox, "vuc.ckpt") == "9"
+    assert (sandbox / "vuc.ckpt").read_text() == "10"
+
+
+@pytest.mark.timeout(60)
+def test_slow_in_place_checkpoint_on_translated_signal_never_half_committed(sandbox):
+    """A never-exiting program rewriting its checkpoint in place on SIGUSR1 is checkpointed on
+    SIGUSR2 (translated); the store never holds a half-written file, even while it is written."""
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            try:
+                seen.append(committed(sandbox))
+            except OSError:
+                pass
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample)
+    args = ["--checkpoint", "state", "--trigger-signal", "SIGUSR2", "--job-signal", "SIGUSR1",
+            "--complete-when", "quiet=0.5"]
+    program = [PY, str(VICTIM), "--ckpt", "state", "--ckpt-on", "SIGUSR1", "--slow", "1.5", "--sleep", "60"]
+    sampler.start()
+    try:
+        for round_ in range(2):
+            with supervise(sandbox, args, program) as proc:
+                line = wait_line(proc, "ready")
+                os.kill(proc.pid, signal.SIGUSR2)
+                assert wait_line(proc, "signal") == "signal 10"  # SIGUSR1 reached it, not SIGUSR2
+                assert proc.wait(timeout=30) == 85
+            assert line.endswith(f"value {0 if round_ == 0 else 0}")
+    finally:
+        stop.set()
+        sampler.join()
+    assert seen, "the sampler never saw a committed store"
+    for text in seen:
+        complete_value(text)
+
+
+@pytest.mark.timeout(60)
+def test_exit_0_after_checkpoint_is_told_apart_from_finishing(sandbox):
+    """A program that exits 0 after every checkpoint and 0 when finished: the done rule decides."""
+    args = ["--checkpoint", "state", "--inspect-on-exit", "0", "--done-when", "marker=result.dat"]
+    program = [PY, str(VICTIM), "--ckpt", "state", "--steps", "25", "--step-time", "0.01",
+               "--every-steps", "10", "--exit-after-auto", "0", "--result", "result.dat"]
+    statuses = [run(sandbox, args, program).returncode for _ in range(4)]
+    assert statuses == [85, 85, 0, 0] or statuses[:3] == [85, 85, 0]
+    assert (sandbox / "result.dat").read_text() == "25\n"
+    assert complete_value(committed(sandbox)) == 20
+
+
+@pytest.mark.timeout(60)
+def test_resume_args_are_used_exactly_when_a_checkpoint_exists(sandbox):
+    """--resume-args replace the arguments only when a committed checkpoint was restored."""
+    script = sandbox / "prog.sh"
+    script.write_text('#!/bin/sh\necho "args: $*" >> argv.log\necho "$*" > state\nexit 7\n')
+    script.chmod(0o755)
+    args = ["--checkpoint", "state", "--inspect-on-exit", "7", "--resume-args", "--restore=job 'two words'"]
+    first = run(sandbox, args, ["./prog.sh", "--fresh"])
+    second = run(sandbox, args, ["./prog.sh", "--fresh"])
+    assert (first.returncode, second.returncode) == (85, 85)
+    assert (sandbox / "argv.log").read_text() == "args: --fresh\nargs: --restore=job two words\n"
+
+
+@pytest.mark.timeout(60)
+def test_program_finishing_after_the_checkpoint_signal(sandbox):
+    """After HTCondor's checkpoint signal a finished program still yields the checkpoint status; its
+    real status is recorded and reported at the next start, without running it again."""
+    script = sandbox / "prog.sh"
+    script.write_text("#!/bin/sh\necho run >> runs.log\necho ready\ntrap 'exit 3' USR2\n"
+                      "echo 1 > state\nwhile :; do sleep 0.05; done\n")
+    script.chmod(0o755)
+    args = ["--checkpoint", "state", "--trigger-signal", "SIGUSR2", "--complete-when", "marker=never"]
+    with supervise(sandbox, args, ["./prog.sh"]) as proc:
+        wait_line(proc, "ready")
+        os.kill(proc.pid, signal.SIGUSR2)
+        assert proc.wait(timeout=20) == 85
+    assert verify_store(sandbox)["final_status"] == 3
+    again = run(sandbox, args, ["./prog.sh"])
+    assert again.returncode == 3
+    assert (sandbox / "runs.log").read_text() == "run\n"
+
+
+@pytest.mark.timeout(60)
+def test_corrupt_store_is_moved_aside_and_the_run_starts_from_scratch(sandbox):
+    """A store that does not verify is moved aside (never deleted) and the program starts fresh."""
+    args = ["--checkpoint", "state", "--inspect-on-exit", "0"]
+    program = [PY, str(VICTIM), "--ckpt", "state", "--steps", "30", "--step-time", "0.01",
+               "--every-steps", "10", "--exit-after-auto", "0"]
+    assert run(sandbox, args, program).returncode == 85
+    (sandbox / STORE / "state").write_text("garbage")
+    (sandbox / "state").unlink()
+    proc = run(sandbox, args, program)
+    assert proc.returncode == 85
+    assert "moved aside" in proc.stderr
+    aside = [p for p in sandbox.iterdir() if p.name.startswith(STORE + ".corrupt")]
+    assert len(aside) == 1 and (aside[0] / "state").read_text() == "garbage"
+    assert "value 0" in proc.stdout  # started from scratch
+    assert complete_value(committed(sandbox)) == 10
+
+
+@pytest.mark.timeout(60)
+def test_program_exiting_with_the_checkpoint_code_without_checkpoint_is_a_failure(sandbox):
+    """PROGRAM's own exit with the reserved code is never reported as a checkpoint."""
+    proc = run(sandbox, ["--checkpoint", "state"], ["sh", "-c", "echo x > state; exit 85"])
+    assert proc.returncode == 65
+    assert not (sandbox / STORE).exists()
+
+
+@pytest.mark.timeout(60)
+def test_checkpoint_by_signal_from_the_command_line(sandbox):
+    """--exit-signal: after a commit the supervisor dies from exactly that signal, no core bit."""
+    cmd = supervisor_cmd("run", "--checkpoint", "state", "--inspect-on-exit", "0", "--exit-signal", "SIGUSR2",
+                         "--", "sh", "-c", "echo 1 > state")
+    pid = os.fork()
+    if pid == 0:  # a raw child, so that the test reads the exact wait status
+        try:
+            os.chdir(sandbox)
+            os.execvpe(cmd[0], cmd, ENV)
+        finally:
+            os._exit(127)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGUSR2 and not os.WCOREDUMP(status)
+    assert committed(sandbox) == "1\n"
+
+
+@pytest.mark.timeout(60)
+def test_checkpoint_timeout_continue_and_fail(sandbox):
+    """--checkpoint-timeout: nothing is committed; continue (default) or fail with 75."""
+    program = [PY, str(VICTIM), "--ckpt-on", "SIGUSR1", "--sleep", "60", "--exit-on", "SIGTERM:4"]
+    args = ["--checkpoint", "state", "--trigger-signal", "SIGUSR1", "--checkpoint-timeout", "0.5"]
+    with supervise(sandbox, args + ["--on-timeout", "fail"], program) as proc:
+        wait_line(proc, "ready")
+        os.kill(proc.pid, signal.SIGUSR1)
+        assert proc.wait(timeout=20) == 75
+    assert not (sandbox / STORE).exists()
+    with supervise(sandbox, args, program) as proc:
+        wait_line(proc, "ready")
+        os.kill(proc.pid, signal.SIGUSR1)
+        sleep_until(lambda: any(e["event"] == "checkpoint_timed_out" for e in events(sandbox)))
+        assert proc.poll() is None  # still running
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=20) == 4
+
+
+@pytest.mark.timeout(60)
+def test_unchanged_checkpoint_is_not_committed_again(sandbox):
+    """Only a checkpoint that changed since the last commit is committed again (watch mode)."""
+    program = [PY, str(VICTIM), "--ckpt", "state", "--steps", "1000", "--step-time", "0.02",
+               "--every-steps", "10"]
+    args = ["--checkpoint", "state", "--watch", "--complete-when", "quiet=0.1", "--min-run", "2"]
+    with supervise(sandbox, args, program) as proc:
+        wait_line(proc, "ready")
+        assert proc.wait(timeout=30) == 85
+    commits = [e for e in events(sandbox) if e["event"] == "committed"]
+    assert len(commits) >= 3  # committed locally several times before exiting at --min-run
+    assert verify_store(sandbox)["sequence"] == len(commits)
+
+
+@pytest.mark.timeout(60)
+def test_store_on_a_full_disk_keeps_the_previous_checkpoint(tmp_path):
+    """ENOSPC during a commit: the previous checkpoint stays intact, the error is reported (74)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs is not permitted here")
+    try:
+        args = ["--checkpoint", "state", "--inspect-on-exit", "0"]
+        assert run(mnt, args, ["sh", "-c", "echo small > state"]).returncode == 85
+        proc = run(mnt, args, ["sh", "-c", "head -c 700000 /dev/zero > state"])
+        assert proc.returncode == 74, proc.stderr
+        assert "ENOSPC" in proc.stderr or "No space" in proc.stderr
+        assert committed(mnt) == "small\n"
+        from supervisor.store import Store
+
+        Store(mnt, mnt / STORE, ["state"]).verify()
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
