@@ -1,0 +1,96 @@
+"""Jobs run under ``ckpt-supervisor run`` inside the dry run, with random evictions (issue 4)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, VICTIM
+
+BIN = Path(sys.executable).parent
+
+
+def env() -> dict[str, str]:
+    """The dry run keeps PATH for the job: make sure this interpreter's ckpt-supervisor is on it."""
+    path = os.environ.get("PATH", "")
+    shim = None
+    if shutil.which("ckpt-supervisor") is None:
+        shim = ROOT / ".test-bin"
+        shim.mkdir(exist_ok=True)
+        script = shim / "ckpt-supervisor"
+        script.write_text(f"#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m supervisor \"$@\"\n")
+        script.chmod(0o755)
+    return {**os.environ, "PATH": f"{shim or BIN}:{path}", "PYTHONPATH": str(ROOT)}
+
+
+def dry_run(folder: Path, submit: str, *args: str, timeout: float = 150) -> subprocess.CompletedProcess:
+    work = folder / "work"
+    return subprocess.run([sys.executable, "-m", "supervisor", "dry-run", submit, "--work-dir", str(work), *args],
+                          cwd=folder, env=env(), capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.timeout(240)
+def test_supervised_vuc_survives_random_evictions_for_several_seeds(tmp_path):
+    """The seed's vuc.py under the supervisor finishes with 10 through random evictions, seeds 1-3."""
+
+    def one(seed: int) -> tuple[int, subprocess.CompletedProcess, Path]:
+        folder = tmp_path / f"seed{seed}"
+        shutil.copytree(ROOT / "examples" / "vuc-supervised", folder)
+        return seed, dry_run(folder, "vuc.submit", "--evict-random", "5", "--seed", str(seed)), folder
+
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(one, (1, 2, 3)))
+    evictions = 0
+    for seed, proc, folder in results:
+        assert proc.returncode == 0, f"seed {seed}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+        assert (folder / "vuc.ckpt").read_text() == "10"
+        assert "Computation complete" in (folder / "vuc.out").read_text()
+        evictions += int(proc.stdout.split("evictions ")[1].split(",")[0])
+    assert evictions >= 2  # the seeds really evicted the job
+
+
+WANT_SIGNAL_SUBMIT = """\
+# A program that never exits by itself to checkpoint: HTCondor's checkpoint signal (SIGUSR2) reaches
+# the supervisor, which translates it to SIGUSR1, waits for the marker, commits and exits 85.
++WantCheckpointSignal       = true
++CheckpointSig              = "SIGUSR2"
+checkpoint_exit_code        = 85
+executable                  = /usr/bin/env
+transfer_executable         = false
+arguments                   = "ckpt-supervisor run --checkpoint state --job-signal SIGUSR1 --complete-when marker=mark -- python3 victim.py --ckpt state --ckpt-on SIGUSR1 --marker mark --steps 80 --step-time 0.05 --result result"
+transfer_input_files        = victim.py
+transfer_checkpoint_files   = checkpoint.atomic
+transfer_output_files       = result
+when_to_transfer_output     = ON_EXIT_OR_EVICT
+should_transfer_files       = yes
+output                      = job.out
+error                       = job.err
+log                         = job.log
+queue
+"""
+
+
+@pytest.mark.timeout(240)
+def test_want_checkpoint_signal_job_under_the_supervisor_with_evictions(tmp_path):
+    """+WantCheckpointSignal: the job ad's CheckpointSig is the trigger; the job finishes with the
+    right answer through periodic checkpoint signals and random evictions, and is never held."""
+
+    def one(seed: int) -> tuple[int, subprocess.CompletedProcess, Path]:
+        folder = tmp_path / f"seed{seed}"
+        folder.mkdir()
+        shutil.copy(VICTIM, folder / "victim.py")
+        (folder / "job.submit").write_text(WANT_SIGNAL_SUBMIT)
+        return seed, dry_run(folder, "job.submit", "--checkpoint-period", "1.5", "--evict-random", "4",
+                             "--seed", str(seed)), folder
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(one, (4, 5)))
+    for seed, proc, folder in results:
+        assert proc.returncode == 0, f"seed {seed}: {proc.stdout[-3000:]}{proc.stderr[-2000:]}"
+        assert (folder / "result").read_text() == "80\n"
+        assert "checkpoints 0" not in proc.stdout  # the signal did make it checkpoint
