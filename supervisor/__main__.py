@@ -22,7 +22,8 @@ See docs/reference/exit-status.md.
 """
 
 
-def main_parser() -> argparse.ArgumentParser:
+def main_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+    """The whole parser; with ``only="run"`` just the run command (start-up cost matters there)."""
     from .config import add_run_options
 
     parser = argparse.ArgumentParser(
@@ -43,13 +44,9 @@ def main_parser() -> argparse.ArgumentParser:
     run.add_argument("-q", "--quiet", action="count", default=0, help="fewer log lines on stderr")
     run.add_argument("program", nargs=argparse.REMAINDER, metavar="PROGRAM [ARGS...]")
 
-    try:
-        from .condor import dryrun
-    except ImportError:  # pragma: no cover - the dry run is part of the package
-        dryrun = None  # type: ignore[assignment]
-    if dryrun is not None and hasattr(dryrun, "add_parser"):
-        dryrun.add_parser(sub)
-    for name in ("snippet", "check", "report"):
+    if only == "run":
+        return parser
+    for name in ("dryrun", "snippet", "check", "report"):
         try:
             module = __import__(f"supervisor.condor.{name}", fromlist=["add_parser"])
         except ImportError:
@@ -80,8 +77,9 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = main_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    parser = main_parser(only="run" if argv[:1] == ["run"] else None)
+
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
