@@ -43,8 +43,10 @@ def test_ignored_checkpoint_signal_is_a_hold(tmp_path, htcondor2):
     """Rule: after the checkpoint signal, an exit that is not the checkpoint status puts the
     job on hold with code 36 and the starter's message; the dry run exits DRYRUN_HELD."""
     submit = counter_job(tmp_path, '+WantCheckpointSignal = true\n+CheckpointSig = "SIGUSR2"',
-                         "--every 0 --total 6 --step 0.1 --ignore SIGUSR2")
-    r = run_dryrun(submit, "--checkpoint-period", "0.2")
+                         "--every 0 --total 20 --step 0.1 --ignore SIGUSR2")
+    # the period leaves time for the job's interpreter to start and set its handlers, even on a
+    # loaded machine: a signal before that would kill it and test something else
+    r = run_dryrun(submit, "--checkpoint-period", "1.0")
     assert r.rc == exitstatus.DRYRUN_HELD, r.stdout + r.stderr
     evs = events(htcondor2, tmp_path / "counter.log")
     assert [int(e.type) for e in evs] == [0, 1, 12]
@@ -61,12 +63,13 @@ def test_checkpoint_signal_obeyed(tmp_path):
     """Rule: CheckpointSig goes to the main process every period after each start; a checkpoint
     exit after it is uploaded and the job restarts in place until it finishes."""
     submit = counter_job(tmp_path, '+WantCheckpointSignal = true\n+CheckpointSig = "SIGUSR2"',
-                         "--every 0 --total 8 --step 0.1 --ckpt-on SIGUSR2")
-    r = run_dryrun(submit, "--checkpoint-period", "0.35")
+                         "--every 0 --total 25 --step 0.1 --ckpt-on SIGUSR2")
+    r = run_dryrun(submit, "--checkpoint-period", "1.0")
     assert r.rc == 0, r.stdout + r.stderr
     assert "checkpoint signal SIGUSR2" in r.stdout
     assert "executions 1," in r.stdout and "checkpoints 0," not in r.stdout
-    assert (tmp_path / "count").read_text() == "8"
+    assert (tmp_path / "count").read_text() == "25"
+
 
 
 def test_checkpoint_by_signal_exact_match(tmp_path):
