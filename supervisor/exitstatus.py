@@ -20,6 +20,10 @@ status     meaning
 75         a checkpoint did not complete in time and ``--on-timeout fail`` was set
 =========  ======================================================================
 
+``ckpt-supervisor check`` runs no program and has its own two statuses: 0 when the submit file
+has no error finding (warnings allowed), ``EXIT_CHECK_FAILED`` (1) when it has at least one
+error; 64 for a usage error or a submit file that cannot be read or parsed.
+
 A death by ``--exit-signal SIG`` reports a checkpoint by signal: the supervisor kills itself with
 SIG (no core dump), so its wait status is exactly ``SIG``.
 """
@@ -37,6 +41,9 @@ EXIT_PROGRAM_USED_CHECKPOINT_CODE = 65
 EXIT_INTERNAL = 70
 EXIT_STORE = 74
 EXIT_CHECKPOINT_TIMEOUT = 75
+
+# ``ckpt-supervisor check``: the submit file has at least one error finding.
+EXIT_CHECK_FAILED = 1
 
 # The dry run's own statuses (``ckpt-supervisor dry-run``); the job's exit code otherwise.
 DRYRUN_JOB_SIGNALED = 79
