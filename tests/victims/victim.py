@@ -21,11 +21,21 @@ It prints ``ready <pid>`` once its handlers are installed, echoes every signal i
   --exit-after-auto N    exit with N after each checkpoint taken on its own (--every-steps)
   --result FILE          write FILE when all --steps are done (a "finished" marker)
   --sleep S              how long to sleep when idle (default: forever)
+
+Added for tests/reliability (none changes the behaviour above when not given):
+
+  --children N           fork N children that sleep forever (a wide process tree)
+  --ckpt-bytes N         size of the filler of each checkpoint (default 4000)
+  --crash-in-ckpt SIG    during a signal checkpoint, after writing half, kill itself with SIG
+  --truncate-ckpt        signal checkpoints lack their last line (a truncated checkpoint)
+  --flood N              during each signal checkpoint, write N bytes to stdout and N to stderr
+                         (lines of FLOOD_LINE_OUT / FLOOD_LINE_ERR), interleaved with the write
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -61,17 +71,50 @@ def read_counter(path: str) -> int:
         return 0
 
 
-def write_ckpt(path: str, value: int, slow: float) -> None:
+FLOOD_LINE_OUT = b"o" * 1023 + b"\n"
+FLOOD_LINE_ERR = b"e" * 1023 + b"\n"
+
+
+def flood_some(remaining: list[int], share: int) -> None:
+    """Write up to ``share`` bytes of the flood to stdout and to stderr (whole lines)."""
+    lines = min(share, remaining[0]) // len(FLOOD_LINE_OUT)
+    if lines <= 0:
+        return
+    sys.stdout.flush()
+    _write_all(1, FLOOD_LINE_OUT * lines)
+    _write_all(2, FLOOD_LINE_ERR * lines)
+    remaining[0] -= lines * len(FLOOD_LINE_OUT)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def write_ckpt(path: str, value: int, slow: float, filler: int = 4000, *, crash: int | None = None,
+               truncate: bool = False, flood: int = 0) -> None:
     # in place, not atomic: first truncate, then write slowly in pieces
-    text = f"{value}\n" + "x" * 4000 + f"\nend {value}\n"
+    text = f"{value}\n" + "x" * filler + f"\nend {value}\n"
+    if truncate:
+        text = text[: text.rindex("end")]
+    remaining = [flood]
     with open(path, "w") as f:
         pieces = 8
         step = len(text) // pieces + 1
-        for i in range(0, len(text), step):
+        for n, i in enumerate(range(0, len(text), step)):
+            if crash is not None and n == pieces // 2:
+                f.flush()
+                signal.signal(crash, signal.SIG_DFL)
+                os.kill(os.getpid(), crash)  # mid-checkpoint: half of it is on disk
             f.write(text[i:i + step])
             f.flush()
+            if flood:
+                flood_some(remaining, flood // pieces + len(FLOOD_LINE_OUT))
             if slow:
                 time.sleep(slow / pieces)
+    if flood:
+        flood_some(remaining, remaining[0])
 
 
 def main() -> int:
@@ -96,6 +139,11 @@ def main() -> int:
     p.add_argument("--sleep", type=float)
     p.add_argument("--exit-after-auto", type=int)
     p.add_argument("--result")
+    p.add_argument("--children", type=int, default=0)
+    p.add_argument("--ckpt-bytes", type=int, default=4000)
+    p.add_argument("--crash-in-ckpt")
+    p.add_argument("--truncate-ckpt", action="store_true")
+    p.add_argument("--flood", type=int, default=0)
     a = p.parse_args()
 
     if a.status_file:
@@ -132,6 +180,14 @@ def main() -> int:
             os.rename(a.stubborn_child + ".tmp", a.stubborn_child)
             while True:
                 time.sleep(60)
+    for _ in range(a.children):
+        if os.fork() == 0:
+            for sig in range(1, 32):  # plain sleepers: default dispositions
+                if sig not in (signal.SIGKILL, signal.SIGSTOP):
+                    with contextlib.suppress(OSError, ValueError):
+                        signal.signal(sig, signal.SIG_DFL)
+            while True:
+                time.sleep(60)
     for _ in range(a.short_children):
         pid = os.fork()
         if pid == 0:
@@ -155,7 +211,9 @@ def main() -> int:
             sig = pending.pop(0)
             out(f"signal {sig}", a.log)
             if sig == ckpt_sig and a.ckpt:
-                write_ckpt(a.ckpt, value, a.slow)
+                write_ckpt(a.ckpt, value, a.slow, a.ckpt_bytes,
+                           crash=parse_sig(a.crash_in_ckpt) if a.crash_in_ckpt else None,
+                           truncate=a.truncate_ckpt, flood=a.flood)
                 if a.marker:
                     with open(a.marker, "w") as f:
                         f.write(f"{value}\n")
@@ -175,7 +233,7 @@ def main() -> int:
             value += 1
             step += 1
             if a.every_steps and a.ckpt and value % a.every_steps == 0 and value < a.steps:
-                write_ckpt(a.ckpt, value, a.slow)
+                write_ckpt(a.ckpt, value, a.slow, a.ckpt_bytes)
                 if a.marker:
                     with open(a.marker, "w") as f:
                         f.write(f"{value}\n")
