@@ -102,8 +102,12 @@ def publish_commit(
         return False
 
 
-def _send(config: str, values: list[tuple[str, str]], factory: Callable[[str], Any],
-          log: Optional[Callable[[str], None]]) -> bool:
+def _send(
+    config: str,
+    values: list[tuple[str, str]],
+    factory: Callable[[str], Any],
+    log: Optional[Callable[[str], None]],
+) -> bool:
     """Runs with ``_busy`` held; releases it. Disables chirp for good after any failure."""
     try:
         try:
