@@ -15,6 +15,7 @@ The output depends only on the code, never on the terminal width or the Python v
 argparse wording, so that ``--check`` is stable (``tests/test_docs.py`` runs it).
 """
 
+# ruff: noqa: E501  (long literal lines of the generated pages read better unbroken)
 from __future__ import annotations
 
 import argparse
