@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
+import socket
 import threading
+from typing import ClassVar
 
 import pytest
 from helpers import sleep_until
@@ -13,7 +16,7 @@ from supervisor import chirp
 class FakeChirp:
     """Records set_job_attr_delayed calls; can fail on connect or on a call."""
 
-    instances: list[FakeChirp] = []
+    instances: ClassVar[list[FakeChirp]] = []
 
     def __init__(self, config: str, *, fail: str = "", gate: threading.Event | None = None) -> None:
         self.config = config
@@ -58,12 +61,17 @@ def config(tmp_path):
 def test_publishes_chirp_attributes(config):
     """Rule: with a chirp config, one commit sets ChirpCkptCount, ChirpCkptLastTime,
     ChirpCkptSeconds (and ChirpCkptBytes) as ClassAd literals through set_job_attr_delayed."""
-    ok = chirp.publish_commit(3, 1700000000.75, 1.23456, 4096, environ=config,
-                              factory=FakeChirp, wait=True)
+    ok = chirp.publish_commit(
+        3, 1700000000.75, 1.23456, 4096, environ=config, factory=FakeChirp, wait=True
+    )
     assert ok
     [fake] = FakeChirp.instances
-    assert fake.attrs == {"ChirpCkptCount": "3", "ChirpCkptLastTime": "1700000000",
-                          "ChirpCkptSeconds": "1.235", "ChirpCkptBytes": "4096"}
+    assert fake.attrs == {
+        "ChirpCkptCount": "3",
+        "ChirpCkptLastTime": "1700000000",
+        "ChirpCkptSeconds": "1.235",
+        "ChirpCkptBytes": "4096",
+    }
     assert fake.closed
     assert all(name.startswith("Chirp") for name in fake.attrs)  # no WantIOProxy needed
 
@@ -72,8 +80,9 @@ def test_background_publication(config):
     """Rule: by default the exchange runs on a thread; the call returns before it ends, and a
     call made while one is still running is dropped, not queued."""
     gate = threading.Event()
-    assert chirp.publish_commit(1, 1.0, 0.5, environ=config,
-                                factory=lambda c: FakeChirp(c, gate=gate))
+    assert chirp.publish_commit(
+        1, 1.0, 0.5, environ=config, factory=lambda c: FakeChirp(c, gate=gate)
+    )
     assert not chirp.publish_commit(2, 2.0, 0.5, environ=config, factory=FakeChirp)
     gate.set()
     sleep_until(lambda: not chirp._busy.locked(), timeout=5)
@@ -92,8 +101,15 @@ def test_skips_without_config(tmp_path):
 def test_failure_never_raises_and_disables(config, fail):
     """Rule: a chirp failure is swallowed, logged once, and later commits do not try again."""
     lines: list[str] = []
-    ok = chirp.publish_commit(1, 1.0, 0.1, environ=config,
-                              factory=lambda c: FakeChirp(c, fail=fail), log=lines.append, wait=True)
+    ok = chirp.publish_commit(
+        1,
+        1.0,
+        0.1,
+        environ=config,
+        factory=lambda c: FakeChirp(c, fail=fail),
+        log=lines.append,
+        wait=True,
+    )
     assert not ok
     assert len(lines) == 1 and "chirp" in lines[0]
     assert not chirp.publish_commit(2, 2.0, 0.1, environ=config, factory=FakeChirp, wait=True)
@@ -102,8 +118,6 @@ def test_failure_never_raises_and_disables(config, fail):
 
 def test_missing_wheel_is_quiet(config, monkeypatch):
     """Rule: without the htcondor wheel the default factory's ImportError is quiet (no log)."""
-    import builtins
-
     real_import = builtins.__import__
 
     def no_htcondor(name, *args, **kwargs):
@@ -121,11 +135,11 @@ def test_real_htchirp_against_a_dead_server(tmp_path):
     """Rule: with the real htcondor2 HTChirp and nothing listening, the call still returns
     False without raising (the connection is refused at once)."""
     pytest.importorskip("htcondor2.htchirp", reason="the htcondor wheel is not installed")
-    import socket
-
     with socket.socket() as s:  # a port that was free a moment ago: nothing listens on it
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     path = tmp_path / ".chirp.config"
     path.write_text(f"127.0.0.1 {port} cookie\n")
-    assert not chirp.publish_commit(1, 1.0, 0.1, environ={"_CONDOR_CHIRP_CONFIG": str(path)}, wait=True)
+    assert not chirp.publish_commit(
+        1, 1.0, 0.1, environ={"_CONDOR_CHIRP_CONFIG": str(path)}, wait=True
+    )

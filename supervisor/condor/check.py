@@ -457,10 +457,12 @@ class Checker:
             args = parser.parse_args(inv.run_words)
             if self.extra:
                 extra = parser.parse_args(
-                    [*self.extra, "--", "x"] if "--" not in self.extra else self.extra
+                    self.extra if "--" in self.extra else [*self.extra, "--", "PROGRAM"]
                 )
                 for key, value in vars(extra).items():
-                    if key != "program" and value not in (None, 0):
+                    if key == "program" and args.program:
+                        continue  # the file's own PROGRAM, when it shows one, is kept
+                    if value not in (None, 0):
                         setattr(args, key, value)
         except ConfigError as exc:
             self.add(
@@ -749,9 +751,10 @@ class Checker:
             try:
                 return config.build(ns, environ=env)
             except ConfigError as exc:
+                vacate_line = sub.line_of("job_max_vacate_time")
                 self.add(
                     "supervisor-refuses",
-                    inv.line,
+                    vacate_line if "JobMaxVacateTime" in str(exc) and vacate_line else inv.line,
                     f"the supervisor would exit 64 at every start: {exc}",
                     "fix the options (try them locally with ckpt-supervisor dry-run)",
                 )

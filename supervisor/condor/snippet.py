@@ -86,8 +86,9 @@ def _local_files(words: Sequence[str], cwd: str) -> list[str]:
     for word in words:
         if not word or os.path.isabs(word) or word.startswith("-") or ".." in word.split("/"):
             continue
-        if os.path.isfile(os.path.join(cwd, word)) and word not in out:
-            out.append(word)
+        name = os.path.normpath(word)
+        if os.path.isfile(os.path.join(cwd, word)) and name not in out:
+            out.append(name)
     return out
 
 

@@ -1,0 +1,157 @@
+"""``ckpt-supervisor check``: the pitfall corpus in tests/data/submit/.
+
+Each corpus file starts with ``# expect: code@line, ...`` (or ``# expect: nothing``): the exact
+findings ``check`` must report. ``bad-*`` files hold one error each, ``warn-*`` one warning,
+``good-*`` none.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import ROOT
+
+from supervisor import exitstatus
+from supervisor.__main__ import main
+from supervisor.condor.check import ERROR, RULES, WARNING, check_submit
+from supervisor.condor.submit import parse_submit_text
+from supervisor.errors import SubmitFileError
+
+CORPUS = ROOT / "tests" / "data" / "submit"
+FILES = sorted(CORPUS.glob("*.submit"))
+
+
+def expected(path: Path) -> set[tuple[str, int]]:
+    head = path.read_text().splitlines()[0]
+    m = re.fullmatch(r"# expect: (.*)", head)
+    assert m, f"{path.name}: first line must be '# expect: ...'"
+    if m.group(1) == "nothing":
+        return set()
+    return {(c.split("@")[0], int(c.split("@")[1])) for c in m.group(1).split(", ")}
+
+
+def run_check(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real command line, in a child process."""
+    return subprocess.run(
+        [sys.executable, "-m", "supervisor", "check", *args],
+        capture_output=True,
+        text=True,
+        cwd=str(ROOT),
+        timeout=30,
+        check=False,
+    )
+
+
+def main_check(capsys, *args: str) -> tuple[int, str]:
+    """The CLI's main() in this process (fast): (exit status, stdout)."""
+    status = main(["check", *args])
+    return status, capsys.readouterr().out
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_corpus_findings(path):
+    """Rule: check reports exactly the findings a corpus file declares, code and line."""
+    got = {(f.code, f.line) for f in check_submit(path)}
+    assert got == expected(path)
+
+
+def test_corpus_covers_every_rule():
+    """Rule: every pitfall check knows has a corpus file of its own (bad-* for errors,
+    warn-* for warnings), so no rule is untested."""
+    covered: dict[str, set[str]] = {}
+    for path in FILES:
+        for code, _ in expected(path):
+            covered.setdefault(code, set()).add(path.stem)
+    assert set(RULES) <= set(covered), set(RULES) - set(covered)
+    for code, (severity, _) in RULES.items():
+        prefix = "bad-" if severity == ERROR else "warn-"
+        assert any(name.startswith(prefix) for name in covered[code]), code
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_exit_status_and_output(path, capsys):
+    """Rule: exit 1 with an error, 0 with warnings only or nothing; every finding printed has
+    severity, file:line (or the file), what is wrong and a 'fix:' line."""
+    status, out = main_check(capsys, str(path))
+    exp = expected(path)
+    has_error = any(RULES[c][0] == ERROR for c, _ in exp)
+    assert status == (exitstatus.EXIT_CHECK_FAILED if has_error else 0), out
+    for code, line in exp:
+        where = f"{path}:{line}" if line else str(path)
+        assert f"{where}: {RULES[code][0]} [{code}]: " in out
+    assert out.count("\n    fix: ") == len(exp)
+
+
+def test_command_line_exit_status():
+    """Rule: the installed command line gives the same statuses: 1 for an error, 0 for a
+    warning only."""
+    assert run_check(str(CORPUS / "bad-store-trailing-slash.submit")).returncode == 1
+    assert run_check(str(CORPUS / "warn-no-queue.submit")).returncode == 0
+
+
+def test_json_output():
+    """Rule: --json prints a list of {severity, code, line, message, fix}."""
+    proc = run_check("--json", str(CORPUS / "bad-checkpoint-code-zero.submit"))
+    [finding] = json.loads(proc.stdout)
+    assert finding["severity"] == "error" and finding["code"] == "checkpoint-code-zero"
+    assert finding["line"] == 4 and "85" in finding["fix"]
+
+
+def test_unreadable_file_is_usage_error(tmp_path):
+    """Rule: a submit file that cannot be read is a usage error (64), not a finding."""
+    proc = run_check(str(tmp_path / "missing.submit"))
+    assert proc.returncode == exitstatus.EXIT_USAGE
+    assert "cannot read the submit file" in proc.stderr
+
+
+def test_run_options_after_double_dash():
+    """Rule: for a wrapper script, the run options given after -- are checked as if the file
+    started the supervisor with them (here: a --kill-signal that contradicts kill_sig)."""
+    path = CORPUS / "warn-wrapper-not-read.submit"
+    codes = {
+        f.code
+        for f in check_submit(
+            path, ["--checkpoint", "state.dat", "--watch", "--kill-signal", "SIGINT"]
+        )
+    }
+    assert "kill-sig-mismatch" in codes
+
+
+def test_options_after_double_dash_override_the_files():
+    """Rule: options after -- are layered over the ones in arguments (a store the file lists
+    makes the not-transferred error go away)."""
+    path = CORPUS / "bad-store-not-transferred.submit"
+    assert {f.code for f in check_submit(path, ["--store", "results.txt"])} == set()
+
+
+def test_severities_are_known():
+    """Rule: every rule is an error or a warning."""
+    assert {sev for sev, _ in RULES.values()} == {ERROR, WARNING}
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_corpus_parses_as_htcondor2_submit(path, htcondor2):
+    """Rule: the parser check relies on makes of each corpus file what htcondor2.Submit
+    (condor_submit's parser) makes of it: same commands and raw values, same expansion, same
+    queue arguments; and a file it refuses, htcondor2 refuses too."""
+    text = path.read_text()
+    try:
+        ours = parse_submit_text(text, path)
+    except SubmitFileError:
+        with pytest.raises(ValueError):
+            htcondor2.Submit(text)
+        return
+    theirs = htcondor2.Submit(text)
+    assert dict(ours.commands) == dict(theirs)
+    assert (ours.queue_args or "") == (theirs.getQArgs() or "")
+    for key in theirs:
+        try:
+            want = theirs.expand(key)
+        except KeyError:
+            want = ""
+        assert ours.expand(ours.commands[key]) == want, key
