@@ -164,6 +164,8 @@ def calibrate(size: int, root: Path | None) -> float:
     with tempfile.TemporaryDirectory(dir=root) as d:
         sandbox = Path(d)
         store = make_store(sandbox, False)
+        write_files(sandbox, 0, size)
+        store.commit({"seq": 0, "files_seq": 0})  # warm up (imports tenacity)
         t = time.perf_counter()
         for seq in range(1, 6):
             write_files(sandbox, seq, size)
@@ -180,6 +182,7 @@ def run(
     fallback: bool = False,
     root: Path | None = None,
     time_budget: float | None = None,
+    progress: int = 0,
 ) -> Report:
     """Kill a committing worker ``count`` times (or until ``time_budget`` seconds)."""
     rnd = random.Random(seed)
@@ -225,6 +228,9 @@ def run(
                 report.failures.append(f"kill {i}: worker ended by itself (status {status:#x})")
                 break
             report.kills += 1
+            if progress and report.kills % progress == 0:
+                report.seconds = time.monotonic() - t0
+                print(f"... {report.line()}", file=sys.stderr, flush=True)
             try:
                 last_seq = check_after_kill(sandbox, fallback, last_seq, report)
             except (AssertionError, StoreError) as e:
@@ -248,10 +254,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fallback", action="store_true", help="disable RENAME_EXCHANGE")
     parser.add_argument("--root", type=Path, default=None, help="where to make the sandbox")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--progress", type=int, default=0, metavar="N",
+                        help="print the running figures to stderr every N kills")
     args = parser.parse_args(argv)
     report = run(
         args.count, mode=args.mode, size=args.size, seed=args.seed, fallback=args.fallback,
-        root=args.root,
+        root=args.root, progress=args.progress,
     )
     if args.json:
         print(json.dumps({"kills": report.kills, "outcomes": dict(report.outcomes),
