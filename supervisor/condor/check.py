@@ -105,6 +105,11 @@ RULES: dict[str, tuple[str, str]] = {
     ),
     "supervisor-not-transferred": (ERROR, "the .pyz named in arguments is not transferred"),
     "config-not-transferred": (ERROR, "the supervisor's --config file is not transferred"),
+    "evict-commit-not-uploaded": (
+        WARNING,
+        "--checkpoint-on-evict commits during an eviction, but the store is not in "
+        "transfer_output_files, the list HTCondor uploads at eviction",
+    ),
     "no-on-exit-or-evict": (WARNING, "when_to_transfer_output is not ON_EXIT_OR_EVICT"),
     "vacate-too-short": (
         WARNING,
@@ -686,6 +691,22 @@ class Checker:
                 "file "
                 "missing at a checkpoint makes the upload fail and the job go on hold",
                 f"list only the store: {ckpt_cmd} = {store}",
+            )
+
+        outputs = self.file_list("transfer_output_files")
+        if cfg.checkpoint_on_evict and store not in [_norm(x) for x in outputs or []]:
+            self.add(
+                "evict-commit-not-uploaded",
+                sub.line_of("transfer_output_files") or inv.line,
+                f"--checkpoint-on-evict {cfg.checkpoint_on_evict:g}: at eviction HTCondor uploads "
+                "the "
+                "output list "
+                f"({'changed top-level files' if outputs is None else 'transfer_output_files'}"
+                f"), which does not hold the store {store}: the commit made during the eviction is "
+                "lost",
+                f"add {store} to transfer_output_files (with your results; the store must then "
+                "exist "
+                "when the job ends), or drop --checkpoint-on-evict",
             )
 
         # vacate time

@@ -152,6 +152,12 @@ def snippet_lines(
         ]
     lines.append(f"kill_sig = {signal_name(cfg.kill_signal)}")
     lines.append(f"job_max_vacate_time = {vacate_time(cfg.kill_grace, cfg.checkpoint_on_evict)}")
+    if cfg.checkpoint_on_evict:
+        lines += [
+            "# --checkpoint-on-evict: HTCondor uploads transfer_output_files at eviction; to keep",
+            "# the commit made then, list the store there too (it must exist when the job ends):",
+            f"# transfer_output_files = {cfg.store}, <your result files>",
+        ]
     lines.append(
         "# --- end of checkpoint-supervisor lines; add output, error, log, resources, queue ---"
     )
