@@ -1,0 +1,133 @@
+"""GROMACS under ``ckpt-supervisor run`` inside the dry run: evicted, crashed, same answer.
+
+The example examples/gromacs (gromacs.submit, prepare.sh) runs unchanged except for two submit
+macros: ``threads = 1`` (OpenMP threads that spin at barriers slow down many times over when the
+test machine's cores are shared) and the shorter run that ``NSTEPS`` gives prepare.sh. The answer
+is checked against an uninterrupted ``gmx mdrun`` of the same topol.tpr with the same thread
+count: trajectory (.trr, .xtc), energies (.edr) and final coordinates (confout.gro) must be
+byte-identical after every kind of interruption.
+
+Eviction times are chosen from the measured speed of the uninterrupted run, so that they land
+while the job still runs on a slow or busy machine; the first checkpoint signal comes
+``PERIOD`` seconds after the first start, which is when the "during a checkpoint" and "during
+an upload" evictions are aimed.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from realapp_util import (
+    DryRun,
+    copy_example,
+    dry_run,
+    ensure_entry_point,
+    require,
+    run_measured,
+    set_macro,
+)
+
+pytestmark = pytest.mark.realapp
+
+NSTEPS = 15000  # 30 ps; about 7-15 s with one thread
+PERIOD = 2.0  # seconds from each start to the dry run's checkpoint signal
+RESULTS = ("traj.trr", "traj_comp.xtc", "ener.edr", "confout.gro")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    inputs: Path  # examples/gromacs with topol.tpr
+    reference: Path  # outputs of an uninterrupted run
+    seconds: float  # its wall time
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Prepared:
+    gmx = require("gmx")
+    ensure_entry_point()
+    base = tmp_path_factory.mktemp("gromacs")
+    inputs = copy_example("gromacs", base)
+    env = dict(os.environ, NSTEPS=str(NSTEPS), GMX_MAXBACKUP="-1")
+    subprocess.run(["sh", "prepare.sh"], cwd=inputs, env=env, check=True, capture_output=True,
+                   timeout=60)
+    set_macro(inputs / "gromacs.submit", "threads", "1")
+    reference = base / "reference"
+    reference.mkdir()
+    shutil.copy2(inputs / "topol.tpr", reference)
+    # The same mdrun command line as the submit file, with one thread.
+    status, seconds, _ = run_measured(
+        [gmx, "mdrun", "-s", "topol.tpr", "-nt", "1", "-cpi", "state.cpt"], reference,
+        env=env, timeout=240)
+    assert status == 0, f"the uninterrupted reference run failed ({status})"
+    return Prepared(inputs, reference, seconds)
+
+
+def _job(prepared: Prepared, tmp_path: Path) -> Path:
+    folder = tmp_path / "job"
+    shutil.copytree(prepared.inputs, folder)
+    return folder
+
+
+def _assert_same_results(res: DryRun, prepared: Prepared) -> None:
+    for name in RESULTS:
+        got = res.folder / name
+        assert got.is_file(), f"{name} was not delivered\n{res.context()}"
+        assert filecmp.cmp(got, prepared.reference / name, shallow=False), (
+            f"{name} differs from the uninterrupted run\n{res.context()}")
+
+
+@pytest.mark.timeout(240)
+def test_evicted_during_a_checkpoint_and_later_crashed(prepared: Prepared, tmp_path: Path) -> None:
+    """An eviction while GROMACS writes the checkpoint the signal asked for, a second eviction
+    mid-run and a crash: the job still finishes with exit status 0 and results byte-identical
+    to an uninterrupted run, and no gmx process outlives the dry run."""
+    folder = _job(prepared, tmp_path)
+    w = prepared.seconds
+    evict_1 = PERIOD + 0.04  # the first checkpoint signal goes out at PERIOD (+ ~0.02 s)
+    evict_2 = max(evict_1 + 2.5, 0.5 * w + PERIOD)
+    crash = evict_2 + max(2.5, 0.3 * w)
+    res = dry_run(folder, "gromacs.submit",
+                  ["--checkpoint-period", str(PERIOD), "--evict-at", f"{evict_1:.2f}",
+                   "--evict-at", f"{evict_2:.2f}", "--crash-at", f"{crash:.2f}"], timeout=200)
+    assert res.status == 0, res.context()
+    summary = res.summary()
+    assert summary["evictions"] == 2 and summary["crashes"] == 1, res.context()
+    assert summary["checkpoints"] >= 1, res.context()
+    _assert_same_results(res, prepared)
+    phases = res.eviction_phases()
+    assert phases and phases[0] in ("checkpoint", "commit", "exiting"), (
+        f"the first eviction did not arrive during a checkpoint: {phases}\n{res.context()}")
+    assert not res.leftovers, f"processes left behind: {res.leftovers}"
+    print(f"reference {w:.1f}s; dry run {res.seconds:.1f}s; {summary}; eviction phases {phases}")
+
+
+@pytest.mark.timeout(240)
+def test_evicted_during_a_checkpoint_upload(prepared: Prepared, tmp_path: Path) -> None:
+    """An eviction while HTCondor uploads a committed checkpoint (the upload is aborted and the
+    spool keeps the previous one) and one later: results byte-identical, exit status 0."""
+    folder = _job(prepared, tmp_path)
+    w = prepared.seconds
+    upload = 1.0
+    period = PERIOD + 1.0  # every checkpoint now costs an upload second too: fewer of them
+    # gmx stops within ~0.05-0.3 s of the signal and the commit is a rename: by period + 0.7
+    # the first checkpoint exit is over and its 1 s upload is under way.
+    evict_1 = period + 0.7
+    evict_2 = max(evict_1 + 3.0, 0.6 * w + 2 * period)
+    res = dry_run(folder, "gromacs.submit",
+                  ["--checkpoint-period", str(period), "--upload-time", str(upload),
+                   "--evict-at", f"{evict_1:.2f}", "--evict-at", f"{evict_2:.2f}"], timeout=200)
+    assert res.status == 0, res.context()
+    summary = res.summary()
+    assert summary["evictions"] == 2, res.context()
+    assert any("during the checkpoint upload" in text for _, text in res.timeline()), (
+        f"the first eviction did not hit the upload\n{res.context()}")
+    _assert_same_results(res, prepared)
+    assert not res.leftovers, f"processes left behind: {res.leftovers}"
+    print(f"reference {w:.1f}s; dry run {res.seconds:.1f}s; {summary}; "
+          f"eviction phases {res.eviction_phases()}")
