@@ -77,8 +77,8 @@ def _prepare():
     with zipfile.ZipFile(archive) as zf:
         info = json.loads(zf.read("_ckpt_pyz.json").decode("utf-8"))
         native = None
-        if (sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")
-                and platform.libc_ver()[0] == "glibc"):
+        machine = platform.machine()
+        if sys.platform.startswith("linux") and machine in ("x86_64", "AMD64") and _glibc(os):
             for entry in info["native"]:
                 low = tuple(entry["python"])
                 if (entry["abi3"] and sys.version_info[:2] >= low) or sys.version_info[:2] == low:
@@ -102,6 +102,14 @@ def _prepare():
                          "any cache directory (last error: %s); set CKPT_PYZ_CACHE to a writable "
                          "directory\n" % (last_error,))
         sys.exit(64)
+
+
+def _glibc(os):
+    """True with glibc (manylinux wheels need it); cheaper than platform.libc_ver()."""
+    try:
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 def _roots(os, tempfile):

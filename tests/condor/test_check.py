@@ -155,3 +155,10 @@ def test_corpus_parses_as_htcondor2_submit(path, htcondor2):
         except KeyError:
             want = ""
         assert ours.expand(ours.commands[key]) == want, key
+
+
+def test_reference_page_lists_every_rule():
+    """Rule: docs/reference/check.md names every finding code check can report."""
+    page = (ROOT / "docs" / "reference" / "check.md").read_text()
+    missing = [code for code in RULES if f"`{code}`" not in page]
+    assert not missing, missing
