@@ -72,6 +72,7 @@ class Observation:
     log_counts: tuple[tuple[str, int], ...] = ()  # (pattern, matches since start)
     open_for_write: Optional[bool] = None
     present: bool = True  # every checkpoint path exists
+    newest_ns: Optional[int] = None  # newest mtime among the checkpoint files (for marker rules)
 
 
 @dataclass(frozen=True)
@@ -226,6 +227,7 @@ TRANSITIONS: tuple[tuple[Phase, Phase, str], ...] = (
     (S.COMMITTING, S.STOPPING, "soft-kill signal arrived during the commit"),
     (S.STOPPING, S.KILLING, "program exited, or the grace ran out"),
     (S.KILLING, S.EXITED, "tree gone: exit with the planned status"),
+    (S.KILLING, S.COMMITTING, "tree gone, but a checkpoint signal came: record the final status"),
     (S.STARTING, S.EXITED, "the program could not be started"),
 )
 _ALLOWED = frozenset((a, b) for a, b, _ in TRANSITIONS)
@@ -299,6 +301,8 @@ class Core:
         self.evict_deadline: Optional[float] = None
         self.exit_event: Optional[ChildExited] = None
         self.exited_while_busy = False  # the program ended on its own during a validation or commit
+        self.plan_is_program_end = False  # the planned exit reports the program's own end
+
 
     # ---------------------------------------------------------------- public API
     @property
@@ -375,8 +379,12 @@ class Core:
             now=now,
             changed=self.obs.fingerprint != self.baseline_fp,
             last_change_at=self.last_change_at,
+            # a marker counts once it changed and is not older than the checkpoint files it marks
+            # (a program that starts rewriting its checkpoint right after a marker is not complete)
             markers_changed=frozenset(
-                p for p, m in markers_now.items() if m is not None and m != self.baseline_markers.get(p)
+                p for p, m in markers_now.items()
+                if m is not None and m != self.baseline_markers.get(p)
+                and (self.obs.newest_ns is None or m >= self.obs.newest_ns)
             ),
             markers_present=frozenset(p for p, m in markers_now.items() if m is not None),
             log_matches=tuple((p, n - self.baseline_logs.get(p, 0)) for p, n in logs_now.items()),
@@ -405,8 +413,9 @@ class Core:
                                "(use --inspect-on-exit or another --exit-code)")
         return Exit(status, reason="program exited" if signum is None else "program killed by a signal")
 
-    def _kill_then(self, plan: Exit, out: list[Command_]) -> None:
+    def _kill_then(self, plan: Exit, out: list[Command_], *, program_end: bool = False) -> None:
         self.exit_plan = plan
+        self.plan_is_program_end = program_end
         out.append(KillTree())
         out.append(Record("kill_tree", {"signal": 9}, level="debug"))
         self._goto(Phase.KILLING)
@@ -430,7 +439,6 @@ class Core:
         self.request_reason = reason
         self.request_at = now
         self._set_baseline()
-        self._evaluated_at = now  # nothing has changed since the baseline yet
         self.coalesced = 0
         deadline = self.s.checkpoint_timeout
         if budget is not None:
@@ -505,7 +513,7 @@ class Core:
             self.request_reason = "exit"
             self._start_commit(out, final_status=status)
             return
-        self._kill_then(self._report_program(code, signum), out)
+        self._kill_then(self._report_program(code, signum), out, program_end=True)
 
     # ---------------------------------------------------------------- event handlers
     def _on_Started(self, ev: Started, out: list[Command_]) -> None:
@@ -518,7 +526,7 @@ class Core:
         self._set_baseline_for_watch()
         if self.s.every is not None:
             self.next_timer = ev.now + self.s.every
-        out.append(Record("started", {"pid": ev.pid, "resumed": ev.resumed}, level="debug"))
+        out.append(Record("started", {"child_pid": ev.pid, "resumed": ev.resumed}, level="debug"))
         self._goto(Phase.RUNNING)
 
     def _on_SignalReceived(self, ev: SignalReceived, out: list[Command_]) -> None:
@@ -724,6 +732,17 @@ class Core:
         if self.phase != Phase.KILLING:
             return
         plan = self.exit_plan or Exit(exitstatus.EXIT_INTERNAL, reason="no exit planned")
+        if (self.signal_requested and self.s.checkpointing and not self.evicting
+                and self.plan_is_program_end and self.commit_final_status is None):
+            # HTCondor's checkpoint signal arrived after the program ended (while we killed what
+            # was left): the job must still exit with the checkpoint status, or it is held (36)
+            out.append(Record("final_status_recorded", {"status": plan.status},
+                              message=f"program ended with status {plan.status} around the checkpoint "
+                                      "signal; recording it and reporting the checkpoint status"))
+            self.request_reason = "exit"
+            self._start_commit(out, final_status=plan.status)
+            return
+
         how = f"dying from signal {plan.by_signal}" if plan.by_signal is not None else f"exit status {plan.status}"
         out.append(Record("exit", {"status": plan.status, "signal": plan.by_signal, "reason": plan.reason},
                           level="debug" if plan.reason.startswith("program") else "info",

@@ -38,7 +38,8 @@ class EventLog:
             self.file.write(json.dumps(record, default=str) + "\n")
         if LEVELS.get(level, 20) >= self.threshold:
             text = message or kind.replace("_", " ") + "".join(
-                f" {k}={v}" for k, v in fields.items() if v is not None)
+                f" {k}={round(v, 3) if isinstance(v, float) else v}" for k, v in fields.items() if v is not None)
+
             self.say(text)
 
     def say(self, text: str) -> None:

@@ -324,7 +324,9 @@ class Supervisor:
         if self.notify_r < 0:
             self.notify_r, self.notify_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
             self.sel.register(self.notify_r, selectors.EVENT_READ, "commit")
-        final_only = cmd.final_status is not None and self.store.exists()
+        # a final status keeps the last committed files (or none): never the working files, which
+        # a finished or crashed program may have left half-written
+        final_only = cmd.final_status is not None
 
         def work() -> None:
             start = time.monotonic()
@@ -377,9 +379,12 @@ class Supervisor:
         except (OSError, SupervisorError):
             fp = None
         present = all(os.path.lexists(self.sandbox / p) for p in self.cfg.checkpoint)
+        newest = max((entry[3] for entry in fp or () if len(entry) > 3 and isinstance(entry[3], int)),
+                     default=None) if markers else None
         return C.Observation(fingerprint=fp, markers=tuple(markers),
                              log_counts=tuple(sorted(self.log_counts.items())), open_for_write=open_for_write,
-                             present=present)
+                             present=present, newest_ns=newest)
+
 
 
     def _open_for_write(self) -> bool:
