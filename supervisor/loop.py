@@ -31,7 +31,7 @@ from .rules import Rule, View, parse_rules
 from .signals import NOT_FORWARDED, signal_name
 
 KILL_POLL = 0.02
-SAFETY_POLL = 5.0
+SAFETY_POLL = 30.0  # with inotify: a re-check in case an event was missed
 VALIDATOR_TIMEOUT = 600.0
 
 
@@ -200,9 +200,15 @@ class Supervisor:
         for key, _mask in ready:
             tag = key.data
             if tag == "signal":
-                events.extend(self._read_signals())
+                # pass signals on first: their latency is what the program sees
+                for ev in self._read_signals():
+                    outcome = self._execute(self.core.handle(ev))
+                    if outcome is not None:
+                        return outcome
             elif tag == "inotify":
-                changed = self.inotify.drain() or changed
+                if self.inotify.drain():
+                    changed = True
+                    self._watch_new_dirs()
             elif tag == "commit":
                 with contextlib.suppress(OSError):
                     os.read(self.notify_r, 64)
@@ -371,13 +377,15 @@ class Supervisor:
                 markers.append((rel, os.stat(self.sandbox / rel).st_mtime_ns))
             except OSError:
                 markers.append((rel, None))
-        open_for_write = None
-        if any("open_files" in r.needs for r in rules):
-            open_for_write = self._open_for_write()
         try:
             fp = self.store.fingerprint()
         except (OSError, SupervisorError):
             fp = None
+        open_for_write = None
+        core = getattr(self, "core", None)
+        # scanning the tree's open files is the expensive fact: only when a checkpoint may be new
+        if any("open_files" in r.needs for r in rules) and (core is None or fp != core.committed_fp):
+            open_for_write = self._open_for_write()
         present = all(os.path.lexists(self.sandbox / p) for p in self.cfg.checkpoint)
         newest = max((entry[3] for entry in fp or () if len(entry) > 3 and isinstance(entry[3], int)),
                      default=None) if markers else None
@@ -497,7 +505,14 @@ class Supervisor:
             while fd in self.pipes and self._pump(fd) > 0:
                 pass
 
+    def _watch_new_dirs(self) -> None:
+        """Directories created inside a checkpoint directory are watched as they appear."""
+        from .watch import dirs_to_watch
+
+        self.inotify.watch_dirs(dirs_to_watch(self.sandbox, list(self.cfg.checkpoint)))
+
     def _setup_watch(self) -> None:
+
         if not self.cfg.checkpoint:
             return
         from .watch import dirs_to_watch, open_inotify

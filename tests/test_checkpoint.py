@@ -214,8 +214,9 @@ def test_program_finishing_after_the_checkpoint_signal(sandbox):
     """After HTCondor's checkpoint signal a finished program still yields the checkpoint status; its
     real status is recorded and reported at the next start, without running it again."""
     script = sandbox / "prog.sh"
-    script.write_text("#!/bin/sh\necho run >> runs.log\necho ready\ntrap 'exit 3' USR2\n"
+    script.write_text("#!/bin/sh\necho run >> runs.log\ntrap 'exit 3' USR2\necho ready\n"
                       "echo 1 > state\nwhile :; do sleep 0.05; done\n")
+
     script.chmod(0o755)
     args = ["--checkpoint", "state", "--trigger-signal", "SIGUSR2", "--complete-when", "marker=never"]
     with supervise(sandbox, args, ["./prog.sh"]) as proc:
