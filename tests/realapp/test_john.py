@@ -1,0 +1,105 @@
+"""John the Ripper under ``ckpt-supervisor run`` inside the dry run: evicted, crashed, cracked.
+
+The example examples/john (john.submit, prepare.sh, run-john.sh) runs unchanged except for the
+``mode`` macro (``Digits5``: 111,110 candidates instead of Digits6's 1,111,110) and two more
+uncrackable hashes with their own salts appended to hashes.txt, which multiply the work by three
+(about 25 CPU-seconds, 12-40 s of wall time on two cores) without changing where 7391 is found
+(56% of the way). The answer is John's pot file: 7391 cracked, the non-digit passwords not, the
+session completed. The work is John's CPU time summed over every process of the dry run, which
+must stay within 1.5 times that of an uninterrupted run of the same session (CPU time rather than
+wall time, so that other work on a shared test machine does not decide the outcome).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from realapp_util import (
+    CpuMeter,
+    copy_example,
+    dry_run,
+    ensure_entry_point,
+    require,
+    run_measured,
+    set_macro,
+)
+
+pytestmark = pytest.mark.realapp
+
+MODE = "Digits5"
+EXTRA_SALTS = ("bbbbbbbb", "cccccccc")
+CRACKED = "$1$aaaaaaaa$LTe87lnvK04LKv6YKnHUK/:7391"
+PERIOD = 8.0  # seconds from each start to the dry run's checkpoint signal
+MAX_WORK_RATIO = 1.5
+
+
+@dataclass(frozen=True)
+class Prepared:
+    inputs: Path  # examples/john with hashes.txt and john.conf
+    cpu: float  # CPU seconds of an uninterrupted session
+    seconds: float  # its wall time
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Prepared:
+    require("john", "/usr/sbin/john")
+    openssl = require("openssl")
+    ensure_entry_point()
+    base = tmp_path_factory.mktemp("john")
+    inputs = copy_example("john", base)
+    subprocess.run(["sh", "prepare.sh"], cwd=inputs, check=True, capture_output=True, timeout=60)
+    with (inputs / "hashes.txt").open("a") as f:
+        for i, salt in enumerate(EXTRA_SALTS):
+            digest = subprocess.run([openssl, "passwd", "-1", "-salt", salt, "kX9#q"], check=True,
+                                    capture_output=True, text=True, timeout=30).stdout.strip()
+            f.write(f"x{i}:{digest}\n")
+    set_macro(inputs / "john.submit", "mode", MODE)
+    reference = base / "reference"
+    shutil.copytree(inputs, reference)
+    status, seconds, cpu = run_measured(
+        ["sh", "run-john.sh", "--session=job", f"--incremental={MODE}", "--format=md5crypt",
+         "hashes.txt"], reference, timeout=240)
+    assert status == 0, f"the uninterrupted reference session failed ({status})"
+    assert CRACKED in (reference / "john.pot").read_text()
+    assert not (reference / "job.rec").exists(), "a completed session leaves no job.rec"
+    return Prepared(inputs, cpu, seconds)
+
+
+@pytest.mark.timeout(300)
+def test_cracked_through_evictions_and_a_crash(prepared: Prepared, tmp_path: Path) -> None:
+    """Evicted while a SIGHUP checkpoint is being taken, crashed soon after the next start,
+    evicted again mid-run: the session still completes (exit status 0), the delivered pot file
+    holds 7391 and no other password, John's total CPU time stays within 1.5 times an
+    uninterrupted session, and no john process outlives the dry run."""
+    folder = tmp_path / "job"
+    shutil.copytree(prepared.inputs, folder)
+    w = prepared.seconds
+    evict_1 = PERIOD + 0.5  # SIGHUP sent at PERIOD; the quiet=1 wait runs until ~PERIOD + 1
+    crash = evict_1 + 1.5  # while the next execution restores and restarts John
+    evict_2 = crash + max(3.0, 0.3 * w)
+    with CpuMeter("john", tmp_path) as meter:
+        res = dry_run(folder, "john.submit",
+                      ["--checkpoint-period", str(PERIOD), "--evict-at", f"{evict_1:.2f}",
+                       "--crash-at", f"{crash:.2f}", "--evict-at", f"{evict_2:.2f}"],
+                      timeout=280)
+    summary = res.summary()
+    phases = res.eviction_phases()
+    ratio = meter.total / prepared.cpu
+    print(f"reference {w:.1f}s {prepared.cpu:.1f} CPU-s; dry run {res.seconds:.1f}s, john "
+          f"{meter.total:.1f} CPU-s in {meter.processes} processes (x{ratio:.2f}); {summary}; "
+          f"eviction phases {phases}")
+    assert res.status == 0, res.context()
+    assert summary["evictions"] == 2 and summary["crashes"] == 1, res.context()
+    pot = (folder / "john.pot").read_text().splitlines()
+    assert pot == [CRACKED], f"pot file: {pot}\n{res.context()}"
+    assert "Session completed" in (folder / "john.err").read_text(), res.context()
+    assert phases and phases[0] in ("checkpoint", "commit", "exiting"), (
+        f"the first eviction did not arrive during a checkpoint: {phases}\n{res.context()}")
+    assert ratio <= MAX_WORK_RATIO, (
+        f"John used {meter.total:.1f} CPU-s in {meter.processes} processes, {ratio:.2f} times "
+        f"the {prepared.cpu:.1f} CPU-s of an uninterrupted session\n{res.context()}")
+    assert not res.leftovers, f"processes left behind: {res.leftovers}"
