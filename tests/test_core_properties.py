@@ -1,0 +1,316 @@
+"""Property tests of the decision core: random event sequences, invariants after every step.
+
+A harness plays the I/O loop: it starts the core, then feeds random signals (including the trigger
+and soft-kill signals), ticks with increasing time (often exactly at ``core.deadline()``),
+observations with random fingerprints, markers and log counts, and the program's exit; it answers
+a RunValidator, a Commit or a KillTree only when the core asked for one, as the loop does. After
+every step it checks the invariants that keep a job from being lost or held by HTCondor.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from supervisor.core import (
+    TRANSITIONS,
+    ChildExited,
+    Commit,
+    CommitFinished,
+    Core,
+    CoreSettings,
+    Exit,
+    KillTree,
+    Observation,
+    Observed,
+    Phase,
+    Record,
+    RunValidator,
+    SendSignal,
+    SignalReceived,
+    Started,
+    Tick,
+    TreeGone,
+    ValidatorFinished,
+)
+from supervisor.rules import Closed, Log, Marker, Quiet, Rule
+from supervisor.rules import Command as CommandRule
+from supervisor.rules import Exit as ExitRule
+
+SIGHUP, SIGINT, SIGUSR1, SIGUSR2, SIGTERM, SIGCONT = 1, 2, 10, 12, 15, 18
+ALLOWED = {(a, b) for a, b, _ in TRANSITIONS}
+# about 10 s of CPU by default; raise it for a long run (CORE_PROPERTY_EXAMPLES=20000)
+EXAMPLES = int(os.environ.get("CORE_PROPERTY_EXAMPLES", "500"))
+
+RULES: list[Rule] = [
+    Quiet(0), Quiet(2), Marker("m"), Log("ok"), Closed(), ExitRule(), CommandRule("check"),
+    Quiet(1) & CommandRule("check"), Quiet(2) | Marker("m"), Marker("m") & Log("ok"),
+    ExitRule() | Quiet(3), Closed() & Quiet(1),
+]
+
+
+@st.composite
+def core_settings(draw: Any, evict: bool = False) -> CoreSettings:
+    checkpointing = True if evict else draw(st.booleans() | st.just(True))
+    kill_signal = draw(st.sampled_from([SIGTERM, SIGINT]))
+    triggers = frozenset(draw(st.sets(st.sampled_from([SIGUSR1, SIGUSR2]), max_size=2)))
+    every = draw(st.none() | st.floats(1, 50)) if checkpointing else None  # config: needs paths
+    return CoreSettings(
+        kill_signal=kill_signal,
+        kill_grace=draw(st.floats(0.5, 20)),
+        exit_code=draw(st.sampled_from([85, 77, 99])),
+        exit_signal=draw(st.sampled_from([None, None, SIGHUP])),
+        checkpointing=checkpointing,
+        trigger_signals=triggers,
+        job_signal=draw(st.sampled_from([None, SIGUSR1, SIGUSR2])),
+        every=every,
+        watch=draw(st.booleans()),
+        inspect_on_exit=frozenset(draw(st.sets(st.sampled_from([0, 1, 77, 85]), max_size=2))),
+        complete=draw(st.sampled_from(RULES)),
+        checkpoint_on_evict=draw(st.sampled_from([0.5, 5.0, 20.0] if evict else [None, 5.0])),
+        checkpoint_timeout=draw(st.none() | st.floats(1, 60)),
+        on_timeout=draw(st.sampled_from(["continue", "fail"])),
+        min_run=draw(st.sampled_from([0.0, 0.0, 30.0, 100.0])),
+        exit_after_checkpoint=draw(st.booleans() | st.just(True)),
+    )
+
+
+@dataclass
+class Harness:
+    """Plays the loop's part and checks the invariants on every batch of commands."""
+
+    s: CoreSettings
+    core: Core = field(init=False)
+    now: float = 0.0
+    child_alive: bool = True
+    validator_pending: bool = False
+    commit_pending: bool = False
+    kill_pending: bool = False  # a KillTree not yet answered by TreeGone
+    plan: Optional[Exit] = None  # the core's planned exit when it entered KILLING
+    evicting: bool = False  # KillSig arrived while the program lived
+    commits_ok: int = 0
+    exited: Optional[Exit] = None
+    mtime: int = 0
+    fp_count: int = 0
+    log_count: int = 0
+    last_obs: Observation = field(default_factory=Observation)
+    trace: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.core = Core(self.s)
+
+    def is_checkpoint_status(self, ex: Exit) -> bool:
+        if self.s.exit_signal is not None:
+            return ex.by_signal is not None
+        return ex.by_signal is None and ex.status == self.s.exit_code
+
+    def feed(self, event: Any) -> None:
+        before = self.core.phase
+        self.trace.append(f"{before.value}: {event}")
+        if isinstance(event, SignalReceived) and event.signum == self.s.kill_signal:
+            self.evicting = self.evicting or self.child_alive
+        out = self.core.handle(event)  # never raises: an exception fails the property
+        after = self.core.phase
+        assert before == after or (before, after) in ALLOWED, f"{before} -> {after}"
+        if self.exited is not None:
+            assert out == [], f"commands after Exit: {out}"
+            return
+        saw_tree_gone = isinstance(event, TreeGone)
+        for cmd in out:
+            if isinstance(cmd, SendSignal):
+                assert self.child_alive, f"signal {cmd.signum} sent after the program exited"
+            elif isinstance(cmd, Commit):
+                assert not self.commit_pending, "a second Commit while one is in flight"
+                self.commit_pending = True
+            elif isinstance(cmd, RunValidator):
+                assert not self.validator_pending, "a second validator while one runs"
+                self.validator_pending = True
+            elif isinstance(cmd, KillTree):
+                self.kill_pending = True
+                saw_tree_gone = False  # an Exit must follow a TreeGone *after* this KillTree
+            elif isinstance(cmd, Exit):
+                assert saw_tree_gone and before == Phase.KILLING, "Exit before the tree was gone"
+                assert not self.commit_pending, "Exit while a commit is in flight"
+                if self.is_checkpoint_status(cmd):
+                    assert self.commits_ok > 0, f"checkpoint status {cmd} without a commit"
+                self.exited = cmd
+        if self.exited is not None:
+            assert out[-1] is self.exited, "Exit is the last command"
+            assert self.core.phase == Phase.EXITED
+            assert self.plan is None or self.exited == self.plan, "the planned exit changed"
+        # once the tree is being killed for an exit, the planned status is fixed
+        if after == Phase.KILLING:
+            if before != Phase.KILLING:
+                self.plan = self.core.exit_plan
+            assert self.core.exit_plan == self.plan, "exit plan changed while KILLING"
+        # liveness: a soft kill always ends in SIGKILL (a grace deadline or a tree kill pending)
+        if self.core.phase == Phase.STOPPING:
+            assert self.core.deadline() is not None or self.kill_pending, "STOPPING, no deadline"
+        # evicted: the program's remaining time is bounded (budget or grace) except while the
+        # commit, which must not be cut, finishes
+        if (self.evicting and self.child_alive and not self.kill_pending
+                and after not in (Phase.COMMITTING, Phase.KILLING, Phase.EXITED)):
+            assert self.core.deadline() is not None, f"evicted, {after.value} without a deadline"
+        # no busy loop: a Tick that changed nothing leaves no deadline at or before it
+        progress = before != after or any(not isinstance(c, Record) for c in out)
+        if isinstance(event, Tick) and not progress:
+            d = self.core.deadline()
+            assert d is None or d > event.now, f"deadline {d} not after idle tick {event.now}"
+
+    # ---------------------------------------------------------------- the loop's events
+    def observation(self, data: Any) -> Observation:
+        if data.draw(st.booleans()):
+            self.mtime += data.draw(st.integers(1, 3))
+        if data.draw(st.booleans()):
+            self.log_count += data.draw(st.integers(0, 2))
+        marker = data.draw(st.sampled_from([None, self.mtime, self.mtime]))
+        # usually a new fingerprint (the program wrote), sometimes the same, an old one or None
+        kind = data.draw(st.sampled_from(["new", "new", "same", "old", "none"]))
+        if kind == "new":
+            self.fp_count += 1
+        fp = {"new": f"f{self.fp_count}", "same": self.last_obs.fingerprint, "old": "a",
+              "none": None}[kind]
+        o = Observation(
+            fingerprint=fp,
+            markers=(("m", marker),),
+            log_counts=(("ok", self.log_count),),
+            open_for_write=data.draw(st.sampled_from([None, True, False])),
+        )
+        self.last_obs = o
+        return o
+
+    def advance(self, data: Any) -> None:
+        self.now += data.draw(st.sampled_from([0.0, 0.001, 0.5, 1.0, 3.0, 10.0, 40.0]))
+
+    def step(self, data: Any) -> None:
+        # weighted: the program usually lives a while, requests are usually answered
+        choices = ["signal"] * 2 + ["tick"] + ["tick_deadline"] * 3 + ["observe"] * 3
+        if self.child_alive:
+            choices.append("child_exit")
+        if self.validator_pending:
+            choices += ["validator"] * 2
+        if self.commit_pending:
+            choices += ["commit"] * 2
+        if self.kill_pending:
+            choices += ["tree_gone"] * 2
+        what = data.draw(st.sampled_from(choices))
+        if what == "tick_deadline":
+            d = self.core.deadline()
+            if d is not None and d > self.now:
+                self.now = d
+            else:
+                self.advance(data)
+            self.feed(Tick(self.now))
+            return
+        self.advance(data)
+        if what == "signal":
+            sig = data.draw(st.sampled_from([SIGHUP, SIGINT, SIGUSR1, SIGUSR2, SIGTERM, SIGCONT,
+                                             self.s.kill_signal, *self.s.trigger_signals]))
+            self.feed(SignalReceived(self.now, sig))
+        elif what == "tick":
+            self.feed(Tick(self.now))
+        elif what == "observe":
+            self.feed(Observed(self.now, self.observation(data)))
+        elif what == "child_exit":
+            self.exit_child(data)
+        elif what == "validator":
+            self.validator_pending = False
+            self.feed(ValidatorFinished(self.now, data.draw(st.booleans())))
+        elif what == "commit":
+            self.commit_pending = False
+            ok = data.draw(st.booleans())
+            if ok:
+                self.commits_ok += 1
+            self.feed(CommitFinished(self.now, ok, error="" if ok else "ENOSPC",
+                                     fingerprint=self.last_obs.fingerprint))
+        elif what == "tree_gone":
+            if self.child_alive:  # the tree kill took the main process too: it is reaped first
+                self.child_alive = False
+                self.feed(ChildExited(self.now, None, 9, self.last_obs))
+                if self.exited is not None:
+                    return
+            self.kill_pending = False
+            self.feed(TreeGone(self.now))
+
+    def exit_child(self, data: Any) -> None:
+        self.child_alive = False
+        if data.draw(st.booleans()):
+            code, signum = data.draw(st.sampled_from([0, 1, 3, 77, 85, 99])), None
+        else:
+            code, signum = None, data.draw(st.sampled_from([9, 11, 15]))
+        done = data.draw(st.sampled_from([None, True, False]))
+        self.feed(ChildExited(self.now, code, signum, self.observation(data), done))
+
+
+def run_sequence(s: CoreSettings, data: Any, max_steps: int, evict: bool = False) -> Harness:
+    h = Harness(s)
+    h.feed(Started(0.0, 4242, Observation(fingerprint="a", markers=(("m", 0),),
+                                          log_counts=(("ok", 0),)),
+                   resumed=data.draw(st.booleans())))
+    h.last_obs = Observation(fingerprint="a")
+    if evict:  # HTCondor evicts at once, or after a checkpoint signal
+        if s.trigger_signals and data.draw(st.booleans()):
+            h.feed(SignalReceived(0.0, min(s.trigger_signals)))
+            h.feed(Observed(0.1, h.observation(data)))
+        h.now = 0.2
+        h.feed(SignalReceived(h.now, s.kill_signal))
+    for _ in range(data.draw(st.integers(1, max_steps))):
+        if h.exited is not None:
+            # after Exit every further event is ignored
+            h.feed(SignalReceived(h.now, s.kill_signal))
+            h.feed(Tick(h.now + 1000))
+            break
+        h.step(data)
+    return h
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(s=core_settings(), data=st.data())
+def test_random_event_sequences_keep_the_invariants(s: CoreSettings, data: Any) -> None:
+    """At most one commit and one validator in flight; the checkpoint status only after a
+    successful commit; Exit only after TreeGone following the last KillTree; nothing after Exit;
+    only transitions from the table; no signal to a dead program; a soft kill (or an eviction
+    budget) always has a deadline; no past deadline after an idle tick; the core never raises."""
+    run_sequence(s, data, max_steps=60)
+
+
+@settings(max_examples=max(1, EXAMPLES // 4), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(s=core_settings(evict=True), data=st.data())
+def test_eviction_sequences_keep_the_invariants(s: CoreSettings, data: Any) -> None:
+    """The same invariants when HTCondor evicts the job early (--checkpoint-on-evict set): the
+    eviction checkpoint, its budget, a failed commit, a second KillSig, the grace."""
+    run_sequence(s, data, max_steps=25, evict=True)
+
+
+@settings(max_examples=max(1, EXAMPLES // 4), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(s=core_settings(), data=st.data())
+def test_every_run_can_be_finished(s: CoreSettings, data: Any) -> None:
+    """Whatever happened, once the program has exited and every pending request is answered,
+    the core reaches Exit: it never waits forever for something the loop cannot deliver."""
+    h = run_sequence(s, data, max_steps=30)
+    for _ in range(50):
+        if h.exited is not None:
+            return
+        if h.child_alive:
+            h.exit_child(data)
+        elif h.commit_pending:
+            h.commit_pending = False
+            h.commits_ok += 1
+            h.feed(CommitFinished(h.now, True, fingerprint=h.last_obs.fingerprint))
+        elif h.validator_pending:
+            h.validator_pending = False
+            h.feed(ValidatorFinished(h.now, True))
+        elif h.kill_pending:
+            h.kill_pending = False
+            h.feed(TreeGone(h.now))
+        else:
+            d = h.core.deadline()
+            h.now = max(h.now + 1, d if d is not None else 0)
+            h.feed(Tick(h.now))
+    raise AssertionError(f"stuck in {h.core.phase}:\n" + "\n".join(h.trace[-15:]))
