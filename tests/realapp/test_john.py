@@ -12,6 +12,8 @@ wall time, so that other work on a shared test machine does not decide the outco
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -103,3 +105,30 @@ def test_cracked_through_evictions_and_a_crash(prepared: Prepared, tmp_path: Pat
         f"John used {meter.total:.1f} CPU-s in {meter.processes} processes, {ratio:.2f} times "
         f"the {prepared.cpu:.1f} CPU-s of an uninterrupted session\n{res.context()}")
     assert not res.leftovers, f"processes left behind: {res.leftovers}"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("way", ["unshare", "nss_wrapper"])
+def test_run_john_gives_john_a_private_home(way: str, tmp_path: Path) -> None:
+    """run-john.sh makes John read john.conf from the sandbox and write john.pot at the top of
+    the sandbox, with either way of isolating the home (skipped, with the reason, where that
+    way is not available), and leaves the user's own ~/.john/john.pot alone."""
+    require("john", "/usr/sbin/john")
+    folder = copy_example("john", tmp_path)
+    subprocess.run(["sh", "prepare.sh"], cwd=folder, check=True, capture_output=True, timeout=60)
+    (folder / "words.txt").write_text("7391\n")
+    own_pot = Path(pwd.getpwuid(os.getuid()).pw_dir) / ".john" / "john.pot"
+    before = own_pot.stat() if own_pot.exists() else None
+    proc = subprocess.run(
+        ["sh", "run-john.sh", "--wordlist=words.txt", "--format=md5crypt", "hashes.txt"],
+        cwd=folder, env=dict(os.environ, JOHN_ISOLATION=way), capture_output=True, text=True,
+        timeout=50, check=False)
+    if proc.returncode == 2 and "cannot give John a private home" in proc.stderr:
+        pytest.skip(f"{way} is not available here: {proc.stderr.strip()}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (folder / "john.pot").read_text().splitlines() == [CRACKED]
+    assert (folder / "john-home" / ".john" / "john.conf").read_text() == (
+        folder / "john.conf").read_text()
+    after = own_pot.stat() if own_pot.exists() else None
+    assert (before and (before.st_size, before.st_mtime_ns)) == (
+        after and (after.st_size, after.st_mtime_ns)), f"{own_pot} was changed"
