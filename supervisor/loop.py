@@ -75,6 +75,8 @@ class Supervisor:
         self.wake_r = self.wake_w = -1
         self.notify_r = self.notify_w = -1
         self.installed: dict[int, Any] = {}
+        self.validator_deadline = 0.0
+
 
     # ------------------------------------------------------------------ set-up
     def _install_signals(self) -> None:
@@ -202,6 +204,9 @@ class Supervisor:
             if tag == "signal":
                 # pass signals on first: their latency is what the program sees
                 for ev in self._read_signals():
+                    if self._asks_for_checkpoint(ev):
+                        # the request's baseline must be what is on disk now, not at the last look
+                        self._execute(self.core.handle(C.Observed(ev.now, self._observe())))
                     outcome = self._execute(self.core.handle(ev))
                     if outcome is not None:
                         return outcome
@@ -224,10 +229,19 @@ class Supervisor:
             events.append(C.Observed(now, self._observe()))
         deadline = self.core.deadline()
         if deadline is not None and now >= deadline:
+            if self.core.phase == C.Phase.RUNNING and self.cfg.every and not self.core.observing:
+                events.append(C.Observed(now, self._observe()))  # a fresh baseline for the timer
             events.append(C.Tick(now))
-        if self.killing and self._tree_gone():
-            self.killing = False
-            events.append(C.TreeGone(self.clock()))
+        if self.validator is not None and now >= self.validator_deadline:
+            self.log.emit("validator_timeout", {"seconds": VALIDATOR_TIMEOUT}, level="warning",
+                          message=f"the validator ran longer than {VALIDATOR_TIMEOUT:g} s; killed")
+            self.validator.send(signal.SIGKILL)
+        if self.killing:
+            gone, reaped = self._tree_gone()
+            events.extend(reaped)  # a reaped child or validator must still reach the core
+            if gone:
+                self.killing = False
+                events.append(C.TreeGone(self.clock()))
         for ev in events:
             outcome = self._execute(self.core.handle(ev))
             if outcome is not None:
@@ -247,6 +261,8 @@ class Supervisor:
             waits.append(self.last_observe + self._poll_interval() - now)
         if self.killing:
             waits.append(KILL_POLL)
+        if self.validator is not None:
+            waits.append(self.validator_deadline - now)
         if self.child is not None and self.child.pidfd is None and self.core.child_alive:
             waits.append(0.05)  # no pidfd: SIGCHLD still wakes us, this is a safety net
         if not waits:
@@ -286,13 +302,20 @@ class Supervisor:
                 out.append(C.ValidatorFinished(self.clock(), code == 0))
         return out
 
-    def _tree_gone(self) -> bool:
+    def _asks_for_checkpoint(self, ev: C.SignalReceived) -> bool:
+        cfg = self.cfg
+        return bool(cfg.checkpoint) and self.core.phase == C.Phase.RUNNING and (
+            ev.signum in cfg.trigger_signal or (ev.signum == cfg.kill_signal and bool(cfg.checkpoint_on_evict)))
+
+    def _tree_gone(self) -> tuple[bool, list[C.Event]]:
+        """SIGKILL what is left of the tree; (nothing is left, events of what was reaped)."""
         left = process.descendants(exclude=[self.validator.pid] if self.validator else [])
         living = [p for p in left if not process.is_zombie(p)]
         if living:
             process.kill_all(living)
-        self._reap()
-        return not process.descendants(exclude=[self.validator.pid] if self.validator else [])
+        reaped = self._reap()
+        return not process.descendants(exclude=[self.validator.pid] if self.validator else []), reaped
+
 
     # ------------------------------------------------------------------ commands
     def _execute(self, cmds: list[C.Command_]) -> Optional[Outcome]:
@@ -343,6 +366,12 @@ class Supervisor:
                     res = self.store.commit(state)
                 result = C.CommitFinished(self.clock(), True, bytes=res.bytes, seconds=res.seconds,
                                           fingerprint=fingerprint)
+                if os.environ.get("_CONDOR_CHIRP_CONFIG"):
+                    from . import chirp  # only on a pool with chirp; never raises, never blocks
+
+                    chirp.publish_commit(state["sequence"], state["committed_at"], res.seconds, res.bytes,
+                                         log=self.log.say)
+
             except StoreError as exc:
                 result = C.CommitFinished(self.clock(), False, error=str(exc),
                                           seconds=time.monotonic() - start)
@@ -361,6 +390,7 @@ class Supervisor:
         argv = shlex.split(commands[0]) + list(self.cfg.checkpoint)
         try:
             self.validator = process.spawn(argv, setsid=True)
+            self.validator_deadline = self.clock() + VALIDATOR_TIMEOUT
         except ProgramError as exc:
             self.log.emit("validator_failed", {"error": str(exc)}, level="error", message=str(exc))
             self._execute(self.core.handle(C.ValidatorFinished(self.clock(), False)))
