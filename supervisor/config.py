@@ -9,6 +9,7 @@ parser, ``--help``, the reference page and the config-file reader are all made f
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ def _seconds(name: str, *, allow_zero: bool = True, maximum: float = 366 * 86400
             number = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"--{name}: {value!r} is not a number of seconds") from None
-        if number != number or number < 0 or (number == 0 and not allow_zero) or number > maximum:
+        if math.isnan(number) or number < 0 or (number == 0 and not allow_zero) or number > maximum:
             low = "0" if allow_zero else "more than 0"
             raise ConfigError(f"--{name}: {value!r} is out of range; give {low} to {maximum:g} seconds")
         return number
@@ -272,7 +273,8 @@ def _from_job_ad(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
         values["trigger_signal"] = [sig]
     if defaults.get("kill_signal") is not None:
         values["kill_signal"] = defaults["kill_signal"]
-    return values, defaults
+    return values, dict(defaults)
+
 
 
 def build(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) -> RunConfig:
@@ -296,8 +298,8 @@ def build(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) ->
     env_values: dict[str, Any] = {}
     for opt in OPTIONS:
         if opt.env in environ:
-            raw = environ[opt.env]
-            env_values[opt.dest] = shlex.split(raw) if opt.multiple else raw
+            text = environ[opt.env]
+            env_values[opt.dest] = shlex.split(text) if opt.multiple else text
     layers.append(("environment", env_values))
     layers.append(("command line", {k: v for k, v in vars(args).items() if k in BY_DEST and v is not None}))
 

@@ -28,8 +28,9 @@ Rules it enforces (see ``docs/explanation/htcondor-semantics.md``):
 from __future__ import annotations
 
 import enum
+from collections.abc import Hashable
 from dataclasses import dataclass, field, replace
-from typing import Any, Hashable, Optional, Union
+from typing import Any, Optional, Union
 
 from . import exitstatus
 from .rules import Exit as ExitRule
@@ -642,8 +643,8 @@ class Core:
             if self.request_deadline is not None and now >= self.request_deadline:
                 self._timed_out(now, out)
             return
-        if self.phase in (Phase.STOPPING, Phase.COMMITTING):
-            if self.grace_deadline is not None and now >= self.grace_deadline and self.child_alive:
+        if (self.phase in (Phase.STOPPING, Phase.COMMITTING) and self.grace_deadline is not None
+                and now >= self.grace_deadline and self.child_alive):
                 self.grace_deadline = None
                 out.append(Record("grace_expired", {"grace": self.s.kill_grace}, level="warning"))
                 if self.phase == Phase.STOPPING:

@@ -203,7 +203,8 @@ class Supervisor:
             tag = key.data
             if tag == "signal":
                 # pass signals on first: their latency is what the program sees
-                for ev in self._read_signals():
+                for ev in self._read_signals():  # SignalReceived events only
+
                     if self._asks_for_checkpoint(ev):
                         # the request's baseline must be what is on disk now, not at the last look
                         self._execute(self.core.handle(C.Observed(ev.now, self._observe())))
@@ -242,8 +243,8 @@ class Supervisor:
             if gone:
                 self.killing = False
                 events.append(C.TreeGone(self.clock()))
-        for ev in events:
-            outcome = self._execute(self.core.handle(ev))
+        for event in events:
+            outcome = self._execute(self.core.handle(event))
             if outcome is not None:
                 return outcome
         return None
@@ -269,8 +270,8 @@ class Supervisor:
             return None
         return max(0.0, min(waits))
 
-    def _read_signals(self) -> list[C.Event]:
-        out: list[C.Event] = []
+    def _read_signals(self) -> list[C.SignalReceived]:
+        out: list[C.SignalReceived] = []
         try:
             data = os.read(self.wake_r, 4096)
         except (BlockingIOError, InterruptedError):
@@ -360,10 +361,7 @@ class Supervisor:
         def work() -> None:
             start = time.monotonic()
             try:
-                if final_only:
-                    res = self.store.commit_state(state)
-                else:
-                    res = self.store.commit(state)
+                res = self.store.commit_state(state) if final_only else self.store.commit(state)
                 result = C.CommitFinished(self.clock(), True, bytes=res.bytes, seconds=res.seconds,
                                           fingerprint=fingerprint)
                 if os.environ.get("_CONDOR_CHIRP_CONFIG"):
@@ -401,7 +399,7 @@ class Supervisor:
         if not self.cfg.checkpoint:
             return C.Observation()
         rules: list[Rule] = [r for r in (self.complete_rule, self.done_rule) if r is not None]
-        markers = []
+        markers: list[tuple[str, Optional[int]]] = []
         for rel in sorted({m for r in rules for m in r.markers()}):
             try:
                 markers.append((rel, os.stat(self.sandbox / rel).st_mtime_ns))

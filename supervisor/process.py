@@ -11,8 +11,9 @@ import ctypes
 import errno
 import os
 import signal
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Optional
 
 from . import exitstatus
 from .errors import ProgramNotExecutable, ProgramNotFound
@@ -35,7 +36,7 @@ def set_subreaper() -> bool:
         rc = _libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     except (OSError, AttributeError):
         return False
-    return rc == 0
+    return bool(rc == 0)
 
 
 def set_not_dumpable() -> None:

@@ -166,7 +166,7 @@ def test_no_zombies_after_many_short_lived_grandchildren():
 @pytest.mark.timeout(30)
 def test_signal_mask_and_ignored_set_equal_the_callers(tmp_path):
     """PROGRAM starts with the caller's blocked mask and ignored set (SigBlk/SigIgn)."""
-    caller, child = tmp_path / "caller", tmp_path / "child"
+    caller = tmp_path / "caller"
     launcher = (
         "import os, signal, sys\n"
         "for s in (signal.SIGPIPE, signal.SIGXFSZ): signal.signal(s, signal.SIG_DFL)\n"
