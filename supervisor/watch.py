@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 IN_MODIFY = 0x2
 IN_ATTRIB = 0x4
