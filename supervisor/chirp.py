@@ -58,7 +58,7 @@ def _default_factory(config: str) -> Any:
     with open(config, encoding="utf-8") as f:
         host, port, cookie = f.read().split()[:3]
     os.environ.setdefault("CONDOR_CONFIG", "/dev/null")  # never look for a pool configuration
-    from htcondor2.htchirp import HTChirp  # noqa: PLC0415  lazily: the wheel is optional
+    from htcondor2.htchirp import HTChirp  # lazily: the wheel is optional
 
     return HTChirp(host=host, port=int(port), cookie=cookie, timeout=TIMEOUT)
 
