@@ -464,16 +464,16 @@ def _bench() -> Any:
 
 KILL_CASES = {
     # name: (mode, no exchange, kills, bytes per file, on tmpfs)
-    "mixed-tmpfs": ("mixed", False, 400, 256 << 10, True),
-    "mixed-fallback": ("mixed", True, 60, 64 << 10, False),
-    "copy-1MiB": ("copy", False, 40, 1 << 20, False),
-    "move-fallback": ("move", True, 50, 64 << 10, False),
+    "mixed-tmpfs": ("mixed", False, 200, 256 << 10, True),
+    "mixed-fallback": ("mixed", True, 40, 64 << 10, False),
+    "copy-1MiB": ("copy", False, 30, 1 << 20, False),
+    "move-fallback": ("move", True, 30, 64 << 10, False),
 }
 
 
 @pytest.mark.parametrize("case", list(KILL_CASES))
 def test_sigkill_during_commits(tmp_path: Path, fast_tmp: Path, case: str) -> None:
-    """A worker that restores, then commits in a loop, is SIGKILLed at random moments (550
+    """A worker that restores, then commits in a loop, is SIGKILLed at random moments (300
     kills over the four cases; a kill's effect does not depend on fsync, so the biggest case
     runs on tmpfs, the others on the disk): after every kill the next start finds a complete
     old or new checkpoint, never a mixed one, never an older one, and no leftovers."""
@@ -488,6 +488,10 @@ def test_sigkill_during_commits(tmp_path: Path, fast_tmp: Path, case: str) -> No
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
+@pytest.mark.skipif(
+    not os.environ.get("CKPT_SLOW_TESTS"),
+    reason="long variant (about 8 min): CKPT_SLOW_TESTS=1 python -m pytest -m slow",
+)
 def test_sigkill_during_commits_long(tmp_path: Path) -> None:
     """The long variant: 2,000 kills (bench/kill_during_commit.py --count 5000 for more)."""
     report = _bench().run(2000, mode="mixed", size=1 << 20, seed=7, root=tmp_path)
