@@ -12,12 +12,12 @@ import argparse
 import math
 import os
 import shlex
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from . import exitstatus
 from .errors import ConfigError
+from .records import field, record
 from .signals import parse_signal
 
 ENV_PREFIX = "CKPT_"
@@ -105,7 +105,7 @@ def _text(name: str) -> Callable[[Any], str]:
     return conv
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Option:
     name: str
     help: str
@@ -182,7 +182,7 @@ OPTIONS: tuple[Option, ...] = (
 BY_DEST = {o.dest: o for o in OPTIONS}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RunConfig:
     program: tuple[str, ...]
     checkpoint: tuple[str, ...] = ()

@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Hashable
-from dataclasses import dataclass, field, replace
 from typing import Any, Optional, Union
 
 from . import exitstatus
+from .records import field, record
 from .rules import Exit as ExitRule
 from .rules import Rule, View
 
@@ -40,7 +40,7 @@ from .rules import Rule, View
 # Settings
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CoreSettings:
     kill_signal: int = 15
     kill_grace: float = 10.0
@@ -64,7 +64,7 @@ class CoreSettings:
 # Events (in)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Observation:
     """Facts the loop gathered about the sandbox; only those the rules need are filled in."""
 
@@ -76,7 +76,7 @@ class Observation:
     newest_ns: Optional[int] = None  # newest mtime among the checkpoint files (for marker rules)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Started:
     now: float
     pid: int
@@ -84,13 +84,13 @@ class Started:
     resumed: bool = False  # working paths were restored from the store
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SignalReceived:
     now: float
     signum: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ChildExited:
     """The main process ended. ``code``/``signum`` as from a wait status; ``done``: the done rule."""
 
@@ -101,24 +101,24 @@ class ChildExited:
     done: Optional[bool] = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Observed:
     now: float
     observation: Observation
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Tick:
     now: float
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ValidatorFinished:
     now: float
     ok: bool
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CommitFinished:
     now: float
     ok: bool
@@ -128,7 +128,7 @@ class CommitFinished:
     fingerprint: Hashable = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TreeGone:
     now: float
 
@@ -146,18 +146,18 @@ class Target(str, enum.Enum):
     CHILD = "child"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SendSignal:
     signum: int
     target: Target = Target.DEFAULT
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RunValidator:
     pass
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Commit:
     """Commit the checkpoint paths with this state; ``final_status`` records a finished program."""
 
@@ -165,19 +165,19 @@ class Commit:
     program_exited: bool = False
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class KillTree:
     """SIGKILL every process of the program's tree; the loop answers with TreeGone."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Exit:
     status: int
     by_signal: Optional[int] = None  # die from this signal instead (checkpoint by signal)
     reason: str = ""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Record:
     """An event-log entry: ``kind`` plus fields."""
 
@@ -238,7 +238,7 @@ _ALLOWED = frozenset((a, b) for a, b, _ in TRANSITIONS)
 # Start-up decision (from the files on disk, never from HTCondor's advisory counters)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class StartPlan:
     resume: bool
     exit_now: Optional[int] = None
@@ -758,4 +758,3 @@ def spawn_failed(status: int, message: str) -> list[Command_]:
     return [Record("spawn_failed", {"status": status}, level="error", message=message), Exit(status, reason=message)]
 
 
-__all__ = [name for name in dir() if not name.startswith("_")] + ["replace"]

@@ -18,7 +18,6 @@ import shlex
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -27,6 +26,7 @@ from . import exitstatus, process
 from .config import RunConfig
 from .errors import CorruptStore, ProgramError, StoreError, SupervisorError
 from .events import EventLog
+from .records import record
 from .rules import Rule, View, parse_rules
 from .signals import NOT_FORWARDED, signal_name
 
@@ -35,7 +35,7 @@ SAFETY_POLL = 30.0  # with inotify: a re-check in case an event was missed
 VALIDATOR_TIMEOUT = 600.0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Outcome:
     status: int
     by_signal: Optional[int] = None
@@ -76,6 +76,8 @@ class Supervisor:
         self.notify_r = self.notify_w = -1
         self.installed: dict[int, Any] = {}
         self.validator_deadline = 0.0
+        self.log_matched = False
+
 
 
     # ------------------------------------------------------------------ set-up
@@ -225,6 +227,9 @@ class Supervisor:
             elif tag == "pipe":
                 self._pump(key.fd)
         events.extend(self._reap())
+        if self.log_matched:  # a matching output line is news, like a file event
+            self.log_matched = False
+            changed = True
         now = self.clock()
         if self.core.observing and (changed or now - self.last_observe >= self._poll_interval()):
             events.append(C.Observed(now, self._observe()))
@@ -526,6 +531,7 @@ class Supervisor:
         for pattern, regex in self.patterns:
             if regex.search(text):
                 self.log_counts[pattern] += 1
+                self.log_matched = True
 
     def _drain_pipes(self) -> None:
         """Read what the program wrote before it exited, so a last log line still counts."""

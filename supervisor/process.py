@@ -12,11 +12,11 @@ import errno
 import os
 import signal
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, Optional
 
 from . import exitstatus
 from .errors import ProgramNotExecutable, ProgramNotFound
+from .records import record
 
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_DUMPABLE = 4
@@ -45,7 +45,7 @@ def set_not_dumpable() -> None:
         _libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
-@dataclass
+@record
 class Child:
     pid: int
     pidfd: Optional[int]

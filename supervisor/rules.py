@@ -18,15 +18,15 @@ Syntax on the command line (``--complete-when`` / ``--done-when``)::
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
 from .errors import ConfigError
+from .records import field, record
 
 DEFAULT_QUIET = 2.0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class View:
     """What the core knows when it asks a rule; every time is on the supervisor's monotonic clock."""
 
@@ -76,7 +76,7 @@ class Rule:
 RuleLike = Union[Rule, Callable[[View], bool]]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Func(Rule):
     func: Callable[[View], bool]
 
@@ -96,7 +96,7 @@ def as_rule(rule: RuleLike) -> Rule:
     raise TypeError(f"not a rule: {rule!r}")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Combined(Rule):
     rules: tuple[Rule, ...]
 
@@ -144,7 +144,7 @@ class AnyOf(_Combined):
         return " | ".join(str(r) for r in self.rules)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Quiet(Rule):
     seconds: float = DEFAULT_QUIET
 
@@ -166,7 +166,7 @@ class Quiet(Rule):
         return f"quiet={self.seconds:g}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Marker(Rule):
     path: str
     needs: frozenset[str] = field(default=frozenset({"markers"}), repr=False)
@@ -187,7 +187,7 @@ class Marker(Rule):
         return f"marker={self.path}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Log(Rule):
     pattern: str
     needs: frozenset[str] = field(default=frozenset({"log"}), repr=False)
@@ -209,7 +209,7 @@ class Log(Rule):
         return f"log={self.pattern}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Command(Rule):
     """Holds when the validator command exits 0; the core runs it last, after the others hold."""
 
@@ -230,7 +230,7 @@ class Command(Rule):
         return f"command={self.command}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Closed(Rule):
     needs: frozenset[str] = field(default=frozenset({"open_files"}), repr=False)
 
@@ -241,7 +241,7 @@ class Closed(Rule):
         return "closed"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Exit(Rule):
     def holds(self, view: View) -> bool:
         return view.program_exited

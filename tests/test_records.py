@@ -1,0 +1,71 @@
+"""``supervisor.records.record`` behaves like a frozen dataclass for everything the package uses."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from supervisor import core, rules
+from supervisor.records import FrozenInstanceError, field, record
+
+
+@record(frozen=True)
+class Point:
+    x: int
+    y: int = 2
+    tags: dict = field(default_factory=dict)
+    hidden: str = field(default="h", repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class RealPoint:
+    x: int
+    y: int = 2
+    tags: dict = dataclasses.field(default_factory=dict)
+    hidden: str = dataclasses.field(default="h", repr=False)
+
+
+def test_record_matches_a_frozen_dataclass():
+    """Construction, defaults, factories, equality, repr and frozenness match dataclasses."""
+    for cls in (Point, RealPoint):
+        p = cls(1)
+        assert (p.x, p.y, p.tags, p.hidden) == (1, 2, {}, "h")
+        assert cls(1, y=3) == cls(1, 3) != cls(1, 4)
+        assert cls(1).tags is not cls(1).tags
+        assert repr(cls(1, 5)).endswith("(x=1, y=5, tags={})")
+        with pytest.raises(AttributeError):
+            p.x = 3  # type: ignore[misc]
+        with pytest.raises(TypeError):
+            cls()  # type: ignore[call-arg]
+        with pytest.raises(TypeError):
+            cls(1, z=3)  # type: ignore[call-arg]
+    assert hash(Point(1, 2, ())) == hash(Point(1, 2, ()))  # type: ignore[arg-type]
+    assert issubclass(FrozenInstanceError, AttributeError)
+
+
+def test_distinct_record_types_are_never_equal():
+    """Two commands with the same fields but different types differ (unlike namedtuples)."""
+    assert core.KillTree() != core.RunValidator()
+    assert core.Tick(1.0) != core.TreeGone(1.0)
+    assert core.KillTree() == core.KillTree()
+
+
+def test_rules_validate_in_post_init():
+    """__post_init__ runs: rule settings are checked at construction."""
+    from supervisor.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        rules.Quiet(-1)
+    assert rules.Marker("m").needs == frozenset({"markers"})
+    assert "needs" not in repr(rules.Marker("m"))
+
+
+def test_run_path_does_not_import_dataclasses():
+    """The run command's modules do not pull in dataclasses (and with it inspect)."""
+    import subprocess
+    import sys
+
+    code = "import sys, supervisor.loop, supervisor.config; print('dataclasses' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
