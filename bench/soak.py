@@ -115,6 +115,10 @@ def worker(args: argparse.Namespace) -> int:
         step += 1
         with open("progress", "w") as f:
             f.write(str(step))
+    # Python restores SIG_DFL while it shuts down: a SIGUSR1 then would kill the finished program
+    # (status 138, recorded as its final status). Legacy programs have such windows; this soak
+    # measures the supervisor, so the program closes it.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
     with open("result", "w") as f:
         f.write(h + "\n")
     print(f"done {step}", flush=True)
@@ -218,12 +222,14 @@ def run(seconds: float, *, seed: int = 0, steps: int = 200, step_time: float = 0
             spool = base / f"job{job}-spool"
             spool.mkdir()
             sandbox = None
-            last_seq = 0
+            last_seq = 0  # the sequence of the store in the current sandbox
+            spool_seq = 0  # the sequence last uploaded (at an 85 exit)
             resume_at = 0
             for execution in range(10_000):
                 if sandbox is None:  # a new machine: a fresh sandbox with the spooled store
                     sandbox = base / f"job{job}-exec{execution}"
                     sandbox.mkdir()
+                    last_seq = spool_seq  # a local commit that was never uploaded is gone
                     if (spool / STORE).exists():
                         shutil.copytree(spool / STORE, sandbox / STORE, symlinks=True)
                 tag = f"{seed}-{job}-{execution}-{os.getpid()}"
@@ -283,6 +289,7 @@ def run(seconds: float, *, seed: int = 0, steps: int = 200, step_time: float = 0
                         shutil.rmtree(spool / STORE, ignore_errors=True)
                         shutil.copytree(sandbox / STORE, spool / STORE, symlinks=True)
                         resume_at = _committed_step(sandbox)
+                        spool_seq = last_seq
                     continue
                 if status == 0:
                     result = (sandbox / "result").read_text().strip() if (sandbox / "result").exists() else None
@@ -290,6 +297,13 @@ def run(seconds: float, *, seed: int = 0, steps: int = 200, step_time: float = 0
                         report.failures.append(f"{where}: result {result!r} differs from an uninterrupted "
                                                f"run's {want!r}")
                     break
+                if status == 3 and not had_store:
+                    # the program's own half-written file after a crash in place, before any
+                    # commit: not the supervisor's to repair; HTCondor would start elsewhere
+                    report.actions["refused own half-written file"] += 1
+                    shutil.rmtree(sandbox, ignore_errors=True)
+                    sandbox = None
+                    continue
                 if action == "none":
                     report.failures.append(f"{where}: an undisturbed execution did not finish: {err[-300:]}")
                     break
