@@ -14,11 +14,11 @@ import os
 import sys
 import tempfile
 
-import supervisor.__main__ as cli  # noqa: F401  (import everything once, before forking)
-import supervisor.config  # noqa: F401
-import supervisor.jobad  # noqa: F401
-import supervisor.loop  # noqa: F401
-import supervisor.rules  # noqa: F401
+import supervisor.__main__ as cli
+import supervisor.config
+import supervisor.jobad
+import supervisor.loop
+import supervisor.rules
 import supervisor.store  # noqa: F401
 
 
@@ -35,7 +35,7 @@ def one(case: dict) -> dict:
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, 1)
                 status = cli.main(case["argv"])
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 sys.stderr.write(f"batch_cli: {exc!r}\n")
             finally:
                 sys.stdout.flush()

@@ -232,7 +232,7 @@ def test_known_bugs(committed_store, tmp_path, case, request):
                               capture_output=True, text=True, timeout=30, cwd=tmp_path)
         assert proc.returncode == 64, proc.stderr
         return
-    name, failure = attempt(committed_store, tmp_path / "case", source, option, value)
+    _name, failure = attempt(committed_store, tmp_path / "case", source, option, value)
     assert failure is None, failure
 
 

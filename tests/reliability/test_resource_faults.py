@@ -73,7 +73,7 @@ def test_enospc_during_a_commit_while_the_program_runs(tmp_path):
         with supervise(mnt, args, prog) as proc:
             wait_line(proc, "ready")
             os.kill(proc.pid, signal.SIGUSR2)
-            from helpers import sleep_until  # noqa: PLC0415
+            from helpers import sleep_until
 
             sleep_until(lambda: "commit_failed" in kinds(mnt), timeout=30)
             assert proc.poll() is None  # still running
@@ -177,8 +177,8 @@ def as_nobody(sandbox: Path, args: list[str], program: list[str]) -> subprocess.
     # the supervisor's dependencies, where nobody can read them (our site-packages may be under /root)
     libs = sandbox.parent / (sandbox.name + "-libs")
     if not libs.exists():
-        import psutil  # noqa: PLC0415
-        import tenacity  # noqa: PLC0415
+        import psutil
+        import tenacity
 
         for mod in (tenacity, psutil):
             shutil.copytree(Path(mod.__file__).parent, libs / mod.__name__)
@@ -296,7 +296,7 @@ def test_sandbox_removed_under_us(tmp_path, how):
                 "--job-signal", "SIGUSR1", "--complete-when", "marker=mark", "--kill-grace", "2"]
         prog = victim("--ckpt", "state", "--ckpt-on", "SIGUSR1", "--marker", "mark", "--sleep", "60",
                       "--exit-on", "SIGTERM:4")
-        from helpers import sleep_until, spawned  # noqa: PLC0415
+        from helpers import sleep_until, spawned
 
         with spawned(supervisor_cmd("run", *args, "--", *prog), cwd=sandbox, env=ENV,
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
