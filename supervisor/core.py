@@ -163,6 +163,7 @@ class Commit:
 
     final_status: Optional[int] = None
     program_exited: bool = False
+    restart: bool = False  # keep the committed store as it is (or mark a fresh start): no new files
 
 
 @record(frozen=True)
@@ -253,6 +254,9 @@ def plan_start(state: Optional[dict[str, Any]]) -> StartPlan:
     if isinstance(final, int) and not isinstance(final, bool):
         return StartPlan(resume=False, exit_now=final,
                          reason=f"the program had already finished with status {final}")
+    if state.get("empty"):
+        return StartPlan(resume=False, reason="the store holds no checkpoint yet: starting from scratch")
+
     return StartPlan(resume=True, reason=f"resuming from committed checkpoint {state.get('sequence', '?')}")
 
 
@@ -303,6 +307,7 @@ class Core:
         self.exit_event: Optional[ChildExited] = None
         self.exited_while_busy = False  # the program ended on its own during a validation or commit
         self.plan_is_program_end = False  # the planned exit reports the program's own end
+        self.sent_job_signals: set[int] = set()  # signals we sent to make the program checkpoint
 
 
     # ---------------------------------------------------------------- public API
@@ -452,6 +457,7 @@ class Core:
             sig = self.s.kill_signal if reason == "evict" else None
         if sig is not None and self.child_alive:
             out.append(SendSignal(sig))
+            self.sent_job_signals.add(sig)
         out.append(Record("checkpoint_requested", {"reason": reason, "signal": sig}))
         self._goto(Phase.CHECKPOINTING)
 
@@ -507,6 +513,9 @@ class Core:
         code, signum = ev.code, ev.signum
         if self.s.checkpointing and self.signal_requested and not self.evicting:
             # HTCondor sent its checkpoint signal: the job must exit with the checkpoint status.
+            if not self._finished(ev):
+                self._restart_from_last_commit(ev, out)
+                return
             status = self._report_program(code, signum).status
             out.append(Record("final_status_recorded", {"status": status},
                               message=f"program finished with status {status} after the checkpoint "
@@ -515,6 +524,27 @@ class Core:
             self._start_commit(out, final_status=status)
             return
         self._kill_then(self._report_program(code, signum), out, program_end=True)
+
+    def _finished(self, ev: ChildExited) -> bool:
+        """Did the program end its work (rather than die from our request)? The done rule decides
+        when there is one; a death by the job signal we sent is never 'finished'."""
+        if ev.signum is not None and ev.signum in self.sent_job_signals:
+            return False
+        return ev.done is not False
+
+    def _restart_from_last_commit(self, ev: ChildExited, out: list[Command_]) -> None:
+        """After the checkpoint signal the program ended without a checkpoint and without
+        finishing: report the checkpoint status over the last committed store (unchanged), so
+        that HTCondor restarts the job from there instead of holding it or ending it."""
+        status = program_status(ev.code, ev.signum)
+        out.append(Record("interrupted", {"status": status}, level="warning",
+                          message=f"the program ended with status {status} after the checkpoint signal "
+                                  "without a new checkpoint and without finishing; restarting from the "
+                                  "last committed checkpoint"))
+        self.request_reason = "exit"
+        out.append(Commit(program_exited=True, restart=True))
+        self.commit_final_status = None
+        self._goto(Phase.COMMITTING)
 
     # ---------------------------------------------------------------- event handlers
     def _on_Started(self, ev: Started, out: list[Command_]) -> None:
@@ -563,6 +593,7 @@ class Core:
             self._request(ev.now, "evict", out, budget=budget)
             return
         if first and budget and self.phase in (Phase.CHECKPOINTING, Phase.VALIDATING):
+            out.append(Record("evicting", {"signal": sig, "budget": budget, "during": self.phase.value}))
             self.request_reason = "evict"
             end = ev.now + budget
             self.request_deadline = end if self.request_deadline is None else min(self.request_deadline, end)
@@ -737,6 +768,9 @@ class Core:
                 and self.plan_is_program_end and self.commit_final_status is None):
             # HTCondor's checkpoint signal arrived after the program ended (while we killed what
             # was left): the job must still exit with the checkpoint status, or it is held (36)
+            if self.exit_event is not None and not self._finished(self.exit_event):
+                self._restart_from_last_commit(self.exit_event, out)
+                return
             out.append(Record("final_status_recorded", {"status": plan.status},
                               message=f"program ended with status {plan.status} around the checkpoint "
                                       "signal; recording it and reporting the checkpoint status"))

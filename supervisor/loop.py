@@ -350,18 +350,26 @@ class Supervisor:
             self.child.send_group(cmd.signum)
 
     def _start_commit(self, cmd: C.Commit) -> None:
+        if cmd.restart and self.store.exists():
+            # nothing to write: the committed store is what the next start restores
+            self.log.emit("store_kept", {"sequence": self.sequence}, level="debug")
+            self._execute(self.core.handle(C.CommitFinished(self.clock(), True)))
+            return
         self.sequence += 1
         state: dict[str, Any] = {"sequence": self.sequence, "committed_at": time.time(),
                                  "program": list(self.cfg.program)}
         if cmd.final_status is not None:
             state["final_status"] = cmd.final_status
+        if cmd.restart:
+            state["empty"] = True  # a store with no checkpoint: the next start begins from scratch
         fingerprint = self.store.fingerprint()
         if self.notify_r < 0:
             self.notify_r, self.notify_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
             self.sel.register(self.notify_r, selectors.EVENT_READ, "commit")
         # a final status keeps the last committed files (or none): never the working files, which
         # a finished or crashed program may have left half-written
-        final_only = cmd.final_status is not None
+        final_only = cmd.final_status is not None or cmd.restart
+
 
         def work() -> None:
             start = time.monotonic()

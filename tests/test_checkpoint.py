@@ -325,3 +325,30 @@ def test_store_on_a_full_disk_keeps_the_previous_checkpoint(tmp_path):
         Store(mnt, mnt / STORE, ["state"]).verify()
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("with_store", [False, True])
+def test_program_killed_by_the_job_signal_restarts_from_the_last_commit(sandbox, with_store):
+    """A program that dies from the job signal we sent (no handler yet) has not finished: the
+    checkpoint status is reported over the unchanged store, and the next start runs it again
+    (from the last checkpoint, or from scratch when there was none) instead of exiting at once."""
+    if with_store:
+        assert run(sandbox, ["--checkpoint", "state", "--inspect-on-exit", "0"],
+                   ["sh", "-c", "echo 1 > state"]).returncode == 85
+    script = sandbox / "prog.sh"
+    script.write_text("#!/bin/sh\necho run >> runs.log\necho ready\nwhile :; do sleep 0.05; done\n")
+    script.chmod(0o755)  # SIGUSR1 (the job signal) kills it: it has no handler
+    args = ["--checkpoint", "state", "--trigger-signal", "SIGUSR2", "--job-signal", "SIGUSR1"]
+    with supervise(sandbox, args, ["./prog.sh"]) as proc:
+        wait_line(proc, "ready")
+        os.kill(proc.pid, signal.SIGUSR2)
+        assert proc.wait(timeout=20) == 85
+    state = verify_store(sandbox)
+    assert "final_status" not in state
+    assert state.get("empty", False) is not with_store
+    if with_store:
+        assert committed(sandbox) == "1\n"
+    again = run(sandbox, ["--checkpoint", "state", "--inspect-on-exit", "0"], ["sh", "-c", "echo 2 > state"])
+    assert again.returncode == 85  # it ran again (and checkpointed), not "finished earlier"
+    assert ("restored" in again.stderr) is with_store
