@@ -62,13 +62,36 @@ def _error(message: str, status: int) -> int:
     return status
 
 
-def run_command(args: argparse.Namespace) -> int:
+def catch_early() -> list[int]:
+    """Record signals that arrive before the loop is ready (during imports and set-up).
+
+    Installed first thing by ``run``, so that a soft kill or checkpoint signal sent while Python
+    starts us does not kill the supervisor with the default action; the loop replays them.
+    Signals ignored by whoever started us stay ignored.
+    """
+    import signal
+
+    caught: list[int] = []
+    skip = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD}
+    for sig in range(1, 32):
+        if sig in skip:
+            continue
+        try:
+            if signal.getsignal(sig) == signal.SIG_IGN and sig not in (signal.SIGPIPE, signal.SIGXFSZ):
+                continue
+            signal.signal(sig, lambda signum, frame: caught.append(signum))
+        except (OSError, ValueError):
+            continue
+    return caught
+
+
+def run_command(args: argparse.Namespace, early: Optional[list[int]] = None) -> int:
     from . import config
     from .loop import Supervisor
     from .process import die_by_signal
 
     cfg = config.build(args)
-    sup = Supervisor(cfg)
+    sup = Supervisor(cfg, early_signals=early)
     outcome = sup.run()
     if outcome.by_signal is not None:
         sys.stdout.flush()
@@ -79,6 +102,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    early = catch_early() if argv[:1] == ["run"] else None
     parser = main_parser(only="run" if argv[:1] == ["run"] else None)
 
     try:
@@ -88,7 +112,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0 if code == 0 else exitstatus.EXIT_USAGE
     try:
         if args.command == "run":
-            return run_command(args)
+            return run_command(args, early)
+
         handler = getattr(args, "handler", None)
         if handler is None:
             return _error(f"unknown command {args.command!r}", exitstatus.EXIT_USAGE)

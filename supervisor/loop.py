@@ -50,8 +50,9 @@ class Supervisor:
     """Runs one execution of PROGRAM under the rules of ``cfg``; ``run()`` returns the Outcome."""
 
     def __init__(self, cfg: RunConfig, *, clock: Callable[[], float] = time.monotonic,
-                 log: Optional[EventLog] = None) -> None:
+                 log: Optional[EventLog] = None, early_signals: Optional[list[int]] = None) -> None:
         self.cfg = cfg
+        self.early_signals = early_signals if early_signals is not None else []
         self.clock = clock
         self.log = log or EventLog(cfg.events, verbosity=cfg.verbosity)
         self.sandbox = Path(cfg.sandbox)
@@ -104,6 +105,15 @@ class Supervisor:
         process.note_handled(self.installed)
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
         self.sel.register(self.wake_r, selectors.EVENT_READ, "signal")
+
+    def _replay_early_signals(self) -> None:
+        """Signals caught before the loop was ready are handled now, once the program runs."""
+        if self.early_signals:
+            self.log.emit("early_signals", {"signals": list(self.early_signals)}, level="debug")
+            with contextlib.suppress(OSError):
+                os.write(self.wake_w, bytes(s for s in self.early_signals if 0 < s < 256))
+            self.early_signals.clear()
+
 
     def _restore_signals(self) -> None:
         with contextlib.suppress(ValueError, OSError):
@@ -180,6 +190,8 @@ class Supervisor:
         cmds = self.core.handle(C.Started(now, self.child.pid, before, resumed=resume))
         self.log.emit("argv", {"argv": argv}, level="debug")
         outcome = self._execute(cmds)
+        self._replay_early_signals()
+
         while outcome is None:
             outcome = self._step()
         return outcome
