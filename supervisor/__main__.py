@@ -131,7 +131,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def entrypoint() -> NoReturn:
-    sys.exit(main())
+    status = main()
+    # Exit without interpreter shutdown: CPython restores default signal handlers while it shuts
+    # down, and a signal in that window would kill us and change the status HTCondor sees.
+    import contextlib
+    import os
+    import signal
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    os._exit(status)
+
 
 
 if __name__ == "__main__":

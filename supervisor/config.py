@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 from . import exitstatus
 from .errors import ConfigError
 from .records import field, record
-from .signals import parse_signal
+from .signals import parse_fatal_signal, parse_signal
 
 ENV_PREFIX = "CKPT_"
 
@@ -53,6 +53,10 @@ def _exit_code(value: Any) -> int:
 
 def _signal(name: str) -> Callable[[Any], int]:
     return lambda v: parse_signal(v, what=f"--{name}")
+
+
+def _fatal_signal(name: str) -> Callable[[Any], int]:
+    return lambda v: parse_fatal_signal(v, what=f"--{name}")
 
 
 def _codes(value: Any) -> frozenset[int]:
@@ -165,7 +169,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("exit-code", "exit code that reports a committed checkpoint (HTCondor's checkpoint_exit_code; "
            "default from the job ad, else 85)", _exit_code, metavar="N"),
     Option("exit-signal", "report a committed checkpoint by dying from SIG instead "
-           "(SuccessCheckpointExitBySignal)", _signal("exit-signal"), metavar="SIG"),
+           "(SuccessCheckpointExitBySignal)", _fatal_signal("exit-signal"), metavar="SIG"),
     # killing
     Option("kill-signal", "the soft-kill signal (HTCondor's KillSig; default from the job ad, else SIGTERM)",
            _signal("kill-signal"), metavar="SIG"),
@@ -299,7 +303,12 @@ def build(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) ->
     for opt in OPTIONS:
         if opt.env in environ:
             text = environ[opt.env]
-            env_values[opt.dest] = shlex.split(text) if opt.multiple else text
+            try:
+                env_values[opt.dest] = shlex.split(text) if opt.multiple else text
+            except ValueError as exc:
+                raise ConfigError(f"--{opt.name} (environment variable {opt.env}={text!r}): {exc}; "
+                                  "quote it as a shell would") from None
+
     layers.append(("environment", env_values))
     layers.append(("command line", {k: v for k, v in vars(args).items() if k in BY_DEST and v is not None}))
 
@@ -328,7 +337,13 @@ def build(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) ->
             merged[opt.dest] = opt.default  # defaults are already of the right type
 
     sandbox = merged.get("sandbox") or environ.get("_CONDOR_SCRATCH_DIR") or os.getcwd()
+    if not os.path.isdir(sandbox):
+        raise ConfigError(f"--sandbox {sandbox}: not a directory; give the job's sandbox (its working directory)")
     merged["sandbox"] = str(Path(sandbox).resolve())
+    events = merged.get("events")
+    if events and not os.path.isdir(os.path.dirname(os.path.abspath(events))):
+        raise ConfigError(f"--events {events}: its directory does not exist; give a file in an existing directory")
+
     if merged.get("resume_args") is not None:
         try:
             merged["resume_args"] = tuple(shlex.split(merged["resume_args"]))

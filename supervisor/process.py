@@ -93,8 +93,10 @@ def spawn(
     posix_spawn leaves its internal signals 32 and 33 ignored); use it only while no other
     thread runs. Otherwise posix_spawn.
     """
-    if not argv:
-        raise ProgramNotFound("no PROGRAM given: put it after --, e.g. ckpt-supervisor run -- ./sim")
+    if not argv or not argv[0]:
+        raise ProgramNotFound("no PROGRAM given (or an empty name): put it after --, e.g. "
+                              "ckpt-supervisor run -- ./sim")
+
     file_actions: list[tuple[int, ...]] = []
     if stdout is not None:
         file_actions.append((os.POSIX_SPAWN_DUP2, stdout, 1))

@@ -829,6 +829,10 @@ class Store:
                 self._stage_tree(src / name, dst / name, f"{rel}/{name}", staged)
             fs.chmod(dst, stat.S_IMODE(mode))
             fs.fsync_dir(dst)
+        elif rel in self.paths:
+            # a checkpoint path itself must hold data: committing nothing would lose the checkpoint
+            raise StoreError(f"checkpoint path {rel!r} is not a regular file or directory (a FIFO, socket "
+                             f"or device); nothing was committed; {self._intact()}")
         else:
             log.warning("skipping %s: not a regular file, directory or symlink", src)
 

@@ -7,7 +7,7 @@ never started, and nothing written to the store (checksummed before and after).
 
 The sweep iterates ``supervisor.config.OPTIONS``: an option added without bad values here fails
 ``test_every_option_has_bad_values``. Values the supervisor wrongly accepts are listed in
-KNOWN_BUGS and checked by strict xfails, so a fix turns them into failures to move back.
+FORMER_BUGS: bugs this sweep found, fixed, and kept as regression tests.
 """
 
 from __future__ import annotations
@@ -64,9 +64,9 @@ BAD: dict[str, dict[str, list[Any]]] = {
     "poll-interval": {"cli": ["0", "-1", "3601", "abc", "nan"], "toml": [True, "x", 0], "env": ["0", "x"]},
 }
 
-# Wrong values the supervisor accepts today, or answers with an internal error: each is a bug,
-# checked by test_known_bugs (strict xfail).
-KNOWN_BUGS: dict[tuple[str, str, str], str] = {
+# Wrong values the supervisor once accepted, or answered with an internal error: each was a bug
+# (found by this sweep, fixed in the supervisor) and stays here as a regression test.
+FORMER_BUGS: dict[tuple[str, str, str], str] = {
     ("cli", "events", "/nonexistent-dir/e.jsonl"):
         "bug: an --events FILE that cannot be opened is an internal error (70, traceback) "
         "instead of a one-line usage error (64)",
@@ -194,7 +194,7 @@ def cases() -> list[tuple[str, str, Any]]:
     for opt in OPTIONS:
         for source in ("cli", "toml", "env"):
             for value in BAD.get(opt.name, {}).get(source, []):
-                if (source, opt.name, str(value)) not in KNOWN_BUGS:
+                if (source, opt.name, str(value)) not in FORMER_BUGS:
                     out.append((source, opt.name, value))
     return out
 
@@ -205,7 +205,7 @@ def test_every_option_has_bad_values():
     assert missing == [], f"add bad values for {missing}"
     for o in OPTIONS:
         assert BAD[o.name]["toml"], f"{o.name}: no wrong TOML value"
-        if o.name != "events":  # any string names a file; the bad ones are in KNOWN_BUGS for now
+        if o.name != "events":  # any string names a file; the bad ones are in FORMER_BUGS
             assert BAD[o.name]["cli"] and BAD[o.name]["env"], o.name
 
 
@@ -222,10 +222,9 @@ def test_every_option_with_wrong_values(committed_store, tmp_path, source):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("case", sorted(KNOWN_BUGS), ids=lambda c: f"{c[0]}-{c[1]}-{c[2]}")
-def test_known_bugs(committed_store, tmp_path, case, request):
-    """Each known-bad value that is wrongly accepted today: the same rule as the sweep."""
-    request.node.add_marker(pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[case]))
+@pytest.mark.parametrize("case", sorted(FORMER_BUGS), ids=lambda c: f"{c[0]}-{c[1]}-{c[2]}")
+def test_former_bugs(committed_store, tmp_path, case):
+    """Each value that was once wrongly accepted (see FORMER_BUGS): the same rule as the sweep."""
     source, option, value = case
     if option == "sandbox-unused":
         proc = subprocess.run(supervisor_cmd("run", "--sandbox", value, "--", "true"), env=ENV,
@@ -263,8 +262,6 @@ def test_bad_program(committed_store, tmp_path, program, status, words):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=True, reason="bug: an empty PROGRAM name ('') exits 127 with no message at all "
-                   "(process._fork_exec: execvpe raises ValueError, which the child swallows)")
 def test_empty_program_name(committed_store, tmp_path):
     """`run -- ''`: a one-line error naming the empty PROGRAM (64 or 127), nothing written."""
     sandbox = tmp_path / "s"

@@ -225,12 +225,10 @@ def test_unreadable_file_in_the_store_is_a_store_error_not_corruption(world_dir)
     assert tree_digest(world_dir / STORE) == digest
 
 
-FIFO_BUG = ("bug (store.py): a checkpoint path that is a FIFO (or socket, device) is skipped with a "
-            "warning; the commit 'succeeds' with no file and 85 is reported: the checkpoint is lost")
+# Formerly a bug, found by this suite and fixed: fifo_bug (see docs/reliability.md).
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=True, reason=FIFO_BUG)
 def test_checkpoint_path_that_is_a_fifo_is_never_reported_as_a_checkpoint(sandbox):
     """A program that leaves a FIFO where its checkpoint file should be: nothing readable was
     checkpointed, so the supervisor must not report 85 (74, naming the path, is expected)."""

@@ -272,13 +272,10 @@ def test_signals_while_the_program_is_reaped(sandbox):
     assert statuses == {7: 6}
 
 
-TEARDOWN_BUG = ("bug: a signal that arrives after the program has exited, while the supervisor tears "
-                "down (loop._teardown restores SIG_DFL before the process exits), kills the supervisor "
-                "with that signal: status -N instead of the program's 7 or the checkpoint 85")
+# Formerly a bug, found by this suite and fixed: teardown_bug (see docs/reliability.md).
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(strict=True, reason=TEARDOWN_BUG)
 @pytest.mark.parametrize("kind", ["forwarded", "trigger"])
 def test_a_signal_during_teardown_does_not_change_the_status(sandbox, kind):
     """Signals keep arriving while the program exits (status 7) and the supervisor finishes:
