@@ -91,6 +91,8 @@ def run_command(args: argparse.Namespace, early: Optional[list[int]] = None) -> 
     from .process import die_by_signal
 
     cfg = config.build(args)
+    config.check_paths(cfg)
+
     sup = Supervisor(cfg, early_signals=early)
     outcome = sup.run()
     if outcome.by_signal is not None:

@@ -337,12 +337,7 @@ def build(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) ->
             merged[opt.dest] = opt.default  # defaults are already of the right type
 
     sandbox = merged.get("sandbox") or environ.get("_CONDOR_SCRATCH_DIR") or os.getcwd()
-    if not os.path.isdir(sandbox):
-        raise ConfigError(f"--sandbox {sandbox}: not a directory; give the job's sandbox (its working directory)")
     merged["sandbox"] = str(Path(sandbox).resolve())
-    events = merged.get("events")
-    if events and not os.path.isdir(os.path.dirname(os.path.abspath(events))):
-        raise ConfigError(f"--events {events}: its directory does not exist; give a file in an existing directory")
 
     if merged.get("resume_args") is not None:
         try:
@@ -359,7 +354,16 @@ def build(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) ->
     return cfg
 
 
+def check_paths(cfg: RunConfig) -> None:
+    """What only the machine that runs the job can check (``run`` calls it, ``check`` does not)."""
+    if not os.path.isdir(cfg.sandbox):
+        raise ConfigError(f"--sandbox {cfg.sandbox}: not a directory; give the job's sandbox (its working directory)")
+    if cfg.events and not os.path.isdir(os.path.dirname(os.path.abspath(cfg.events))):
+        raise ConfigError(f"--events {cfg.events}: its directory does not exist; give a file in an existing directory")
+
+
 def validate(cfg: RunConfig) -> None:
+
     """Cross-option checks; each error names the options and what to do."""
     from .rules import parse_rules
 
