@@ -12,7 +12,6 @@ import argparse
 import math
 import os
 import shlex
-from pathlib import Path
 from typing import Any, Callable, Optional
 
 from . import exitstatus
@@ -337,7 +336,7 @@ def build(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) ->
             merged[opt.dest] = opt.default  # defaults are already of the right type
 
     sandbox = merged.get("sandbox") or environ.get("_CONDOR_SCRATCH_DIR") or os.getcwd()
-    merged["sandbox"] = str(Path(sandbox).resolve())
+    merged["sandbox"] = os.path.realpath(sandbox)
 
     if merged.get("resume_args") is not None:
         try:
@@ -387,10 +386,9 @@ def validate(cfg: RunConfig) -> None:
                               f"{cfg.checkpoint_on_evict or 0:g} exceed the job's JobMaxVacateTime "
                               f"{ad_vacate:g}: HTCondor would SIGKILL us first; lower them or raise "
                               "job_max_vacate_time")
-    store = Path(cfg.sandbox, cfg.store)
+    store = os.path.realpath(os.path.join(cfg.sandbox, cfg.store))
     for path in cfg.checkpoint:
-        p = Path(path)
-        if p.is_absolute() or ".." in p.parts:
+        if os.path.isabs(path) or ".." in path.split(os.sep):
             raise ConfigError(f"--checkpoint {path}: give a path relative to the sandbox, inside it")
-        if Path(cfg.sandbox, p).resolve() == store.resolve():
+        if os.path.realpath(os.path.join(cfg.sandbox, path)) == store:
             raise ConfigError(f"--checkpoint {path} is the store itself; the store is where commits go")

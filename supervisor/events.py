@@ -7,7 +7,6 @@ Each event is one JSON object on one line: ``{"time": <epoch seconds>, "iso": ".
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -31,7 +30,10 @@ class EventLog:
     def emit(self, kind: str, fields: dict[str, Any], *, level: str = "info", message: str = "") -> None:
         now = time.time()
         if self.file is not None:
-            record = {"time": round(now, 6),
+            import json  # only with --events (cached after the first event)
+
+            record = {
+"time": round(now, 6),
                       "iso": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z",
                       "pid": self.pid, "event": kind}
             record.update({k: v for k, v in fields.items() if v is not None})

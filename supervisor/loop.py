@@ -18,7 +18,6 @@ import shlex
 import signal
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable, Optional
 
 from . import core as C
@@ -55,7 +54,12 @@ class Supervisor:
         self.early_signals = early_signals if early_signals is not None else []
         self.clock = clock
         self.log = log or EventLog(cfg.events, verbosity=cfg.verbosity)
-        self.sandbox = Path(cfg.sandbox)
+        # pathlib costs a few ms to import: only the checkpoint machinery needs it
+        self.sandbox: Any = cfg.sandbox
+        if cfg.checkpoint:
+            from pathlib import Path
+
+            self.sandbox = Path(cfg.sandbox)
         self.complete_rule = parse_rules(list(cfg.complete_when), option="--complete-when")
         self.done_rule = parse_rules(list(cfg.done_when), option="--done-when", done=True)
         if cfg.checkpoint and self.complete_rule is None:
@@ -77,6 +81,8 @@ class Supervisor:
         self.notify_r = self.notify_w = -1
         self.installed: dict[int, Any] = {}
         self.validator_deadline = 0.0
+        self.kill_checked = False
+        self.tree_gone = False
         self.log_matched = False
 
 
@@ -110,8 +116,9 @@ class Supervisor:
         """Signals caught before the loop was ready are handled now, once the program runs."""
         if self.early_signals:
             self.log.emit("early_signals", {"signals": list(self.early_signals)}, level="debug")
+            # standard signals do not queue in the kernel either: one of each is the same event
             with contextlib.suppress(OSError):
-                os.write(self.wake_w, bytes(s for s in self.early_signals if 0 < s < 256))
+                os.write(self.wake_w, bytes(s for s in dict.fromkeys(self.early_signals) if 0 < s < 256))
             self.early_signals.clear()
 
 
@@ -218,7 +225,6 @@ class Supervisor:
             if tag == "signal":
                 # pass signals on first: their latency is what the program sees
                 for ev in self._read_signals():  # SignalReceived events only
-
                     if self._asks_for_checkpoint(ev):
                         # the request's baseline must be what is on disk now, not at the last look
                         self._execute(self.core.handle(C.Observed(ev.now, self._observe())))
@@ -255,10 +261,12 @@ class Supervisor:
                           message=f"the validator ran longer than {VALIDATOR_TIMEOUT:g} s; killed")
             self.validator.send(signal.SIGKILL)
         if self.killing:
+            self.kill_checked = True
             gone, reaped = self._tree_gone()
             events.extend(reaped)  # a reaped child or validator must still reach the core
             if gone:
                 self.killing = False
+                self.tree_gone = True
                 events.append(C.TreeGone(self.clock()))
         for event in events:
             outcome = self._execute(self.core.handle(event))
@@ -278,7 +286,7 @@ class Supervisor:
         if self.core.observing:
             waits.append(self.last_observe + self._poll_interval() - now)
         if self.killing:
-            waits.append(KILL_POLL)
+            waits.append(KILL_POLL if self.kill_checked else 0.0)
         if self.validator is not None:
             waits.append(self.validator_deadline - now)
         if self.child is not None and self.child.pidfd is None and self.core.child_alive:
@@ -294,11 +302,19 @@ class Supervisor:
         except (BlockingIOError, InterruptedError):
             return out
         now = self.clock()
+        seen: set[int] = set()
         for signum in data:
             if signum == signal.SIGCHLD:
                 continue  # reaping happens every turn
+            if signum < signal.SIGRTMIN:
+                # a standard signal that arrived again before we looked was pending: one event, as
+                # the kernel would coalesce it (real-time signals queue, and are passed on each)
+                if signum in seen:
+                    continue
+                seen.add(signum)
             out.append(C.SignalReceived(now, signum))
         return out
+
 
     def _reap(self) -> list[C.Event]:
         out: list[C.Event] = []
@@ -327,12 +343,15 @@ class Supervisor:
 
     def _tree_gone(self) -> tuple[bool, list[C.Event]]:
         """SIGKILL what is left of the tree; (nothing is left, events of what was reaped)."""
-        left = process.descendants(exclude=[self.validator.pid] if self.validator else [])
+        exclude = [self.validator.pid] if self.validator else []
+        left = process.descendants(exclude=exclude)
+        if not left:
+            return True, self._reap()
         living = [p for p in left if not process.is_zombie(p)]
         if living:
             process.kill_all(living)
         reaped = self._reap()
-        return not process.descendants(exclude=[self.validator.pid] if self.validator else []), reaped
+        return not process.descendants(exclude=exclude), reaped
 
 
     # ------------------------------------------------------------------ commands
@@ -344,6 +363,7 @@ class Supervisor:
                 self._send(cmd)
             elif isinstance(cmd, C.KillTree):
                 self.killing = True
+                self.kill_checked = False  # look at once whether anything is left: usually nothing is
                 process.kill_all(process.descendants(exclude=[self.validator.pid] if self.validator else []))
             elif isinstance(cmd, C.Commit):
                 self._start_commit(cmd)
@@ -386,7 +406,13 @@ class Supervisor:
         def work() -> None:
             start = time.monotonic()
             try:
-                res = self.store.commit_state(state) if final_only else self.store.commit(state)
+                if final_only:
+                    res = self.store.commit_state(state)
+                else:
+                    # the program is gone: its files can be renamed into the store instead of copied
+                    # (the next start restores them; a failed commit puts them back)
+                    res = self.store.commit(state, move=cmd.program_exited)
+
                 result = C.CommitFinished(self.clock(), True, bytes=res.bytes, seconds=res.seconds,
                                           fingerprint=fingerprint)
                 if os.environ.get("_CONDOR_CHIRP_CONFIG"):
@@ -584,8 +610,9 @@ class Supervisor:
     def _teardown(self) -> None:
         if self.commit_thread is not None:
             self.commit_thread.join()
-        # never leave a process behind, whatever went wrong
-        for _ in range(100):
+        # never leave a process behind, whatever went wrong (nothing to do when the tree is known gone)
+        for _ in range(0 if self.tree_gone else 100):
+
             left = [p for p in process.descendants() if not process.is_zombie(p)]
             if not left:
                 break

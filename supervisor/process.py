@@ -234,11 +234,50 @@ def _read_ppids() -> dict[int, list[int]]:
     return children
 
 
+def _children_files(pid: int) -> Optional[list[int]]:
+    """Direct children from /proc/PID/task/*/children (CONFIG_PROC_CHILDREN); None if unavailable."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return []
+    except OSError:
+        return None
+    out: list[int] = []
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                out.extend(int(p) for p in f.read().split())
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue  # the thread just ended
+            return None  # the kernel has no children files
+        except OSError:
+            continue
+    return out
+
+
 def descendants(root: Optional[int] = None, exclude: Iterable[int] = ()) -> list[int]:
-    """PIDs below ``root`` (default: this process), zombies included, minus ``exclude`` subtrees."""
+    """PIDs below ``root`` (default: this process), zombies included, minus ``exclude`` subtrees.
+
+    Walks only our own tree through the kernel's children files; scans all of /proc where the
+    kernel lacks them.
+    """
     root = os.getpid() if root is None else root
     skip = set(exclude)
+    found: list[int] = []
+    stack = [root]
+    while stack:
+        kids = _children_files(stack.pop())
+        if kids is None:
+            break
+        for child in kids:
+            if child not in skip:
+                found.append(child)
+                stack.append(child)
+    else:
+        return found
     children = _read_ppids()
+
     out: list[int] = []
     stack = [root]
     while stack:

@@ -861,6 +861,9 @@ class Store:
             for name in sorted(fs.listdir(path)):
                 self._record_moved(path / name, f"{rel}/{name}", staged)
             fs.fsync_dir(path)
+        elif rel in self.paths:
+            raise StoreError(f"checkpoint path {rel!r} is not a regular file or directory (a FIFO, socket "
+                             f"or device); nothing was committed; {self._intact()}")
         else:
             log.warning("skipping %s: not a regular file, directory or symlink", path)
 

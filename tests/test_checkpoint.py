@@ -307,7 +307,9 @@ def test_unchanged_checkpoint_is_not_committed_again(sandbox):
 
 @pytest.mark.timeout(60)
 def test_store_on_a_full_disk_keeps_the_previous_checkpoint(tmp_path):
-    """ENOSPC during a commit: the previous checkpoint stays intact, the error is reported (74)."""
+    """ENOSPC during a commit (a running program's files must be copied): the previous checkpoint
+    stays intact, the failure is reported, the program keeps running; once it has exited, its files
+    are renamed into the store, which needs no space."""
     mnt = tmp_path / "small"
     mnt.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
@@ -316,13 +318,23 @@ def test_store_on_a_full_disk_keeps_the_previous_checkpoint(tmp_path):
     try:
         args = ["--checkpoint", "state", "--inspect-on-exit", "0"]
         assert run(mnt, args, ["sh", "-c", "echo small > state"]).returncode == 85
-        proc = run(mnt, args, ["sh", "-c", "head -c 700000 /dev/zero > state"])
-        assert proc.returncode == 74, proc.stderr
-        assert "ENOSPC" in proc.stderr or "No space" in proc.stderr
-        assert committed(mnt) == "small\n"
+        big = ["sh", "-c", "trap 'head -c 700000 /dev/zero > state' USR1; echo ready; "
+                           "while :; do sleep 0.05; done"]
+        sig_args = ["--checkpoint", "state", "--trigger-signal", "SIGUSR1", "--complete-when", "quiet=0.2"]
+        with supervise(mnt, sig_args, big) as proc:
+            wait_line(proc, "ready")
+            os.kill(proc.pid, signal.SIGUSR1)
+            sleep_until(lambda: any(e["event"] == "commit_failed" for e in events(mnt)), timeout=20)
+            failure = next(e for e in events(mnt) if e["event"] == "commit_failed")
+            assert "ENOSPC" in failure["error"] or "No space" in failure["error"]
+            assert proc.poll() is None  # still running: the next trigger may succeed
+            assert committed(mnt) == "small\n"
+            os.kill(proc.pid, signal.SIGTERM)
+            assert proc.wait(timeout=20) == 128 + signal.SIGTERM
         from supervisor.store import Store
 
         Store(mnt, mnt / STORE, ["state"]).verify()
+        assert committed(mnt) == "small\n"
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
