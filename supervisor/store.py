@@ -830,11 +830,14 @@ class Store:
             fs.chmod(dst, stat.S_IMODE(mode))
             fs.fsync_dir(dst)
         elif rel in self.paths:
-            # a checkpoint path itself must hold data: committing nothing would lose the checkpoint
-            raise StoreError(f"checkpoint path {rel!r} is not a regular file or directory (a FIFO, socket "
-                             f"or device); nothing was committed; {self._intact()}")
+            raise self._special_file(rel)
         else:
             log.warning("skipping %s: not a regular file, directory or symlink", src)
+
+    def _special_file(self, rel: str) -> StoreError:
+        """A checkpoint path itself must hold data: committing nothing would lose the checkpoint."""
+        return StoreError(f"checkpoint path {rel!r} is not a regular file or directory (a FIFO, socket "
+                          f"or device); nothing was committed; {self._intact()}")
 
     def _record_moved(self, path: Path, rel: str, staged: _Staged) -> None:
         """Record (and fsync) a tree that was renamed into staging."""
@@ -862,8 +865,7 @@ class Store:
                 self._record_moved(path / name, f"{rel}/{name}", staged)
             fs.fsync_dir(path)
         elif rel in self.paths:
-            raise StoreError(f"checkpoint path {rel!r} is not a regular file or directory (a FIFO, socket "
-                             f"or device); nothing was committed; {self._intact()}")
+            raise self._special_file(rel)
         else:
             log.warning("skipping %s: not a regular file, directory or symlink", path)
 
