@@ -303,7 +303,6 @@ class Core:
         self.next_timer: Optional[float] = None
         self.grace_deadline: Optional[float] = None
         self.commits = 0
-        self.evict_deadline: Optional[float] = None
         self.exit_event: Optional[ChildExited] = None
         self.exited_while_busy = False  # the program ended on its own during a validation or commit
         self.plan_is_program_end = False  # the planned exit reports the program's own end
@@ -785,10 +784,5 @@ class Core:
         out.append(plan)
         self._goto(Phase.EXITED)
 
-    # spawn failures are decided by the loop before Started: see spawn_failed()
-
-
-def spawn_failed(status: int, message: str) -> list[Command_]:
-    return [Record("spawn_failed", {"status": status}, level="error", message=message), Exit(status, reason=message)]
 
 

@@ -21,13 +21,13 @@ import time
 from typing import Any, Callable, Optional
 
 from . import core as C
-from . import exitstatus, process
+from . import process
 from .config import RunConfig
 from .errors import CorruptStore, ProgramError, StoreError, SupervisorError
 from .events import EventLog
 from .records import record
 from .rules import Rule, View, parse_rules
-from .signals import NOT_FORWARDED, signal_name
+from .signals import NOT_FORWARDED
 
 KILL_POLL = 0.02
 SAFETY_POLL = 30.0  # with inotify: a re-check in case an event was missed
@@ -631,9 +631,3 @@ class Supervisor:
             self.child.close()
         self.sel.close()
         self.log.close()
-
-
-def describe(outcome: Outcome) -> str:
-    if outcome.by_signal is not None:
-        return f"dying from {signal_name(outcome.by_signal)}"
-    return f"exit status {outcome.status} ({exitstatus.SUPERVISOR_CODES.get(outcome.status, 'program status')})"
