@@ -5,23 +5,33 @@ Theory of operation
 The emulator plays schedd, shadow and starter for job 1.0 of a submit file, on this machine:
 
 1. *Submit*: event 000; the spool starts empty.
-2. *Execution* (event 001; "a machine"): a fresh sandbox receives the executable, the input
-   files and then everything the spool holds; ``.job.ad`` and ``.machine.ad`` are written; the
-   job's main process is started in its own session with ``_CONDOR_SCRATCH_DIR``, ``TMPDIR``,
+2. *Execution* (event 001; "a machine", one starter): a fresh sandbox receives the executable,
+   the input files and then everything the spool holds; ``.job.ad`` and ``.machine.ad`` are
+   written **once per execution** (``NumJobStarts`` counts earlier executions;
+   ``CheckpointNumber`` is absent before the first checkpoint, 0 at it); the job's main process
+   is started in its own session with ``_CONDOR_SCRATCH_DIR``, ``TMPDIR``,
    ``BATCH_SYSTEM=HTCondor`` and ``_CONDOR_JOB_AD``; stdout and stderr go to
-   ``_condor_stdout``/``_condor_stderr`` opened with O_APPEND.
+   ``_condor_stdout``/``_condor_stderr`` opened with O_APPEND when the submit file names them
+   (to the submit-side file when streamed; else /dev/null).
 3. *Reaping* (``VanillaProc::JobReaper``): the raw wait status of the main process is compared
-   with the desired checkpoint status (``SuccessCheckpointExitCode << 8``, or the signal number
-   when ``SuccessCheckpointExitBySignal``). A match with ``WantFTOnCheckpoint`` (or after a
-   checkpoint signal) is a checkpoint: the checkpoint files are copied to the spool all or
-   nothing (two 040 events), and the same command line starts again in the same sandbox;
-   leftover processes are not killed, only reported. After a checkpoint signal, any other exit
-   is a hold (code 36). Otherwise the exit is final: the family is killed, the outputs are
-   copied to the submit directory and event 005 is written.
-4. *Eviction*: KillSig to the main process only; after the vacate time SIGKILL to the whole
-   family; with ON_EXIT_OR_EVICT the output files are uploaded as they are (event 004). The next
-   execution is a fresh sandbox. *Crash*: SIGKILL to the family, nothing uploaded (event 007).
-   *Remove*: like eviction without upload (event 009).
+   with the desired checkpoint status (``SuccessCheckpointExitCode << 8``, 0 when absent, or the
+   signal number when ``SuccessCheckpointExitBySignal``). A match with ``WantFTOnCheckpoint``
+   (or after a checkpoint signal) is a checkpoint: the checkpoint files are copied to the spool
+   all or nothing (two 040 events; a missing file or a symlink to a directory holds the job with
+   36/-1); the upload is blocking (an eviction waits for its end); then the same command line
+   starts again in the same sandbox; leftover processes are not killed, only reported. After a
+   checkpoint signal, any other exit is a hold (code 36), during an eviction too. Otherwise the
+   exit is final: the family is killed, the outputs are copied to the submit directory and
+   event 005 is written.
+4. *Eviction*: KillSig to the main process only; after the vacate time (the smaller of
+   ``JobMaxVacateTime`` and the machine's ``MachineMaxVacateTime``) SIGKILL to the whole family
+   and nothing is uploaded (fast shutdown); when the job exits within the vacate time and
+   ON_EXIT_OR_EVICT is set, the output list is uploaded (a missing file is a hold, 12/2) and
+   event 004 is written. The next execution is a fresh sandbox. *Crash*: SIGKILL to the family,
+   nothing uploaded (event 007). *Remove*: like eviction without upload (event 009).
+5. *Accounting*: ``CommittedTime`` grows by each run that ends with a checkpoint and by the
+   final run; evictions add nothing. Time lost is the time after the last checkpoint upload (or
+   the execution's start) of each interrupted execution; ``report`` computes the same figure.
 
 The clock, sleep, launcher and key source are parameters of ``Emulator`` so tests can drive it.
 Every process the emulator starts is tracked three ways (its own session/process group, psutil
@@ -32,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import random
 import select
@@ -67,6 +78,7 @@ INTERNAL_NAMES = frozenset(
     {STDOUT_NAME, STDERR_NAME, JOB_AD_NAME, MACHINE_AD_NAME, ".chirp.config", ".update.ad"}
 )
 DEFAULT_MACHINE_VACATE_TIME = 600.0
+DEFAULT_MAX_RUNS = 1000
 POLL = 0.02
 
 HOLD_FAILED_TO_CHECKPOINT = 36  # CONDOR_HOLD_CODE::FailedToCheckpoint
@@ -87,6 +99,7 @@ class Options:
     evict_random: Optional[float] = None
     seed: Optional[int] = None
     max_starts: int = 100
+    max_runs: int = DEFAULT_MAX_RUNS
     vacate_time: float = DEFAULT_MACHINE_VACATE_TIME
     checkpoint_period: Optional[float] = None
     upload_time: float = 0.0
@@ -252,9 +265,13 @@ def _quote_new_syntax(words: Sequence[str]) -> str:
 
 # --- the emulator -----------------------------------------------------------------------------
 
+SLOT_NAME = "slot1@dry-run"
+ACCESS_POINT = "dry-run"
+TAIL_LINES = 10
+
 
 class _Interrupt(Exception):
-    """An injection or key that ends an execution while no job process runs (during upload)."""
+    """A crash of the execute point while no job process runs (during a checkpoint upload)."""
 
     def __init__(self, kind: str) -> None:
         super().__init__(kind)
@@ -265,6 +282,16 @@ class MissingFile(Exception):
     pass
 
 
+class UploadFailed(Exception):
+    """A file to upload is missing (or, in a checkpoint, is a symlink to a directory)."""
+
+    def __init__(self, name: str, path: Path, why: str) -> None:
+        super().__init__(f"{name}: {why}")
+        self.name = name
+        self.path = path
+        self.why = why
+
+
 @dataclass
 class Stats:
     executions: int = 0
@@ -273,8 +300,8 @@ class Stats:
     evictions: int = 0
     crashes: int = 0
     bytes_uploaded: int = 0
-    committed: float = 0.0
-    lost: float = 0.0
+    committed: float = 0.0  # HTCondor's CommittedTime: runs ended by a checkpoint or the end
+    lost: float = 0.0  # time after the last checkpoint upload of interrupted executions
 
 
 class Emulator:
@@ -313,8 +340,14 @@ class Emulator:
         self.next_random: Optional[float] = None
         if options.evict_random:
             self.next_random = self.rng.expovariate(1.0 / options.evict_random)
-        self.checkpoint_number = 0
+        # CheckpointNumber: absent until the first checkpoint, which is 0 (jic_shadow.cpp).
+        self.checkpoint_number: Optional[int] = None
+        # JobLastCheckpointTime: the exit time of the run that checkpointed (not written into
+        # .job.ad: HTCondor 25.0.13 did not show it there nor in condor_q/condor_history).
         self.last_checkpoint_wall: Optional[int] = None
+        # The periodic checkpoint signal: due at this time (dry-run clock), counted from the
+        # claim's activation (execution start) or the last signal, not from each run.
+        self.next_signal: Optional[float] = None
         self.vacate = float(options.vacate_time)
         if job.job_max_vacate_time is not None:
             self.vacate = min(self.vacate, float(job.job_max_vacate_time))
@@ -322,6 +355,7 @@ class Emulator:
         self.spool: Path = Path()
         self.log = EventLog(self._submit_path(job.log) if job.log else None, wall=wall)
         self.family: Optional[Family] = None
+        self.broken: set[int] = set()  # ids of output streams whose reader went away
 
     # --- small helpers --------------------------------------------------------------------
 
@@ -331,13 +365,34 @@ class Emulator:
     def now(self) -> float:
         return self.clock() - self.t0
 
+    def _write(self, stream: TextIO, text: str) -> None:
+        """Print to stdout or stderr; a reader that went away (``| head``) ends our printing
+        there, quietly, and the run goes on to its end."""
+        if id(stream) in self.broken:
+            return
+        try:
+            print(text, file=stream, flush=True)
+        except (BrokenPipeError, ValueError):
+            self.broken.add(id(stream))
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                # Python would report the broken pipe again when it flushes at exit.
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, stream.fileno())
+                os.close(devnull)
+
     def say(self, text: str) -> None:
         if not self.opts.quiet:
-            print(f"{PROG} dry-run[{os.getpid()}]: {text}", file=self.err, flush=True)
+            self._write(self.err, f"{PROG} dry-run[{os.getpid()}]: {text}")
+
+    def warn(self, text: str) -> None:
+        """Warnings are printed even with --quiet."""
+        self._write(self.err, f"{PROG} dry-run[{os.getpid()}]: warning: {text}")
 
     def event(self, text: str) -> None:
+        """A timeline entry, printed once, as it happens (stdout; not with --quiet)."""
         self.timeline.append((self.now(), text))
-        self.say(f"t={self.now():7.2f}s {text}")
+        if not self.opts.quiet:
+            self._write(self.out, f"  {self.now():8.2f}s  {text}")
 
     # --- injections -----------------------------------------------------------------------
 
@@ -384,7 +439,7 @@ class Emulator:
         self.t0 = self.clock()
         self.qdate = int(self.wall())
         for w in self.job.warnings:
-            self.say(f"warning: {w}")
+            self.warn(w)
         if self.job.ignored:
             self.say("ignored submit commands (not emulated): " + ", ".join(self.job.ignored))
         own_workdir = self.opts.work_dir is None
@@ -400,6 +455,14 @@ class Emulator:
             log_path = self._submit_path(self.job.log)
             log_path.parent.mkdir(parents=True, exist_ok=True)
             log_path.write_text("")  # one dry run, one log (HTCondor would append)
+        for streamed, name in (
+            (self.job.stream_output, self.job.output),
+            (self.job.stream_error, self.job.error),
+        ):
+            if streamed and name:
+                target = self._submit_path(name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(b"")
         self.log.submit()
         self.event("submitted job 1.0")
         status = exitstatus.EXIT_INTERNAL
@@ -428,7 +491,7 @@ class Emulator:
         return status
 
     def _execution(self) -> Optional[tuple[int, str]]:
-        """One execution on a fresh "machine". None: the job goes back to idle."""
+        """One execution on a fresh "machine" (one starter). None: the job goes back to idle."""
         self.stats.executions += 1
         n = self.stats.executions
         sandbox = self.workdir / f"execute-{n}"
@@ -444,93 +507,140 @@ class Emulator:
         self.log.execute()
         self.event(f"execution {n} started in {sandbox}")
         exec_start = self.now()
-        last_commit = exec_start
+        exec_start_wall = self.wall()
+        last_upload = exec_start  # work after this is lost if the execution is interrupted
+        last_ckpt_wall: Optional[float] = None  # this execution's last checkpoint exit
+        period = self.opts.checkpoint_period if self.job.want_checkpoint_signal else None
+        self.next_signal = exec_start + period if period else None
+        self._write_ads(sandbox)  # once per starter (starter.cpp): not before each restart
         while True:  # runs in the same sandbox, restarted after each checkpoint
-            self._write_ads(sandbox, exec_start)
-            outcome, detail = self._run_once(sandbox, exe)
+            if self.stats.runs >= self.opts.max_runs:
+                self.stats.lost += self.now() - last_upload
+                self.family.kill_all(self.sleep, self.clock)
+                self.log.aborted(f"dry run: --max-runs {self.opts.max_runs} reached")
+                self.event(
+                    f"gave up: {self.opts.max_runs} runs (--max-runs); the job keeps exiting "
+                    "with the checkpoint status (HTCondor would restart it in place forever)"
+                )
+                return exitstatus.DRYRUN_MAX_STARTS, "max runs reached"
+            run_start_wall = self.wall()
+            outcome, detail, fast = self._run_once(sandbox, exe)
             if outcome == "checkpoint":
+                exit_wall = self.wall()
                 leftovers = self.family.alive()
                 for proc in leftovers:
-                    self.say(
-                        f"warning: {_describe(proc)} is still running after the checkpoint exit;"
+                    self.warn(
+                        f"{_describe(proc)} is still running after the checkpoint exit;"
                         " HTCondor does not kill it before the restart either"
                     )
+                files = self._checkpoint_list(sandbox, baseline)
                 try:
-                    files = self._checkpoint_list(sandbox, baseline)
-                    nbytes = self._upload(sandbox, files, interruptible=True)
-                except MissingFile as exc:
-                    self.stats.lost += self.now() - last_commit
+                    nbytes, pending = self._upload(sandbox, files, checkpoint=True)
+                except UploadFailed as exc:
+                    self.say(f"checkpoint upload failed: {exc}")
+                    self.stats.lost += self.now() - last_upload
                     self.family.kill_all(self.sleep, self.clock)
                     return self._hold(
-                        f"Checkpoint upload failed: {exc}", HOLD_FAILED_TO_CHECKPOINT, 2
+                        f"Error from {SLOT_NAME}: Starter failed to upload checkpoint",
+                        HOLD_FAILED_TO_CHECKPOINT,
+                        -1,
+                        evicted=True,
                     )
                 except _Interrupt as intr:
                     self.event(f"{intr.kind} during the checkpoint upload: nothing committed")
-                    self.stats.lost += self.now() - last_commit
+                    self.stats.lost += self.now() - last_upload
                     return self._end_interrupted(intr.kind)
                 self.stats.checkpoints += 1
-                self.checkpoint_number += 1
-                self.last_checkpoint_wall = int(self.wall())
-                self.stats.committed += self.now() - last_commit
-                last_commit = self.now()
+                self.checkpoint_number = 0 if self.checkpoint_number is None else (
+                    self.checkpoint_number + 1
+                )
+                self.last_checkpoint_wall = int(exit_wall)
+                last_ckpt_wall = exit_wall
+                self.stats.committed += exit_wall - run_start_wall  # the run's duration
+                last_upload = self.now()
+                what = f"({nbytes} bytes: {', '.join(files) or 'no files'})"
+                if pending is not None:
+                    # The upload is blocking: the soft kill waited for it, then proceeds; the
+                    # job is not restarted (nothing of it runs, nothing more is uploaded).
+                    self.event(
+                        f"checkpoint {self.checkpoint_number} uploaded {what}; the {pending} "
+                        "that arrived during the upload proceeds now: no restart"
+                    )
+                    if pending == "remove":
+                        self.log.aborted("via condor_rm (dry run)")
+                        self.event("removed")
+                        return exitstatus.DRYRUN_REMOVED, "removed"
+                    self.stats.evictions += 1
+                    self.log.evicted()
+                    return None
                 self.event(
-                    f"checkpoint {self.checkpoint_number} uploaded ({nbytes} bytes: "
-                    f"{', '.join(files) or 'no files'}); restarting in the same sandbox"
+                    f"checkpoint {self.checkpoint_number} uploaded {what}; "
+                    "restarting in the same sandbox"
                 )
                 continue
             if outcome in ("evict", "remove"):
                 self.family.kill_all(self.sleep, self.clock)
                 if outcome == "remove":
-                    self.stats.lost += self.now() - last_commit
+                    self.stats.lost += self.now() - last_upload
                     self.log.aborted("via condor_rm (dry run)")
                     self.event("removed")
                     return exitstatus.DRYRUN_REMOVED, "removed"
                 self.stats.evictions += 1
                 nbytes = 0
-                if self.job.on_exit_or_evict:
-                    files = self._output_list(sandbox, baseline, final=False)
-                    nbytes = self._upload(sandbox, files, interruptible=False)
-                    self.stats.committed += self.now() - last_commit
+                if fast:
+                    self.event(
+                        f"evicted ({detail}); the vacate time was over: fast shutdown, "
+                        "nothing uploaded"
+                    )
+                elif self.job.on_exit_or_evict:
+                    files = self._output_list(sandbox, baseline)
+                    try:
+                        nbytes, _ = self._upload(sandbox, files, checkpoint=False)
+                    except UploadFailed as exc:
+                        self.stats.lost += self.now() - last_upload
+                        return self._hold(
+                            self._output_failure(exc), HOLD_TRANSFER_OUTPUT, 2, evicted=True
+                        )
                     self.event(
                         f"evicted ({detail}); ON_EXIT_OR_EVICT uploaded {nbytes} bytes: "
                         f"{', '.join(files) or 'no files'}"
                     )
                 else:
-                    self.stats.lost += self.now() - last_commit
                     self.event(f"evicted ({detail}); nothing uploaded (ON_EXIT)")
+                self.stats.lost += self.now() - last_upload
                 self.log.evicted(sent_bytes=nbytes)
                 return None
             if outcome == "crash":
                 self.family.kill_all(self.sleep, self.clock)
-                self._crashed(last_commit)
+                self.stats.lost += self.now() - last_upload
+                self._crashed()
                 return None
             if outcome == "hold":
-                self.stats.lost += self.now() - last_commit
+                self.stats.lost += self.now() - last_upload
                 self.family.kill_all(self.sleep, self.clock)
                 hold_code, reason = detail.split(":", 1)
+                self._show_stderr_tail(sandbox)
                 return self._hold(reason, int(hold_code), self._hold_subcode)
             # final exit
             raw_status = int(detail)
             self.family.kill_all(self.sleep, self.clock)
             try:
-                files = self._output_list(sandbox, baseline, final=True)
+                files = self._output_list(sandbox, baseline)
                 self.log.transfer_output_started()
                 nbytes = self._deliver(sandbox, files)
                 self.log.transfer_output_finished()
-            except MissingFile as exc:
-                self.stats.lost += self.now() - last_commit
-                return self._hold(
-                    "Transfer output files failure at execution point while sending files to "
-                    f"access point: {exc}",
-                    HOLD_TRANSFER_OUTPUT,
-                    2,
-                )
-            self.stats.committed += self.now() - last_commit
+            except UploadFailed as exc:
+                self.stats.lost += self.now() - last_upload
+                return self._hold(self._output_failure(exc), HOLD_TRANSFER_OUTPUT, 2)
+            end_wall = self.wall()
+            self.stats.committed += end_wall - max(last_ckpt_wall or exec_start_wall,
+                                                   exec_start_wall)
             self.stats.bytes_uploaded += nbytes
             if os.WIFSIGNALED(raw_status):
                 sig = os.WTERMSIG(raw_status)
                 self.log.terminated(signal=sig, core=os.WCOREDUMP(raw_status), sent_bytes=nbytes)
                 self.event(f"job terminated by {signal_name(sig)}; outputs delivered")
+                self._show_stderr_tail(sandbox)
                 return exitstatus.DRYRUN_JOB_SIGNALED, f"terminated by signal {sig}"
             code = os.WEXITSTATUS(raw_status)
             self.log.terminated(exit_code=code, sent_bytes=nbytes)
@@ -538,51 +648,90 @@ class Emulator:
                 f"job terminated normally with exit code {code}; outputs delivered "
                 f"({nbytes} bytes: {', '.join(files) or 'no files'})"
             )
+            if code != 0:
+                self._show_stderr_tail(sandbox)
             return code, f"terminated normally, exit code {code}"
 
     _hold_subcode = 0
 
-    def _crashed(self, last_commit: float) -> None:
+    def _output_failure(self, exc: UploadFailed) -> str:
+        """The hold reason HTCondor 25.0.13 gives for a missing output file (code 12/2)."""
+        return (
+            f"Transfer output files failure at execution point {SLOT_NAME} while sending "
+            f"files to access point {ACCESS_POINT}. Details: 1 total failures: first failure: "
+            f"reading from file {exc.path}: (errno 2) No such file or directory"
+        )
+
+    def _show_stderr_tail(self, sandbox: Path) -> None:
+        """The job ended with a status nobody expected: show the end of its stderr, where the
+        supervisor (or the program) says why."""
+        path = sandbox / STDERR_NAME
+        if self.job.stream_error and self.job.error:
+            path = self._submit_path(self.job.error)
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - 8192))
+                tail = fh.read().decode(errors="replace").splitlines()[-TAIL_LINES:]
+        except OSError:
+            return
+        if not tail:
+            self._write(self.err, f"{PROG} dry-run[{os.getpid()}]: the job's stderr is empty")
+            return
+        lines = [f"{PROG} dry-run[{os.getpid()}]: the job's stderr ends with:"]
+        lines += [f"  | {line}" for line in tail]
+        self._write(self.err, "\n".join(lines))
+
+    def _crashed(self) -> None:
         self.stats.crashes += 1
-        self.stats.lost += self.now() - last_commit
         self.log.shadow_exception("dry run: emulated crash of the execute point; nothing uploaded")
         self.event("crashed: every process killed, nothing uploaded")
 
     def _end_interrupted(self, kind: str) -> Optional[tuple[int, str]]:
+        """A crash during a checkpoint upload: nothing of it reaches the spool."""
         assert self.family is not None
         self.family.kill_all(self.sleep, self.clock)
-        if kind == "crash":
-            self.stats.crashes += 1
-            self.log.shadow_exception("dry run: emulated crash during the checkpoint upload")
-            return None
-        if kind == "remove":
-            self.log.aborted("via condor_rm (dry run)")
-            self.event("removed")
-            return exitstatus.DRYRUN_REMOVED, "removed"
-        self.stats.evictions += 1
-        self.log.evicted()
+        self.stats.crashes += 1
+        self.log.shadow_exception("dry run: emulated crash during the checkpoint upload")
         return None
 
-    def _hold(self, reason: str, code: int, subcode: int) -> tuple[int, str]:
+    def _hold(
+        self, reason: str, code: int, subcode: int, *, evicted: bool = False
+    ) -> tuple[int, str]:
+        if evicted:  # the shadow logs the starter's end as an eviction first (HTCondor 25.0.13)
+            self.log.evicted(code=code, subcode=subcode, reason=reason)
         self.log.held(reason, code=code, subcode=subcode)
         self.event(f"held (code {code}, subcode {subcode}): {reason}")
         return exitstatus.DRYRUN_HELD, f"held: {reason}"
 
     # --- one run of the command line ------------------------------------------------------
 
-    def _run_once(self, sandbox: Path, exe: Path) -> tuple[str, str]:
+    def _open_output(self, sandbox: Path, name: Optional[str], streamed: bool, internal: str,
+                     *, keep: bool) -> int:
+        """The file descriptor the job's stdout or stderr goes to: the sandbox file when the
+        submit file names one (the submit-side file itself when streamed); else /dev/null
+        (``keep``: a sandbox file the dry run reads but never transfers)."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        if name and streamed:
+            return os.open(self._submit_path(name), flags, 0o644)
+        if name or keep:
+            return os.open(sandbox / internal, flags, 0o644)
+        return os.open(os.devnull, os.O_WRONLY)
+
+    def _run_once(self, sandbox: Path, exe: Path) -> tuple[str, str, bool]:
         """Start the command line once and watch it until it ends.
 
-        Returns (outcome, detail): ("checkpoint", ""), ("evict", why), ("remove", ""),
-        ("crash", ""), ("hold", "36:reason") or ("exit", raw wait status).
+        Returns (outcome, detail, fast): ("checkpoint", ""), ("evict", why), ("remove", ""),
+        ("crash", ""), ("hold", "36:reason") or ("exit", raw wait status); ``fast`` is true when
+        the vacate time ran out and the family was SIGKILLed (nothing is uploaded then).
         """
         assert self.family is not None
         job = self.job
         self.stats.runs += 1
         env = self._environment(sandbox)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-        out_fd = os.open(sandbox / STDOUT_NAME, flags, 0o644)
-        err_fd = os.open(sandbox / STDERR_NAME, flags, 0o644)
+        out_fd = self._open_output(sandbox, job.output, job.stream_output, STDOUT_NAME,
+                                   keep=False)
+        err_fd = self._open_output(sandbox, job.error, job.stream_error, STDERR_NAME, keep=True)
         try:
             proc = self.launcher(
                 [str(exe), *job.arguments], cwd=sandbox, env=env, stdout=out_fd, stderr=err_fd
@@ -593,6 +742,7 @@ class Emulator:
                 "hold",
                 f"{HOLD_FAILED_TO_EXECUTE}:Error from starter: "
                 f"Failed to execute '{exe}': {exc.strerror}",
+                False,
             )
         finally:
             os.close(out_fd)
@@ -602,10 +752,10 @@ class Emulator:
         self.event(f"run {self.stats.runs} started: pid {pid}")
         start = self.now()
         period = self.opts.checkpoint_period if job.want_checkpoint_signal else None
-        next_ckpt = start + period if period else None
-        checkpointing = False
+        checkpointing = False  # a checkpoint signal is outstanding (unanswered)
         evicting: Optional[str] = None
         kill_deadline: Optional[float] = None
+        fast = False
         last_scan = -1.0
         raw: Optional[int] = None
         while raw is None:
@@ -621,7 +771,7 @@ class Emulator:
                 self.event("crash injected: SIGKILL to every process")
                 self.family.kill_all(self.sleep, self.clock)
                 _reap_blocking(proc)
-                return "crash", ""
+                return "crash", "", False
             if kind in ("evict", "remove"):
                 if evicting is None:
                     evicting = kind
@@ -641,31 +791,33 @@ class Emulator:
                     )
                 else:
                     checkpointing = self._send_checkpoint_signal(pid)
+                    if checkpointing and period:
+                        self.next_signal = now + period
             elif kind == "status":
                 self._print_status(pid, start)
             elif kind == "unknown-key":
                 self.say("keys: c checkpoint signal, e evict, k crash, s status, q remove")
             if (
-                next_ckpt is not None
-                and now >= next_ckpt
+                self.next_signal is not None
+                and period
+                and now >= self.next_signal
                 and not checkpointing
                 and evicting is None
             ):
                 checkpointing = self._send_checkpoint_signal(pid)
-                next_ckpt = None  # the next period starts when this run restarts
+                self.next_signal = now + period  # the period runs from the last signal
             if kill_deadline is not None and now >= kill_deadline:
-                self.event("vacate time over: SIGKILL to every process")
+                self.event("vacate time over: SIGKILL to every process (fast shutdown)")
                 self.family.kill_all(self.sleep, self.clock)
                 kill_deadline = None
+                fast = True
             self.sleep(POLL)
         self.family.scan()
         self.event(f"run {self.stats.runs} ended: {_describe_status(raw)}")
-        if evicting is not None:
-            return evicting, _describe_status(raw)
         desired = job.desired_checkpoint_status()
-        if checkpointing:
-            if raw == desired:
-                return "checkpoint", ""
+        if checkpointing and raw != desired and not fast:
+            # Rule 8: once the signal is sent, the next exit must be the checkpoint status,
+            # during an eviction too.
             self._hold_subcode = raw
             actual = (
                 f"on signal {os.WTERMSIG(raw)}"
@@ -677,10 +829,12 @@ class Emulator:
                 "Job did not exit as promised when sent its checkpoint signal.  "
                 f"Promised exit was {job.describe_checkpoint_exit()}, actual exit "
                 f"status was {actual}."
-            )
-        if job.want_ft_on_checkpoint and desired is not None and raw == desired:
-            return "checkpoint", ""
-        return "exit", str(raw)
+            ), False
+        if evicting is not None:
+            return evicting, _describe_status(raw), fast
+        if checkpointing or (job.want_ft_on_checkpoint and raw == desired):
+            return "checkpoint", "", False
+        return "exit", str(raw), False
 
     def _send_checkpoint_signal(self, pid: int) -> bool:
         sig = self.job.checkpoint_sig if self.job.checkpoint_sig is not None else self.job.kill_sig
@@ -758,7 +912,15 @@ class Emulator:
         env[FAMILY_ENV] = self.family.token
         return env
 
-    def _job_ad(self, exec_start: float) -> dict[str, object]:
+    def _job_ad(self) -> dict[str, object]:
+        """The job ad the starter writes into ``.job.ad`` at the start of an execution.
+
+        As seen on HTCondor 25.0.13: ``NumJobStarts`` counts earlier executions (0 at the
+        first), ``JobRunCount`` this one too (1 at the first); ``CheckpointNumber`` is absent
+        before the first checkpoint, then the number of the last one (0 for the first);
+        ``CommittedTime`` sums the runs that ended by a checkpoint; ``JobLastCheckpointTime``
+        is not there.
+        """
         job = self.job
         ad: dict[str, object] = {
             "ClusterId": 1,
@@ -771,19 +933,23 @@ class Emulator:
             "Cmd": str(job.submit_dir / job.executable),
             "Arguments": _quote_new_syntax(job.arguments),
             "Environment": _quote_new_syntax([f"{k}={v}" for k, v in job.environment.items()]),
-            "NumJobStarts": self.stats.executions,
+            "NumJobStarts": self.stats.executions - 1,
             "JobRunCount": self.stats.executions,
+            "NumShadowStarts": self.stats.executions,
             "JobStartDate": self.qdate,
             "JobCurrentStartDate": int(self.wall()),
             "ShouldTransferFiles": job.should_transfer_files,
             "WhenToTransferOutput": job.when_to_transfer_output,
             "TransferIn": False,
             "KillSig": signal_name(job.kill_sig),
-            "Out": STDOUT_NAME,
-            "Err": STDERR_NAME,
-            "CheckpointNumber": self.checkpoint_number,
             "CommittedTime": int(self.stats.committed),
         }
+        if job.output:
+            ad["Out"] = job.output if job.stream_output else STDOUT_NAME
+        if job.error:
+            ad["Err"] = job.error if job.stream_error else STDERR_NAME
+        if self.checkpoint_number is not None:
+            ad["CheckpointNumber"] = self.checkpoint_number
         if job.transfer_input_files:
             ad["TransferInput"] = ",".join(job.transfer_input_files)
         if job.transfer_output_files is not None:
@@ -798,8 +964,6 @@ class Emulator:
             ad["WantFTOnCheckpoint"] = True
         if job.log:
             ad["UserLog"] = str(self._submit_path(job.log))
-        if self.last_checkpoint_wall is not None:
-            ad["JobLastCheckpointTime"] = self.last_checkpoint_wall
         lower = {k.lower() for k in ad}
         for name, expr in job.attrs.items():
             if name.lower() in lower:
@@ -807,19 +971,19 @@ class Emulator:
             ad[name] = Expression(expr)
         return ad
 
-    def _write_ads(self, sandbox: Path, exec_start: float) -> None:
+    def _write_ads(self, sandbox: Path) -> None:
         try:
-            text = format_ad(self._job_ad(exec_start))
+            text = format_ad(self._job_ad())
         except ValueError as exc:
             raise ConfigError(f"{self.opts.submit_file}: cannot write the job ad: {exc}") from exc
         (sandbox / JOB_AD_NAME).write_text(text)
         machine = {
-            "Name": "slot1@dry-run",
-            "Machine": "dry-run",
+            "Name": SLOT_NAME,
+            "Machine": ACCESS_POINT,
             "OpSys": "LINUX",
             "Arch": "X86_64",
             "Cpus": 1,
-            "MaxVacateTime": int(self.opts.vacate_time),
+            "MachineMaxVacateTime": int(self.opts.vacate_time),
         }
         (sandbox / MACHINE_AD_NAME).write_text(format_ad(machine))
 
@@ -832,19 +996,9 @@ class Emulator:
             if n not in INTERNAL_NAMES and baseline.get(n) != sig and (sandbox / n).is_file()
         )
 
-    def _output_list(
-        self, sandbox: Path, baseline: Mapping[str, tuple[int, int]], *, final: bool
-    ) -> list[str]:
+    def _output_list(self, sandbox: Path, baseline: Mapping[str, tuple[int, int]]) -> list[str]:
         if self.job.transfer_output_files is not None:
-            files = list(self.job.transfer_output_files)
-            if not final:
-                # At eviction HTCondor's transfer is not the final one: absent files are skipped.
-                present = [f for f in files if (sandbox / f).exists()]
-                for f in files:
-                    if f not in present:
-                        self.say(f"note: {f} does not exist at eviction; not uploaded")
-                return present
-            return files
+            return list(self.job.transfer_output_files)
         return self._changed(sandbox, baseline)
 
     def _checkpoint_list(self, sandbox: Path, baseline: Mapping[str, tuple[int, int]]) -> list[str]:
@@ -854,53 +1008,76 @@ class Emulator:
             return list(self.job.transfer_output_files)
         return self._changed(sandbox, baseline)
 
-    def _upload(self, sandbox: Path, files: Sequence[str], *, interruptible: bool) -> int:
-        """Copy ``files`` (plus stdout/stderr) to the spool, all or nothing; return the bytes."""
+    def _std_names(self) -> list[str]:
+        """stdout and stderr go with an upload only when the submit file names them and does
+        not stream them."""
+        out = []
+        if self.job.output and not self.job.stream_output:
+            out.append(STDOUT_NAME)
+        if self.job.error and not self.job.stream_error:
+            out.append(STDERR_NAME)
+        return out
+
+    def _upload(
+        self, sandbox: Path, files: Sequence[str], *, checkpoint: bool
+    ) -> tuple[int, Optional[str]]:
+        """Copy ``files`` (plus stdout/stderr) to the spool, all or nothing.
+
+        Returns the bytes and, for a checkpoint upload, the soft eviction or removal that
+        arrived during it (the upload is blocking: it completes first). A crash during a
+        checkpoint upload raises _Interrupt; a missing file (or, in a checkpoint, a symlink to
+        a directory) raises UploadFailed before anything reaches the spool.
+        """
         self.log.transfer_output_started()
+        for name in files:
+            src = sandbox / name
+            if checkpoint and src.is_symlink() and src.is_dir():
+                raise UploadFailed(name, src, "a symbolic link to a directory")
+            if not src.exists():
+                if not checkpoint:
+                    self.log.transfer_output_finished()
+                raise UploadFailed(name, src, "does not exist")
         staging = self.spool / f".incoming-{uuid.uuid4().hex[:8]}"
         staging.mkdir()
+        pending: Optional[str] = None
         try:
             nbytes = 0
-            names = [*files, STDOUT_NAME, STDERR_NAME]
-            for name in names:
+            for name in [*files, *self._std_names()]:
                 src = sandbox / name
                 dst = staging / Path(name).name
                 if src.is_dir():
-                    shutil.copytree(src, dst)
+                    shutil.copytree(src, dst, symlinks=True)
                     nbytes += sum(p.stat().st_size for p in dst.rglob("*") if p.is_file())
                 elif src.is_file():
                     shutil.copy2(src, dst)
                     nbytes += dst.stat().st_size
-                elif name in files:
-                    raise MissingFile(
-                        f"{name} does not exist in the sandbox "
-                        f"(reading from file {src}: (errno 2) No such file or directory)"
-                    )
-            if interruptible and self.opts.upload_time > 0:
+            if checkpoint and self.opts.upload_time > 0:
                 end = self.clock() + self.opts.upload_time
                 while self.clock() < end:
                     kind = self._due()
-                    if kind in ("evict", "crash", "remove"):
+                    if kind == "crash":
                         raise _Interrupt(kind)
+                    if kind in ("evict", "remove") and pending is None:
+                        pending = kind
+                        self.event(f"{kind} during the checkpoint upload: it waits for the end "
+                                   "of the upload (HTCondor's upload is blocking)")
                     self.sleep(POLL)
-            for item in staging.iterdir():  # commit: replace file by file; never delete others
+            for item in staging.iterdir():  # commit: replace entry by entry; never delete others
                 target = self.spool / item.name
-                if target.is_dir():
+                if target.is_dir() and not target.is_symlink():
                     shutil.rmtree(target)
                 os.replace(item, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         self.log.transfer_output_finished()
         self.stats.bytes_uploaded += nbytes
-        return nbytes
+        return nbytes, pending
 
     def _deliver(self, sandbox: Path, files: Sequence[str]) -> int:
         """Final output transfer into the submit directory (listed or changed files, stdout/err)."""
         for name in files:
             if not (sandbox / name).exists():
-                raise MissingFile(
-                    f"reading from file {sandbox / name}: (errno 2) No such file or directory"
-                )
+                raise UploadFailed(name, sandbox / name, "does not exist")
         nbytes = 0
         for name in files:
             src = sandbox / name
@@ -911,7 +1088,7 @@ class Emulator:
                 shutil.copy2(src, dst)
                 nbytes += dst.stat().st_size
         for internal, target in ((STDOUT_NAME, self.job.output), (STDERR_NAME, self.job.error)):
-            if target and (sandbox / internal).exists():
+            if internal in self._std_names() and target and (sandbox / internal).exists():
                 dst = self._submit_path(target)
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(sandbox / internal, dst)
@@ -921,6 +1098,9 @@ class Emulator:
     # --- the end --------------------------------------------------------------------------
 
     def _summary(self, final: str, status: int) -> None:
+        """The summary, on stdout, after the timeline printed as it went (never repeated).
+        Time lost: after the last checkpoint upload of each interrupted execution (HTCondor's
+        accounting: evictions add nothing to CommittedTime); the same figure as ``report``."""
         s = self.stats
         total = self.now()
         lines = [
@@ -929,10 +1109,8 @@ class Emulator:
             f"evictions {s.evictions}, crashes {s.crashes}",
             f"  bytes uploaded {s.bytes_uploaded}, wall time {total:.1f}s, time committed "
             f"{s.committed:.1f}s, time lost {s.lost:.1f}s",
-            "timeline:",
         ]
-        lines += [f"  {t:8.2f}s  {text}" for t, text in self.timeline]
-        print("\n".join(lines), file=self.out, flush=True)
+        self._write(self.out, "\n".join(lines))
 
 
 def _snapshot(sandbox: Path) -> dict[str, tuple[int, int]]:
@@ -1060,6 +1238,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help=h("give up after N executions (default 100)", "MAX_STARTS"),
     )
     p.add_argument(
+        "--max-runs",
+        metavar="N",
+        type=int,
+        default=None,
+        help=h(
+            "give up after N runs in all (a run is one start of the command line; a job "
+            f"restarts in place after each checkpoint) (default {DEFAULT_MAX_RUNS})",
+            "MAX_RUNS",
+        ),
+    )
+    p.add_argument(
         "--vacate-time",
         metavar="S",
         type=float,
@@ -1076,8 +1265,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=float,
         default=None,
         help=h(
-            "with +WantCheckpointSignal, send CheckpointSig (or KillSig) S seconds "
-            "after each start of the job",
+            "with +WantCheckpointSignal, send CheckpointSig (or KillSig) every S seconds, "
+            "counted from the start of each execution or the last signal (not from each "
+            "restart in place)",
             "CHECKPOINT_PERIOD",
         ),
     )
@@ -1087,8 +1277,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=float,
         default=None,
         help=h(
-            "emulated duration of each checkpoint upload; an eviction or crash "
-            "inside it aborts the upload (default 0)",
+            "emulated duration of each checkpoint upload; a crash inside it aborts the "
+            "upload, an eviction waits for its end (default 0)",
             "UPLOAD_TIME",
         ),
     )
@@ -1119,7 +1309,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help=h("keep the work directory after a successful run", "KEEP"),
     )
     p.add_argument(
-        "--quiet", action="store_true", default=None, help=h("print only the summary", "QUIET")
+        "--quiet",
+        action="store_true",
+        default=None,
+        help=h("print only warnings and the summary, no timeline", "QUIET"),
     )
     p.set_defaults(func=run_from_args, handler=run_from_args)
     return p
@@ -1137,18 +1330,28 @@ def options_from_args(args: argparse.Namespace) -> Options:
         except ValueError:
             raise ConfigError(f"{_ENV_PREFIX}{env}={raw!r} is not a number") from None
 
-    def nums(value: Optional[list[float]], env: str) -> list[float]:
+    def nums(value: Optional[list[float]], env: str, label: str) -> list[float]:
         if value is not None:
-            return list(value)
-        try:
-            return [float(x) for x in _env_list(env)]
-        except ValueError:
-            raise ConfigError(f"{_ENV_PREFIX}{env} must hold numbers separated by commas") from None
+            out = list(value)
+        else:
+            try:
+                out = [float(x) for x in _env_list(env)]
+            except ValueError:
+                raise ConfigError(
+                    f"{_ENV_PREFIX}{env} must hold numbers separated by commas"
+                ) from None
+        for t in out:
+            if not (math.isfinite(t) and t >= 0):
+                raise ConfigError(
+                    f"{label} {t:g}: give a time in seconds after submission, 0 or more"
+                )
+        return out
 
     evict_every = num(args.evict_every, "EVICT_EVERY", None)
     evict_random = num(args.evict_random, "EVICT_RANDOM", None)
     seed = num(args.seed, "SEED", None)
     max_starts = num(args.max_starts, "MAX_STARTS", 100)
+    max_runs = num(args.max_runs, "MAX_RUNS", DEFAULT_MAX_RUNS)
     vacate = num(args.vacate_time, "VACATE_TIME", DEFAULT_MACHINE_VACATE_TIME)
     period = num(args.checkpoint_period, "CHECKPOINT_PERIOD", None)
     upload = num(args.upload_time, "UPLOAD_TIME", 0.0)
@@ -1157,26 +1360,30 @@ def options_from_args(args: argparse.Namespace) -> Options:
         ("--evict-random", evict_random),
         ("--checkpoint-period", period),
     ):
-        if value is not None and value <= 0:
+        if value is not None and not (math.isfinite(value) and value > 0):
             raise ConfigError(f"{label} must be a positive number of seconds")
-    if vacate is None or vacate < 0 or upload is None or upload < 0:
-        raise ConfigError("--vacate-time and --upload-time must not be negative")
-    if max_starts is None or max_starts < 1:
+    for label, value in (("--vacate-time", vacate), ("--upload-time", upload)):
+        if value is None or not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{label} must be a number of seconds, 0 or more")
+    if max_starts is None or not math.isfinite(max_starts) or max_starts < 1:
         raise ConfigError("--max-starts must be at least 1")
+    if max_runs is None or not math.isfinite(max_runs) or max_runs < 1:
+        raise ConfigError("--max-runs must be at least 1")
     if evict_random is not None and seed is None:
         seed = 0
     work = args.work_dir or _env("WORK_DIR")
     return Options(
         submit_file=Path(args.submit_file),
-        evict_at=nums(args.evict_at, "EVICT_AT"),
-        crash_at=nums(args.crash_at, "CRASH_AT"),
+        evict_at=nums(args.evict_at, "EVICT_AT", "--evict-at"),
+        crash_at=nums(args.crash_at, "CRASH_AT", "--crash-at"),
         evict_every=evict_every,
         evict_random=evict_random,
         seed=None if seed is None else int(seed),
         max_starts=int(max_starts),
-        vacate_time=float(vacate),
+        max_runs=int(max_runs),
+        vacate_time=float(vacate or 0.0),
         checkpoint_period=period,
-        upload_time=float(upload),
+        upload_time=float(upload or 0.0),
         interactive=bool(args.interactive) or _env_bool("INTERACTIVE"),
         work_dir=Path(work) if work else None,
         keep=bool(args.keep) or _env_bool("KEEP"),

@@ -7,7 +7,8 @@ and a line holding ``...``. ``htcondor2.JobEventLog`` reads what this module wri
 ===  ======================================  ===============================================
 000  SubmitEvent                             ``Job submitted from host: <addr>``
 001  ExecuteEvent                            ``Job executing on host: <addr>``
-004  JobEvictedEvent                         ``Job was evicted.`` + usage and byte counts
+004  JobEvictedEvent                         ``Job was evicted. Code C Subcode S`` + usage, bytes
+                                             and ``Reason:``
 005  JobTerminatedEvent                      ``Job terminated.`` + return value or signal
 007  ShadowExceptionEvent                    ``Shadow exception!`` + message (crash)
 009  JobAbortedEvent                         ``Job was aborted.`` + reason
@@ -25,6 +26,8 @@ from typing import Callable, Optional
 
 USAGE_ZERO = "Usr 0 00:00:00, Sys 0 00:00:00"
 HOST = "<127.0.0.1:0?alias=dry-run>"
+VACATE_CODE = 1009  # what condor_vacate_job gave on HTCondor 25.0.13
+VACATE_REASON = "Claim deactivated"
 
 
 class EventLog:
@@ -70,17 +73,29 @@ class EventLog:
     def transfer_output_finished(self) -> None:
         self._write(40, "Finished transferring output files")
 
-    def evicted(self, *, sent_bytes: int = 0, checkpointed: bool = False) -> None:
+    def evicted(
+        self,
+        *,
+        sent_bytes: int = 0,
+        code: int = VACATE_CODE,
+        subcode: int = 0,
+        reason: str = VACATE_REASON,
+    ) -> None:
+        """Event 004 as HTCondor 25.0.13 writes it: the vacate reason's code and subcode in the
+        headline, "(0) CPU times", the usage and byte counts, then ``Reason:``. A vacate is
+        code 1009 "Claim deactivated"; a starter that ends in a hold (an upload failure) is
+        logged as an eviction with the hold's code first, then 012."""
         self.total_sent += sent_bytes
         self._write(
             4,
-            "Job was evicted.",
+            f"Job was evicted. Code {code} Subcode {subcode}",
             (
-                f"\t({int(checkpointed)}) Job was {'' if checkpointed else 'not '}checkpointed.",
+                "\t(0) CPU times",
                 f"\t\t{USAGE_ZERO}  -  Run Remote Usage",
                 f"\t\t{USAGE_ZERO}  -  Run Local Usage",
                 f"\t{sent_bytes}  -  Run Bytes Sent By Job",
                 "\t0  -  Run Bytes Received By Job",
+                f"\tReason: {_one_line(reason)}",
             ),
         )
 

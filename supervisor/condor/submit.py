@@ -55,6 +55,8 @@ UNDERSTOOD = frozenset(
         "transfer_executable",
         "initialdir",
         "iwd",
+        "stream_output",
+        "stream_error",
     }
 )
 # Job-ad attributes (given as +Attr or MY.Attr) that the emulated execute point honours.
@@ -326,6 +328,44 @@ def parse_bool(value: str, *, where: str) -> bool:
     raise SubmitFileError(f"{where}: {value!r} is not a boolean (true or false)")
 
 
+def classad_bool(value: str) -> bool:
+    """A job-ad attribute read the way HTCondor's ``LookupBool`` reads it.
+
+    ``true``/``false`` (any case) and numbers (non-zero is true) count; anything else (a string
+    such as ``"yes"``, or a bare word such as ``yes``, which is a reference to an attribute that
+    does not exist) evaluates to something that is not a boolean, so ``LookupBool`` fails and
+    the setting stays false. Seen on HTCondor 25.0.13: ``+WantCheckpointSignal = yes`` and
+    ``= "yes"`` send no checkpoint signal, ``= 1`` and ``= true`` do.
+    """
+    text = value.strip()
+    low = text.lower()
+    if low == "true":
+        return True
+    if low == "false":
+        return False
+    try:
+        return float(text) != 0.0
+    except ValueError:
+        return False
+
+
+def classad_int(value: str) -> Optional[int]:
+    """A job-ad attribute read the way ``LookupInteger`` reads it: a number (a real is
+    truncated), ``true``/``false`` as 1/0; None for anything else (a string, a bare word)."""
+    text = value.strip()
+    low = text.lower()
+    if low in ("true", "false"):
+        return int(low == "true")
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return int(float(text))
+    except (ValueError, OverflowError):
+        return None
+
+
 def parse_int(value: str, *, where: str) -> int:
     try:
         return int(value.strip())
@@ -365,23 +405,26 @@ class Job:
     ignored: list[str]
     attrs: dict[str, str]  # +Attr / MY.Attr raw expressions, for the job ad
     warnings: list[str]
+    stream_output: bool = False
+    stream_error: bool = False
 
     @property
     def on_exit_or_evict(self) -> bool:
         return self.when_to_transfer_output.upper() == "ON_EXIT_OR_EVICT"
 
-    def desired_checkpoint_status(self) -> Optional[int]:
-        """``computeDesiredExitStatus``: the raw wait status that means "checkpoint taken"."""
+    def desired_checkpoint_status(self) -> int:
+        """``computeDesiredExitStatus`` (``starter_util.cpp``): the raw wait status that means
+        "checkpoint taken": the signal number by signal, else the code shifted left by 8. An
+        absent or zero code (or signal) gives 0: a plain exit 0. Whether a match counts is the
+        reaper's business (``WantFTOnCheckpoint``, or an outstanding checkpoint signal)."""
         if self.checkpoint_exit_by_signal:
-            return self.checkpoint_exit_signal
-        if self.checkpoint_exit_code is None:
-            return None
-        return (self.checkpoint_exit_code & 0xFF) << 8
+            return self.checkpoint_exit_signal or 0
+        return ((self.checkpoint_exit_code or 0) & 0xFF) << 8
 
     def describe_checkpoint_exit(self) -> str:
         if self.checkpoint_exit_by_signal:
-            return f"on signal {self.checkpoint_exit_signal}"
-        return f"with exit code {self.checkpoint_exit_code}"
+            return f"on signal {self.checkpoint_exit_signal or 0}"
+        return f"with exit code {self.checkpoint_exit_code or 0}"
 
 
 def _attr_value(attrs: dict[str, str], name: str) -> Optional[str]:
@@ -475,42 +518,51 @@ def job_from_submit(sub: SubmitFile) -> Job:
     if raw is not None:
         ckpt_code = parse_int(raw, where=where("checkpoint_exit_code"))
         want_ft = True
+    # +Attr values are read the way the starter reads the job ad (LookupBool, LookupInteger):
+    # a value of the wrong type is not an error there, it reads as false or 0.
     a = _attr_value(attrs, "WantFTOnCheckpoint")
     if a is not None:
-        want_ft = parse_bool(
-            a, where=f"{p}:{sub.line_of('my.wantftoncheckpoint')}: +WantFTOnCheckpoint"
-        )
+        want_ft = classad_bool(a)
     a = _attr_value(attrs, "SuccessCheckpointExitCode")
     if a is not None:
-        ckpt_code = parse_int(
-            a,
-            where=awhere("SuccessCheckpointExitCode"),
-        )
+        ckpt_code = classad_int(a)
+        if ckpt_code is None:
+            ckpt_code = 0
+            warnings.append(
+                f"{awhere('SuccessCheckpointExitCode')} = {a}: not a number; HTCondor reads it "
+                "as 0, so a plain exit 0 is the checkpoint status"
+            )
     by_signal = False
     a = _attr_value(attrs, "SuccessCheckpointExitBySignal")
     if a is not None:
-        by_signal = parse_bool(
-            a,
-            where=awhere("SuccessCheckpointExitBySignal"),
-        )
+        by_signal = classad_bool(a)
     exit_signal: Optional[int] = None
     a = _attr_value(attrs, "SuccessCheckpointExitSignal")
     if a is not None:
-        exit_signal = _signal_value(
-            a,
-            where=awhere("SuccessCheckpointExitSignal"),
-        )
-    if by_signal and exit_signal is None:
-        raise SubmitFileError(
-            f"{p}: +SuccessCheckpointExitBySignal is true "
-            "but +SuccessCheckpointExitSignal is not set"
+        exit_signal = classad_int(a)
+        if exit_signal is None:
+            exit_signal = 0
+            warnings.append(
+                f"{awhere('SuccessCheckpointExitSignal')} = {a}: HTCondor reads this attribute "
+                "as a number only (LookupInteger), so it is 0 here; write the signal number, "
+                f"e.g. {int(signal.SIGUSR1)} for SIGUSR1"
+            )
+    if by_signal and not exit_signal:
+        warnings.append(
+            f"{awhere('SuccessCheckpointExitBySignal')}: true but +SuccessCheckpointExitSignal "
+            "is not a signal number: the checkpoint status is 0, so a plain exit 0 counts as "
+            "a checkpoint"
         )
     want_sig = False
     a = _attr_value(attrs, "WantCheckpointSignal")
     if a is not None:
-        want_sig = parse_bool(
-            a, where=f"{p}:{sub.line_of('my.wantcheckpointsignal')}: +WantCheckpointSignal"
-        )
+        want_sig = classad_bool(a)
+        if classad_int(a) is None:
+            warnings.append(
+                f"{awhere('WantCheckpointSignal')} = {a}: HTCondor reads it with LookupBool, "
+                "which takes true, false or a number; this value reads as false, so no "
+                "checkpoint signal is sent (write true)"
+            )
     ckpt_sig: Optional[int] = None
     a = _attr_value(attrs, "CheckpointSig")
     if a is not None:
@@ -541,16 +593,14 @@ def job_from_submit(sub: SubmitFile) -> Job:
             f"{p}:{sub.line_of('should_transfer_files')}: should_transfer_files = NO "
             "(shared file system): the dry run still uses a sandbox and file transfer"
         )
-    if want_ft and when != "ON_EXIT_OR_EVICT":
+    if want_ft and not by_signal and not ckpt_code:
         warnings.append(
-            f"{p}: +WantFTOnCheckpoint without when_to_transfer_output = ON_EXIT_OR_EVICT: "
-            "the HOWTO requires ON_EXIT_OR_EVICT; nothing is uploaded at eviction"
+            f"{p}: +WantFTOnCheckpoint without a checkpoint exit code (or with code 0): "
+            "HTCondor's checkpoint status is then 0, so a plain exit 0 counts as a checkpoint "
+            "and the job restarts instead of finishing"
         )
-    if want_ft and ckpt_code is None and not by_signal:
-        warnings.append(
-            f"{p}: +WantFTOnCheckpoint without a checkpoint exit code: "
-            "no exit counts as a checkpoint"
-        )
+    stream_out = sub.get("stream_output")
+    stream_err = sub.get("stream_error")
 
     return Job(
         submit_dir=submit_dir,
@@ -578,4 +628,8 @@ def job_from_submit(sub: SubmitFile) -> Job:
         ignored=sub.ignored(),
         attrs=attrs,
         warnings=warnings,
+        stream_output=stream_out is not None
+        and parse_bool(stream_out, where=where("stream_output")),
+        stream_error=stream_err is not None
+        and parse_bool(stream_err, where=where("stream_error")),
     )

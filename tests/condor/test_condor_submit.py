@@ -90,10 +90,56 @@ def test_exit_by_signal_status_and_core_bit():
     """Rule: by signal, the desired status is the bare signal number, so the same death with
     the core-dump bit (0x80) set does not match."""
     text = ("executable = a\n+WantFTOnCheckpoint = true\n+SuccessCheckpointExitBySignal = true\n"
-            "+SuccessCheckpointExitSignal = SIGUSR1\nqueue\n")
+            "+SuccessCheckpointExitSignal = 10\nqueue\n")
     job = job_from_submit(parse_submit_text(text, ROOT / "x.submit"))
     assert job.desired_checkpoint_status() == signal.SIGUSR1
     assert job.desired_checkpoint_status() != (signal.SIGUSR1 | 0x80)
+
+
+@pytest.mark.parametrize("value", ['"SIGUSR1"', "SIGUSR1", '"10"'])
+def test_exit_signal_is_read_as_a_number_only(value):
+    """Rule: the starter reads +SuccessCheckpointExitSignal with LookupInteger: a string (or a
+    bare word, an undefined reference) reads as 0, so the checkpoint status is 0, with a
+    warning that names the attribute and the fix."""
+    text = ("executable = a\n+WantFTOnCheckpoint = true\n+SuccessCheckpointExitBySignal = true\n"
+            f"+SuccessCheckpointExitSignal = {value}\nqueue\n")
+    job = job_from_submit(parse_submit_text(text, ROOT / "x.submit"))
+    assert job.desired_checkpoint_status() == 0
+    assert any("+SuccessCheckpointExitSignal" in w and "number only" in w for w in job.warnings)
+
+
+def test_absent_or_zero_checkpoint_code_is_status_zero():
+    """Rule: computeDesiredExitStatus gives 0 for an absent or zero code: the desired status is
+    a plain exit 0 (which counts only with WantFTOnCheckpoint or after a checkpoint signal)."""
+    for extra in ("", "+SuccessCheckpointExitCode = 0\n", "+WantFTOnCheckpoint = true\n"):
+        job = job_from_submit(parse_submit_text(f"executable = a\n{extra}queue\n",
+                                                ROOT / "x.submit"))
+        assert job.desired_checkpoint_status() == 0
+    job = job_from_submit(parse_submit_text("executable = a\n+WantFTOnCheckpoint = true\nqueue\n",
+                                            ROOT / "x.submit"))
+    assert any("plain exit 0 counts as a checkpoint" in w for w in job.warnings)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("true", True), ("TRUE", True), ("1", True), ("2.5", True),
+    ("false", False), ("0", False), ("yes", False), ('"yes"', False), ('"true"', False),
+])
+def test_want_checkpoint_signal_read_like_lookupbool(value, expected):
+    """Rule: +WantCheckpointSignal is read with LookupBool: true/false or a number. On the real
+    pool (HTCondor 25.0.13) `= yes` and `= "yes"` sent no signal in 50 s (period 20 s), `= 1`
+    did; a value that reads as false is warned about."""
+    job = job_from_submit(parse_submit_text(
+        f"executable = a\n+WantCheckpointSignal = {value}\nqueue\n", ROOT / "x.submit"))
+    assert job.want_checkpoint_signal is expected
+    warned = any("+WantCheckpointSignal" in w for w in job.warnings)
+    assert warned is (not expected and value.lower() not in ("false", "0"))
+
+
+def test_stream_output_read():
+    """Rule: stream_output / stream_error are understood (streamed files are not uploaded)."""
+    job = job_from_submit(parse_submit_text(
+        "executable = a\noutput = o\nstream_output = true\nqueue\n", ROOT / "x.submit"))
+    assert job.stream_output and not job.stream_error and job.ignored == []
 
 
 @pytest.mark.parametrize(

@@ -114,26 +114,72 @@ def test_leftover_processes_warned_then_killed(tmp_path):
     sleep_until(lambda: not tagged_alive("leftover-test"), timeout=5)
 
 
-def test_eviction_sigkill_after_vacate_time_and_max_starts(tmp_path, htcondor2):
+def test_eviction_sigkill_after_vacate_time_uploads_nothing(tmp_path, htcondor2):
     """Rule: eviction sends KillSig to the main process only; after the vacate time (the
-    smaller of job_max_vacate_time and --vacate-time) SIGKILL hits every process. --max-starts
-    ends the dry run with DRYRUN_MAX_STARTS."""
+    smaller of job_max_vacate_time and --vacate-time) SIGKILL hits every process and nothing is
+    uploaded, even with ON_EXIT_OR_EVICT (fast shutdown: no 040 events, 0 bytes sent, as on
+    HTCondor 25.0.13). --max-starts ends the dry run with DRYRUN_MAX_STARTS."""
     submit = counter_job(tmp_path, "job_max_vacate_time = 1\nkill_sig = SIGUSR1",
                          "--every 0 --total 1000 --step 0.05 --ignore SIGUSR1")
     r = run_dryrun(submit, "--evict-every", "0.5", "--max-starts", "2", "--vacate-time", "30")
     assert r.rc == exitstatus.DRYRUN_MAX_STARTS, r.stdout + r.stderr
     assert "SIGUSR1 to pid" in r.stdout
     assert r.stdout.count("vacate time over: SIGKILL to every process") == 2
-    types = [int(e.type) for e in events(htcondor2, tmp_path / "counter.log")]
-    assert types == [0, 1, 40, 40, 4, 1, 40, 40, 4, 9]
+    assert r.stdout.count("fast shutdown, nothing uploaded") == 2
+    evs = events(htcondor2, tmp_path / "counter.log")
+    assert [int(e.type) for e in evs] == [0, 1, 4, 1, 4, 9]
+    assert "bytes uploaded 0," in r.stdout
+    assert not (tmp_path / "count").exists()
 
 
-def test_missing_checkpoint_file_is_a_hold(tmp_path):
-    """Rule: a file listed for the checkpoint that does not exist at upload time is a hold."""
+def test_missing_output_file_at_eviction_is_a_hold(tmp_path, htcondor2):
+    """Rule: with ON_EXIT_OR_EVICT, a file named in transfer_output_files that does not exist
+    when the evicted job has exited puts the job on hold: 004 "Code 12 Subcode 2", then 012
+    with HTCondor 25.0.13's reason text (seen on the real pool)."""
+    submit = counter_job(tmp_path, "", "--every 0 --total 1000 --step 0.05")
+    submit.write_text(submit.read_text().replace("transfer_output_files = count",
+                                                 "transfer_output_files = count, missing.txt"))
+    r = run_dryrun(submit, "--evict-at", "1.0")
+    assert r.rc == exitstatus.DRYRUN_HELD, r.stdout + r.stderr
+    evs = events(htcondor2, tmp_path / "counter.log")
+    assert [int(e.type) for e in evs] == [0, 1, 40, 40, 4, 12]
+    held = evs[-1]
+    assert (held["HoldReasonCode"], held["HoldReasonSubCode"]) == (12, 2)
+    assert held["HoldReason"].startswith(
+        "Transfer output files failure at execution point slot1@dry-run while sending files to "
+        "access point dry-run. Details: 1 total failures: first failure: reading from file ")
+    assert held["HoldReason"].endswith("/missing.txt: (errno 2) No such file or directory")
+    assert "Job was evicted. Code 12 Subcode 2" in (tmp_path / "counter.log").read_text()
+
+
+def test_missing_checkpoint_file_is_a_hold(tmp_path, htcondor2):
+    """Rule: a file listed in transfer_checkpoint_files that does not exist at the checkpoint
+    upload holds the job with code 36, subcode -1, "Error from <slot>: Starter failed to upload
+    checkpoint" (HTCondor 25.0.13: 040 started, 004 with that code, 012)."""
     submit = counter_job(tmp_path, "", "--every 2 --total 4 --step 0.05", ckpt_files="count, nope")
     r = run_dryrun(submit)
     assert r.rc == exitstatus.DRYRUN_HELD, r.stdout + r.stderr
-    assert "nope does not exist" in r.stdout
+    evs = events(htcondor2, tmp_path / "counter.log")
+    assert [int(e.type) for e in evs] == [0, 1, 40, 4, 12]
+    held = evs[-1]
+    assert (held["HoldReasonCode"], held["HoldReasonSubCode"]) == (36, -1)
+    assert held["HoldReason"] == "Error from slot1@dry-run: Starter failed to upload checkpoint"
+    assert "nope: does not exist" in r.stderr
+
+
+def test_symlink_to_directory_in_checkpoint_is_a_hold(tmp_path):
+    """Rule: a symlink to a directory in transfer_checkpoint_files fails the checkpoint
+    upload (36/-1), as on HTCondor 25.0.13."""
+    (tmp_path / "job.sh").write_text(
+        "#!/bin/sh\nmkdir -p d; echo x > d/f; ln -sfn d l\nexit 85\n")
+    (tmp_path / "job.sh").chmod(0o755)
+    (tmp_path / "j.submit").write_text(
+        "executable = job.sh\ncheckpoint_exit_code = 85\ntransfer_checkpoint_files = l\n"
+        "log = j.log\nqueue\n")
+    r = run_dryrun(tmp_path / "j.submit")
+    assert r.rc == exitstatus.DRYRUN_HELD, r.stdout + r.stderr
+    assert "Code 36 Subcode -1" in (tmp_path / "j.log").read_text()
+    assert "Starter failed to upload checkpoint" in r.stdout
 
 
 def test_environment_job_ad_and_default_outputs(tmp_path):

@@ -13,12 +13,14 @@ from conftest import Result, Running, copy_example, events
 
 SCENARIOS: dict[str, tuple[str, ...]] = {
     "plain": (),
-    # before the first checkpoint, mid-step, just after restarts, close to the end
-    "evictions": ("--evict-at", "0.5", "--evict-at", "2.5", "--evict-at", "4.6",
+    # before the first checkpoint (after vuc.ckpt exists: an ON_EXIT_OR_EVICT eviction without
+    # it is a hold, see test_dryrun_rules), mid-step, just after restarts, close to the end
+    "evictions": ("--evict-at", "1.5", "--evict-at", "2.5", "--evict-at", "4.6",
                   "--evict-at", "6.4", "--evict-at", "8.2", "--evict-at", "9.9"),
     # vuc exits 77 at about 3.1-3.6 s; the 2 s upload then runs until 5.1-5.6 s
     "upload": ("--upload-time", "2", "--evict-at", "4.3"),
-    "random1": ("--evict-random", "2", "--seed", "1", "--max-starts", "40"),
+    # seed 5: the first eviction at 1.95 s, once vuc.ckpt exists
+    "random1": ("--evict-random", "2", "--seed", "5", "--max-starts", "40"),
     "random2": ("--evict-random", "2", "--seed", "2", "--max-starts", "40"),
     "every": ("--evict-every", "2.7", "--max-starts", "40"),
     "crash": ("--crash-at", "1.5", "--evict-at", "5.5"),
@@ -83,17 +85,17 @@ def test_evictions_event_log(vuc_runs, htcondor2):
     assert first_evict < first_ckpt  # one eviction came before the first checkpoint
 
 
-def test_eviction_during_upload_commits_nothing(vuc_runs, htcondor2):
-    """Rule: the spool takes a checkpoint all or nothing: an eviction during the upload leaves
-    the spool as it was (empty here), so the next execution redoes steps 0-2 (4 more runs)."""
+def test_eviction_during_upload_waits_for_it(vuc_runs, htcondor2):
+    """Rule: HTCondor's checkpoint upload is blocking: a soft eviction that arrives during it
+    waits; the upload completes (the checkpoint counts), then the eviction proceeds (no restart
+    in place) and the next execution starts from that checkpoint."""
     r = vuc_runs["upload"]
-    assert any("evict during the checkpoint upload: nothing committed" in x for x in r.timeline())
-    assert "executions 2, runs 5, checkpoints 3, evictions 1" in r.stdout
-    # The first execution's stdout went with its aborted upload: only the second one's remains.
+    assert any("evict during the checkpoint upload: it waits" in x for x in r.timeline())
+    assert "executions 2, runs 4, checkpoints 3, evictions 1" in r.stdout
     starts = [x for x in (r.dir / "vuc.out").read_text().splitlines() if x.startswith("Starting")]
     assert starts == ["Starting from 0", "Starting from 3", "Starting from 6", "Starting from 9"]
     types = [int(e.type) for e in events(htcondor2, r.dir / "vuc.log")]
-    assert types[:5] == [0, 1, 40, 4, 1]  # started, never finished, then evicted
+    assert types[:6] == [0, 1, 40, 40, 4, 1]  # the upload finished, then the eviction
 
 
 def test_crash_logs_shadow_exception(vuc_runs, htcondor2):
