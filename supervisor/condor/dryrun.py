@@ -558,12 +558,15 @@ class Emulator:
                 last_ckpt_wall = exit_wall
                 self.stats.committed += exit_wall - run_start_wall  # the run's duration
                 last_upload = self.now()
-                what = f"({nbytes} bytes: {', '.join(files) or 'no files'})"
+                what = (
+                    f"(CheckpointNumber {self.checkpoint_number}; {nbytes} bytes: "
+                    f"{', '.join(files) or 'no files'})"
+                )
                 if pending is not None:
                     # The upload is blocking: the soft kill waited for it, then proceeds; the
                     # job is not restarted (nothing of it runs, nothing more is uploaded).
                     self.event(
-                        f"checkpoint {self.checkpoint_number} uploaded {what}; the {pending} "
+                        f"checkpoint {self.stats.checkpoints} uploaded {what}; the {pending} "
                         "that arrived during the upload proceeds now: no restart"
                     )
                     if pending == "remove":
@@ -574,7 +577,7 @@ class Emulator:
                     self.log.evicted()
                     return None
                 self.event(
-                    f"checkpoint {self.checkpoint_number} uploaded {what}; "
+                    f"checkpoint {self.stats.checkpoints} uploaded {what}; "
                     "restarting in the same sandbox"
                 )
                 continue

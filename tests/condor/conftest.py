@@ -66,9 +66,13 @@ class Running:
         stack.callback(self.out.close)
         stack.callback(self.err.close)
         stack.callback(lambda: kill_pids(tagged_alive(self.tag)))
+        # the dry run keeps its work folder after a run that did not end with 0 (on purpose):
+        # keep it under the test's folder, not in /tmp
+        tmp = self.dir / ".dryrun-tmp"
+        tmp.mkdir(exist_ok=True)
         self.proc = stack.enter_context(
             spawned(dryrun_cmd(submit, *args), stdout=self.out, stderr=self.err,
-                    env=job_env(self.tag), cwd=str(self.dir)))
+                    env={**job_env(self.tag), "TMPDIR": str(tmp)}, cwd=str(self.dir)))
 
     def wait(self, timeout: float = 50) -> Result:
         rc = self.proc.wait(timeout=timeout)

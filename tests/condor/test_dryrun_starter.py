@@ -1,0 +1,178 @@
+"""The dry run against what the real condor_starter (HTCondor 25.0.13) did on a real pool:
+the job ad per execution, accounting, the checkpoint-signal period, stdout/stderr, the limits
+and the output of the dry run itself (issues 11, 12.3, 13.7, 13.8)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import counter_job, dryrun_cmd, events, job_env, run_dryrun
+from helpers import ROOT
+
+from supervisor import exitstatus
+
+
+def script_job(d, body: str, submit_extra: str = "") -> object:
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "job.sh").write_text("#!/bin/sh\n" + body)
+    (d / "job.sh").chmod(0o755)
+    submit = d / "j.submit"
+    submit.write_text(
+        "executable = job.sh\ncheckpoint_exit_code = 85\ntransfer_checkpoint_files = count\n"
+        f"log = j.log\n{submit_extra}queue\n")
+    return submit
+
+
+AD_WITNESS = """\
+n=$(cat count 2>/dev/null || echo 0)
+{ echo "run $n"; grep -E '^(CheckpointNumber|NumJobStarts|CommittedTime|JobRunCount) ' \
+"$_CONDOR_JOB_AD" | sort; grep -E 'VacateTime' "$_CONDOR_MACHINE_AD"; } >> "$W"
+n=$((n+1)); echo $n > count
+starts=$(sed -n 's/^NumJobStarts = //p' "$_CONDOR_JOB_AD")
+[ "$starts" -ge 1 ] && exit 0
+[ $n -lt 3 ] && { sleep 1.1; exit 85; }
+sleep 60
+"""
+
+
+@pytest.mark.timeout(60)
+def test_job_ad_once_per_execution_and_committed_time(tmp_path, htcondor2):
+    """Rule (seen on HTCondor 25.0.13): .job.ad is written once per execution, not before each
+    in-place restart: within the first execution every run reads NumJobStarts 0, JobRunCount 1,
+    no CheckpointNumber, CommittedTime 0. The next execution reads NumJobStarts 1,
+    CheckpointNumber 1 (the first checkpoint is 0) and a CommittedTime that holds the two
+    checkpointed runs only (the evicted run adds nothing). The machine ad carries
+    MachineMaxVacateTime. The eviction is logged as 004 "Code 1009 Subcode 0"."""
+    witness = tmp_path / "witness"
+    submit = script_job(tmp_path, AD_WITNESS, f'environment = "W={witness}"\n')
+    r = run_dryrun(submit, "--evict-at", "8", "--vacate-time", "30")
+    assert r.rc == 0, r.stdout + r.stderr
+    runs = witness.read_text().split("run ")[1:]
+    first = "0\nCommittedTime = 0\nJobRunCount = 1\nNumJobStarts = 0\nMachineMaxVacateTime = 30\n"
+    assert runs[:3] == [first, first.replace("0\n", "1\n", 1), first.replace("0\n", "2\n", 1)]
+    last = dict(line.split(" = ") for line in runs[3].splitlines()[1:])
+    assert runs[3].startswith("2\n")
+    assert last["CheckpointNumber"] == "1" and last["NumJobStarts"] == "1"
+    assert last["JobRunCount"] == "2" and last["MachineMaxVacateTime"] == "30"
+    assert 2 <= int(last["CommittedTime"]) < 7, runs[3]  # 2 runs of ~1.1 s; not the evicted one
+    assert "MaxVacateTime = " not in runs[3].replace("MachineMaxVacateTime", "")
+    evs = events(htcondor2, tmp_path / "j.log")
+    assert [int(e.type) for e in evs] == [0, 1, 40, 40, 40, 40, 4, 1, 40, 40, 5]
+    assert "Job was evicted. Code 1009 Subcode 0" in (tmp_path / "j.log").read_text()
+    assert "\tReason: Claim deactivated" in (tmp_path / "j.log").read_text()
+
+
+@pytest.mark.timeout(60)
+def test_checkpoint_signal_period_runs_from_the_last_signal(tmp_path):
+    """Rule: the periodic checkpoint signal is due one period after the last signal (or the
+    execution's start), not one period after each restart in place."""
+    period = 2.0
+    submit = counter_job(tmp_path, '+WantCheckpointSignal = true\n+CheckpointSig = "SIGUSR2"',
+                         "--every 0 --total 14 --step 0.5 --ckpt-on SIGUSR2")
+    r = run_dryrun(submit, "--checkpoint-period", str(period))
+    assert r.rc == 0, r.stdout + r.stderr
+    tl = [(float(t), text) for t, text in
+          re.findall(r"(?m)^\s+(\d+\.\d+)s  (.*)$", r.stdout)]
+    signals = [t for t, text in tl if text.startswith("checkpoint signal SIGUSR2")]
+    run_starts = [t for t, text in tl if re.match(r"run \d+ started", text)]
+    assert len(signals) >= 2, r.stdout
+    second_run = run_starts[1]
+    assert second_run > signals[0]
+    # the next signal comes one period after the first one, so less than a period after the
+    # restart (restarting the period at each run would put it a full period after)
+    assert signals[1] - second_run < period - 0.1, r.stdout
+
+
+def test_stdout_stderr_only_when_named_and_not_streamed(tmp_path):
+    """Rule: stdout/stderr travel with uploads only when the submit file names them and does
+    not stream them: without `output` nothing of stdout is kept; with `stream_output` the
+    submit-side file receives every run's lines and the spool holds no copy."""
+    body = ('n=$(cat count 2>/dev/null || echo 0); echo "out $n"; echo "err $n" >&2\n'
+            "n=$((n+1)); echo $n > count; [ $n -lt 2 ] && exit 85; exit 0\n")
+    plain = script_job(tmp_path / "plain", body)
+    r = run_dryrun(plain, "--work-dir", str(tmp_path / "w1"))
+    assert r.rc == 0, r.stdout + r.stderr
+    assert not (tmp_path / "w1" / "spool" / "_condor_stdout").exists()
+    assert not (tmp_path / "w1" / "spool" / "_condor_stderr").exists()
+    streamed = script_job(tmp_path / "streamed", body,
+                          "output = o.txt\nerror = e.txt\nstream_output = true\n")
+    r = run_dryrun(streamed, "--work-dir", str(tmp_path / "w2"))
+    assert r.rc == 0, r.stdout + r.stderr
+    assert (tmp_path / "streamed" / "o.txt").read_text() == "out 0\nout 1\n"
+    assert (tmp_path / "streamed" / "e.txt").read_text() == "err 0\nerr 1\n"
+    assert not (tmp_path / "w2" / "spool" / "_condor_stdout").exists()
+    assert (tmp_path / "w2" / "spool" / "_condor_stderr").exists()
+
+
+def test_max_runs_bounds_restarts_in_place(tmp_path, htcondor2):
+    """Rule (issue 12.3): a job that checkpoints without end restarts in place forever on
+    HTCondor; the dry run stops after --max-runs runs with DRYRUN_MAX_STARTS (82), says why,
+    and logs 009."""
+    submit = script_job(tmp_path, "echo 1 > count; exit 85\n")
+    r = run_dryrun(submit, "--max-runs", "5")
+    assert r.rc == exitstatus.DRYRUN_MAX_STARTS, r.stdout + r.stderr
+    assert "gave up: 5 runs (--max-runs)" in r.stdout
+    assert "executions 1, runs 5, checkpoints 5," in r.stdout
+    assert [int(e.type) for e in events(htcondor2, tmp_path / "j.log")][-1] == 9
+
+
+def test_timeline_printed_once_and_not_with_quiet(tmp_path):
+    """Rule (issue 13.7): the timeline is printed once, as it happens; --quiet prints the
+    summary only."""
+    submit = script_job(tmp_path, "echo 1 > count; exit 0\n")
+    r = run_dryrun(submit)
+    assert r.rc == 0, r.stdout + r.stderr
+    both = r.stdout + r.stderr
+    assert both.count("run 1 started") == 1 and both.count("submitted job 1.0") == 1
+    assert "timeline:" not in both
+    q = run_dryrun(submit, "--quiet")
+    assert q.rc == 0
+    assert "run 1 started" not in q.stdout + q.stderr
+    assert "executions 1, runs 1," in q.stdout
+
+
+@pytest.mark.timeout(60)
+def test_pipe_into_head_ends_quietly(tmp_path):
+    """Rule (issue 13.7): `dry-run ... | head -1` ends without a traceback, with the job's
+    status (not 70), and leaves no work folder behind."""
+    submit = script_job(tmp_path / "job", "i=0; while [ $i -lt 5 ]; do echo $i > count; "
+                        "i=$((i+1)); done; exit 0\n")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**job_env("pipe"), "TMPDIR": str(tmp)}
+    cmd = " ".join(f"'{a}'" for a in dryrun_cmd(submit)) + " | head -1; exit ${PIPESTATUS[0]}"
+    done = subprocess.run(["bash", "-c", cmd], env=env, capture_output=True, text=True,
+                          timeout=50, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+    assert done.stdout.count("\n") == 1
+    assert list(tmp.iterdir()) == []
+
+
+def test_unexpected_exit_shows_stderr_tail(tmp_path):
+    """Rule (issue 13.7): when the job exits with a status nobody expected, the dry run shows
+    the end of the job's stderr (where the supervisor writes its one-line reason)."""
+    submit = script_job(tmp_path, "echo 'ckpt-supervisor[1]: error: the reason' >&2; exit 3\n")
+    r = run_dryrun(submit)
+    assert r.rc == 3, r.stdout + r.stderr
+    assert "the job's stderr ends with:" in r.stderr
+    assert "  | ckpt-supervisor[1]: error: the reason" in r.stderr
+
+
+@pytest.mark.parametrize("args", [("--evict-at", "-1"), ("--crash-at", "nan"),
+                                  ("--evict-at", "inf"), ("--evict-every", "nan"),
+                                  ("--upload-time", "-2")])
+def test_negative_or_nan_times_refused(tmp_path, args):
+    """Rule (issue 13.8): a negative, NaN or infinite time is a usage error (64) naming the
+    option, before anything runs."""
+    submit = script_job(tmp_path, "exit 0\n")
+    done = subprocess.run([sys.executable, "-m", "supervisor", "dry-run", str(submit), *args],
+                          capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == exitstatus.EXIT_USAGE, done.stderr
+    assert args[0] in done.stderr and done.stderr.count("\n") == 1
+    assert not (tmp_path / "j.log").exists()
