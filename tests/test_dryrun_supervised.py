@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -99,3 +100,54 @@ def test_want_checkpoint_signal_job_under_the_supervisor_with_evictions(tmp_path
         assert proc.returncode == 0, f"seed {seed}: {proc.stdout[-3000:]}{proc.stderr[-2000:]}"
         assert (folder / "result").read_text() == "80\n"
         assert "checkpoints 0" not in proc.stdout  # the signal did make it checkpoint
+
+
+TIMER_SUBMIT = """\
+checkpoint_exit_code        = 85
+executable                  = /usr/bin/env
+transfer_executable         = false
+arguments                   = "ckpt-supervisor run --events {events} --checkpoint state --every 1 --job-signal SIGUSR1 --complete-when marker=mark -- python3 victim.py --ckpt state --ckpt-on SIGUSR1 --marker mark --steps 120 --step-time 0.05 --result result"
+transfer_input_files        = victim.py
+transfer_checkpoint_files   = checkpoint.atomic
+transfer_output_files       = result
+should_transfer_files       = yes
+error                       = job.err
+log                         = job.log
+queue
+"""
+
+
+def _lost(text: str) -> float:
+    m = re.search(r"time lost(?: \(after the last checkpoint upload\):)? ([\d.]+)", text)
+    assert m, text
+    return float(m.group(1))
+
+
+@pytest.mark.timeout(120)
+def test_lost_time_agrees_between_dry_run_and_report(tmp_path):
+    """Rule (issue 13.5): one definition of lost time (HTCondor's: the time after the last
+    checkpoint upload; evictions add nothing to CommittedTime): the dry run's summary,
+    `report job.log` and `report events.jsonl` give the same figure (to the job log's second),
+    and `report events.jsonl` counts the eviction as an eviction, not a failure. Tolerances:
+    the job log counts whole seconds (up to 1 s per interrupted execution); the supervisor log
+    starts each run after the interpreter's start-up (a fraction of a second)."""
+    folder = tmp_path / "job"
+    folder.mkdir()
+    shutil.copy(VICTIM, folder / "victim.py")
+    events = tmp_path / "events.jsonl"  # outside the sandbox: one file for every run
+    (folder / "job.submit").write_text(TIMER_SUBMIT.format(events=events))
+    proc = dry_run(folder, "job.submit", "--evict-at", "3.6", "--evict-at", "7.9")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "evictions 2," in proc.stdout
+    dry = _lost(proc.stdout)
+    reports = {}
+    for name in ("job.log", "events"):
+        path = folder / "job.log" if name == "job.log" else events
+        done = subprocess.run([sys.executable, "-m", "supervisor", "report", str(path)],
+                              capture_output=True, text=True, env=env(), timeout=30)
+        assert done.returncode == 0, done.stderr
+        reports[name] = done.stdout
+    assert "2 evicted" in reports["events"] and "failed" not in reports["events"], reports
+    assert dry > 0.5
+    assert abs(_lost(reports["job.log"]) - dry) <= 2 * 1.0 + 0.3, (dry, reports["job.log"])
+    assert abs(_lost(reports["events"]) - dry) <= 1.0, (dry, reports["events"])

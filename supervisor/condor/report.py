@@ -16,10 +16,19 @@ upload took, bytes, and the completion latency from the request to a complete ch
   commit time (supervisor log) or upload time (HTCondor log, to the second); when the program
   exits at each checkpoint and is started again, the mean restart overhead (start of the run to
   the program's start, restore included) is added, because it is paid once per checkpoint.
-- **Time lost to evictions**: for each run that ended by eviction, or was killed with no exit
-  recorded, the time from its last checkpoint that the *next* run restored (or from the run's
-  start when none was) to its end. A commit whose upload did not happen (the next run restored
-  an older checkpoint) does not count as saved.
+  With ``--job-log`` next to a supervisor log, HTCondor's part is added too: the mean time from
+  a checkpoint exit to the next run's first event, over restarts in place (no 001 between),
+  which is the upload plus the restart. The summary lists what ``C`` includes.
+- **Time lost** (one definition, HTCondor's, shared with ``dry-run``'s summary): the work
+  after the last checkpoint upload is lost when an execution is interrupted (evicted, killed,
+  held or removed); evictions add nothing to ``CommittedTime``, even when an eviction-time
+  commit travels with an ``ON_EXIT_OR_EVICT`` upload. In a supervisor log a run starts right
+  after the previous checkpoint upload (or at an execution's start), so an interrupted run
+  loses everything from its first event to its last; a checkpoint exit whose upload never
+  reached the next run (that run restored an older checkpoint) is lost the same way. In a job
+  event log: from the last checkpoint upload's end (or the 001 event) to the 004/007/009/012
+  event. A run the soft kill reached (``kill_sent`` or ``evicting``) counts as evicted,
+  whatever its exit status.
 - **Eviction rate**: ``--mtbf SECONDS`` when given, else observed: time running divided by the
   number of interrupted runs (none observed: the interval is not computed).
 - **Optimal interval** between checkpoints, for cost ``C`` and mean time between evictions
@@ -111,8 +120,8 @@ def read_supervisor_events(lines: list[str], *, checkpoint_code: int) -> list[Ru
                 Checkpoint(t, float(rec.get("seconds") or 0.0), rec.get("bytes"), latency)
             )
             latency = 0.0
-        elif kind == "evicting":
-            run.how = "evicted"
+        elif kind in ("evicting", "kill_sent"):
+            run.how = "evicted"  # the soft kill reached it: an eviction, whatever its status
         elif kind == "exit":
             status = rec.get("status")
             run.status = status
@@ -133,28 +142,33 @@ def read_supervisor_events(lines: list[str], *, checkpoint_code: int) -> list[Ru
 
 
 def _losses_from_sequences(runs: list[Run]) -> None:
-    """Lost work of interrupted runs, using the next run's restored sequence when known."""
+    """Lost work (HTCondor's definition: after the last checkpoint upload) of interrupted runs.
+
+    A run starts right after a checkpoint upload or at an execution's start, so an interrupted
+    run loses all of its time; its own commits (an eviction-time commit) do not count. A
+    checkpoint exit whose commits the next run did not restore (the upload never happened) is
+    lost the same way."""
     sequence = 0
     for i, run in enumerate(runs):
         if run.restored_sequence is not None:
             sequence = run.restored_sequence
         first_seq = sequence  # the sequence this run started from
         sequence += len(run.checkpoints)
-        if run.how not in ("evicted", "killed", "checkpoint"):
-            continue
         nxt = runs[i + 1] if i + 1 < len(runs) else None
         kept_seq = sequence  # without a later restore: every commit of this run is kept
         if nxt is not None and nxt.restored_sequence is not None:
             kept_seq = nxt.restored_sequence
         sequence = min(sequence, kept_seq)  # later commits of this run never reached the next start
-        saved = min(max(kept_seq - first_seq, 0), len(run.checkpoints))  # this run's commits kept
-        if run.how == "checkpoint" and saved == len(run.checkpoints):
-            continue
-        kept_at = run.checkpoints[saved - 1].time if saved else (run.program_start or run.start)
-        run.lost = max(0.0, run.end - kept_at)
-        if run.how == "checkpoint":
+        if run.how in ("evicted", "killed"):
+            run.lost = run.duration
+        elif run.how == "checkpoint" and kept_seq < first_seq + len(run.checkpoints):
+            run.lost = run.duration
             run.how = "evicted"  # its checkpoint exit was not uploaded: an eviction hit it
 
+
+# Events that say nothing about how a run ends (image size, remote error, disconnection,
+# reconnection, attribute update): skipped when deciding whether an upload was a checkpoint.
+_INFORMATIONAL = frozenset({6, 21, 22, 23, 28})
 
 _HEADER = re.compile(r"^(\d{3}) \((\d+)\.(\d+)\.(\d+)\) (\S+ \S+) (.*)$")
 
@@ -203,7 +217,7 @@ def read_job_event_log(lines: list[str]) -> list[Run]:
         elif code == 40 and text.startswith("Started transferring output"):
             started = t
         elif code == 40 and text.startswith("Finished transferring output"):
-            nxt = events[i + 1][0] if i + 1 < len(events) else None
+            nxt = next((e[0] for e in events[i + 1:] if e[0] not in _INFORMATIONAL), None)
             if nxt not in (4, 5, 7, 9, 12) and started is not None:  # an upload at a checkpoint
                 run.checkpoints.append(Checkpoint(t, t - started))
             started = None
@@ -242,8 +256,27 @@ def _mean(values: list[float]) -> Optional[float]:
     return sum(values) / len(values) if values else None
 
 
+def htcondor_restarts(runs: list[Run], execution_starts: list[float]) -> list[float]:
+    """HTCondor's part of a checkpoint's cost, from a supervisor log and the job's event log:
+    the seconds from each checkpoint exit to the next run's first event (the upload, then the
+    restart in place), leaving out restarts on a new machine (a 001 event in between; the job
+    log counts whole seconds)."""
+    gaps = []
+    for run, nxt in zip(runs, runs[1:]):
+        if run.how != "checkpoint":
+            continue
+        if any(run.end - 1.0 < t <= nxt.start + 1.0 for t in execution_starts):
+            continue
+        gaps.append(max(0.0, nxt.start - run.end))
+    return gaps
+
+
 def summarise(
-    runs: list[Run], *, mtbf: Optional[float] = None, source: str = "supervisor"
+    runs: list[Run],
+    *,
+    mtbf: Optional[float] = None,
+    source: str = "supervisor",
+    htcondor_gaps: Optional[list[float]] = None,
 ) -> dict[str, Any]:
     ckpts = [c for r in runs for c in r.checkpoints]
     interrupted = [r for r in runs if r.how in ("evicted", "killed")]
@@ -256,10 +289,27 @@ def summarise(
     restart = _mean(restarts) if source == "supervisor" else None
     exits_at_checkpoint = sum(r.how == "checkpoint" for r in runs)
     cost: Optional[float] = None
+    includes: list[str] = []
+    excludes: list[str] = []
+    htcondor = _mean(htcondor_gaps or [])
     if commit is not None:
         cost = commit + (latency or 0.0)
+        if source == "supervisor":
+            includes = ["completion latency", "commit"]
+        else:
+            includes = ["checkpoint upload (whole seconds)"]
+            excludes = ["the restart in place (not in the job event log)"]
         if exits_at_checkpoint and restart is not None:
             cost += restart
+            includes.append("restart overhead (restore)")
+        if source == "supervisor":
+            if htcondor is not None:
+                cost += htcondor
+                includes.append("HTCondor's upload and restart (from the job log)")
+            elif htcondor_gaps is not None:
+                excludes = ["HTCondor's upload and restart (no restart in place in the job log)"]
+            else:
+                excludes = ["HTCondor's upload and restart (give --job-log JOBLOG)"]
     gaps = []
     for r in runs:
         t0 = r.program_start or r.start
@@ -279,6 +329,9 @@ def summarise(
         "latency_mean": latency,
         "restart_overhead_mean": restart,
         "checkpoint_cost": cost,
+        "cost_includes": includes,
+        "cost_excludes": excludes,
+        "htcondor_restart_mean": htcondor,
         "interval_observed_mean": _mean(gaps),
         "time_running": running,
         "interruptions": len(interrupted),
@@ -317,12 +370,22 @@ def format_summary(s: dict[str, Any], path: str) -> str:
             "  restart overhead (start -> program running): mean "
             f"{_fmt(s['restart_overhead_mean'])}"
         )
+    if s.get("htcondor_restart_mean") is not None:
+        lines.append(
+            "  HTCondor's upload and restart (checkpoint exit -> next run): mean "
+            f"{_fmt(s['htcondor_restart_mean'])}"
+        )
+    cost_line = f"  cost per checkpoint C: {_fmt(s['checkpoint_cost'])}"
+    if s.get("cost_includes"):
+        cost_line += " = " + " + ".join(s["cost_includes"])
+    lines.append(cost_line)
+    if s.get("cost_excludes"):
+        lines.append("    not included: " + "; ".join(s["cost_excludes"]))
     lines += [
-        f"  cost per checkpoint C: {_fmt(s['checkpoint_cost'])}",
         f"  observed interval between checkpoints: mean {_fmt(s['interval_observed_mean'])}",
         f"time running: {_fmt(s['time_running'])}; interruptions (evicted or killed): "
         f"{s['interruptions']}; "
-        f"work lost to them: {_fmt(s['time_lost'])}",
+        f"time lost (after the last checkpoint upload): {_fmt(s['time_lost'])}",
     ]
     if s["mtbf"] is None:
         lines.append("mean time between evictions M: unknown (none observed); give --mtbf SECONDS")
@@ -347,12 +410,21 @@ def format_summary(s: dict[str, Any], path: str) -> str:
     return "\n".join(lines)
 
 
-def report(path: str, *, mtbf: Optional[float] = None, checkpoint_code: int = 85) -> dict[str, Any]:
+def _read_lines(path: str) -> list[str]:
     try:
-        text = Path(path).read_text(errors="replace")
+        return Path(path).read_text(errors="replace").splitlines()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from exc
-    lines = text.splitlines()
+
+
+def report(
+    path: str,
+    *,
+    mtbf: Optional[float] = None,
+    checkpoint_code: int = 85,
+    job_log: Optional[str] = None,
+) -> dict[str, Any]:
+    lines = _read_lines(path)
     first = next((ln for ln in lines if ln.strip()), "")
     if first.lstrip().startswith("{"):
         runs = read_supervisor_events(lines, checkpoint_code=checkpoint_code)
@@ -366,14 +438,25 @@ def report(path: str, *, mtbf: Optional[float] = None, checkpoint_code: int = 85
         )
     if not runs:
         raise ConfigError(f"{path}: no run of the job in it")
-    return summarise(runs, mtbf=mtbf, source=source)
+    gaps: Optional[list[float]] = None
+    if job_log is not None:
+        if source != "supervisor":
+            raise ConfigError(
+                f"--job-log goes with a supervisor event log; {path} is a job event log already"
+            )
+        jl_lines = _read_lines(job_log)
+        jl_first = next((ln for ln in jl_lines if ln.strip()), "")
+        if not _HEADER.match(jl_first):
+            raise ConfigError(f"{job_log}: not an HTCondor job event log (--job-log)")
+        gaps = htcondor_restarts(runs, [r.start for r in read_job_event_log(jl_lines)])
+    return summarise(runs, mtbf=mtbf, source=source, htcondor_gaps=gaps)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "report",
         help="summarise an event log: checkpoints, their cost, time lost, best interval",
-        usage=f"{PROG} report [--mtbf SECONDS] [--json] EVENTS",
+        usage=f"{PROG} report [--mtbf SECONDS] [--job-log JOBLOG] [--json] EVENTS",
         description="Summarise a supervisor event log (run --events FILE) or an HTCondor job event "
         "log: checkpoints and their cost, time lost to evictions, and the checkpoint interval that "
         "minimises lost time by Young's and Daly's formulas. See docs/reference/report.md.",
@@ -384,6 +467,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=float,
         metavar="SECONDS",
         help="mean time between evictions to use (default: observed in the log)",
+    )
+    p.add_argument(
+        "--job-log",
+        metavar="JOBLOG",
+        help="the job's HTCondor event log (log = in the submit file), next to a supervisor "
+        "log: adds HTCondor's upload and restart time to the checkpoint cost",
     )
     p.add_argument(
         "--exit-code",
@@ -400,7 +489,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def handle(args: argparse.Namespace) -> int:
     if args.mtbf is not None and not (args.mtbf > 0 and math.isfinite(args.mtbf)):
         raise ConfigError("--mtbf: give a number of seconds greater than 0")
-    summary = report(args.events, mtbf=args.mtbf, checkpoint_code=args.exit_code)
+    summary = report(
+        args.events, mtbf=args.mtbf, checkpoint_code=args.exit_code, job_log=args.job_log
+    )
     if args.json:
         sys.stdout.write(json.dumps(summary, indent=1) + "\n")
     else:

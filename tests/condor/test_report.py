@@ -60,9 +60,10 @@ def test_formulas():
 
 def test_supervisor_log_summary(tmp_path):
     """Rule: runs are split per supervisor process; checkpoint cost C = mean commit + mean
-    completion latency + mean restart overhead (the runs exit at checkpoints); the work lost is
-    from the last commit the next run restored to the end of the evicted run; M observed is time
-    running over interruptions."""
+    completion latency + mean restart overhead (the runs exit at checkpoints); the time lost is
+    HTCondor's: everything after the last checkpoint upload, so the whole evicted run (its own
+    commit does not count: evictions add nothing to CommittedTime); M observed is time running
+    over interruptions."""
     s = report(str(write_events(tmp_path / "e.jsonl", history())))
     assert s["runs"] == 3 and s["ends"] == {"checkpoint": 1, "evicted": 1, "finished": 1}
     assert s["checkpoints"] == 3 and s["bytes_last"] == 3000
@@ -70,8 +71,10 @@ def test_supervisor_log_summary(tmp_path):
     assert s["latency_mean"] == pytest.approx(2.0)
     assert s["restart_overhead_mean"] == pytest.approx(2.0)
     assert s["checkpoint_cost"] == pytest.approx(5.0)
-    assert s["time_lost"] == pytest.approx(72.0 - 41.0)
+    assert s["time_lost"] == pytest.approx(72.0 - 30.0)
     assert s["interruptions"] == 1
+    assert s["cost_includes"] == ["completion latency", "commit", "restart overhead (restore)"]
+    assert s["cost_excludes"] == ["HTCondor's upload and restart (give --job-log JOBLOG)"]
     assert s["time_running"] == pytest.approx(21.5 + 42.0 + 11.0)
     assert s["mtbf"] == pytest.approx(74.5) and s["mtbf_source"] == "observed"
     assert s["young"] == pytest.approx(young(5.0, 74.5))
@@ -80,18 +83,18 @@ def test_supervisor_log_summary(tmp_path):
 
 def test_unuploaded_commit_is_lost(tmp_path):
     """Rule: a run whose last commit the next run did not restore (the upload never happened)
-    counts as interrupted, and its work since the restored commit is lost."""
+    counts as interrupted, and all of it is lost (nothing of it was uploaded as a checkpoint)."""
     records = history()
     records[8] = ev(30.0, 200, "restored", sequence=1, bytes=1000, seconds=0.5, files=1)
     records[14] = ev(80.0, 300, "restored", sequence=2, bytes=3000, seconds=0.5, files=1)
     s = report(str(write_events(tmp_path / "e.jsonl", records)))
     assert s["ends"]["evicted"] == 2
-    assert s["time_lost"] == pytest.approx((21.5 - 13.0) + (72.0 - 41.0))
+    assert s["time_lost"] == pytest.approx(21.5 + (72.0 - 30.0))
 
 
 def test_killed_run_without_exit(tmp_path):
     """Rule: a run with no exit event before the next one (SIGKILL, crash) is 'killed' and loses
-    everything since its start when it committed nothing."""
+    everything since its start (its first event)."""
     records = [
         *history()[:8],
         ev(30.0, 200, "restored", sequence=2, bytes=2000, seconds=0.5, files=1),
@@ -103,7 +106,45 @@ def test_killed_run_without_exit(tmp_path):
     ]
     s = report(str(write_events(tmp_path / "e.jsonl", records)))
     assert s["ends"]["killed"] == 1
-    assert s["time_lost"] == pytest.approx(45.0 - 31.0)
+    assert s["time_lost"] == pytest.approx(45.0 - 30.0)
+
+
+def test_soft_kill_is_an_eviction_not_a_failure(tmp_path, capsys):
+    """Rule (issue 13.5): a run the soft kill reached (kill_sent, without --checkpoint-on-evict)
+    is counted as evicted whatever its exit status (143 here), not as failed, and its time is
+    lost."""
+    records = [*history()[:12], ev(71.0, 200, "kill_sent", signal=15, grace=10.0),
+               ev(72.0, 200, "exit", status=143, reason="program exited"), *history()[14:]]
+    s = report(str(write_events(tmp_path / "e.jsonl", records)))
+    assert s["ends"] == {"checkpoint": 1, "evicted": 1, "finished": 1}
+    assert s["time_lost"] == pytest.approx(72.0 - 30.0)
+    assert main(["report", str(tmp_path / "e.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert "1 evicted" in out and "failed" not in out
+
+
+def test_job_log_adds_htcondor_upload_and_restart(tmp_path, capsys):
+    """Rule (issue 13.5): with --job-log, C includes HTCondor's upload and restart: the time
+    from a checkpoint exit to the next run, for restarts in place (no 001 in between); the text
+    says what C includes."""
+    events_path = write_events(tmp_path / "e.jsonl", history())
+    clock = [0.0]
+    log = EventLog(tmp_path / "job.log", wall=lambda: clock[0])
+    log.submit()
+    log.execute()  # t = 0: one execution; run 2 (t = 30) restarts in place after 21.5
+    clock[0] = 60.0
+    log.evicted()
+    clock[0] = 79.0
+    log.execute()
+    s = report(str(events_path), job_log=str(tmp_path / "job.log"))
+    assert s["htcondor_restart_mean"] == pytest.approx(30.0 - 21.5)
+    assert s["checkpoint_cost"] == pytest.approx(5.0 + 8.5)
+    assert "HTCondor's upload and restart (from the job log)" in s["cost_includes"]
+    assert main(["report", str(events_path), "--job-log", str(tmp_path / "job.log"),
+                 "--mtbf", "3600"]) == 0
+    out = capsys.readouterr().out
+    assert "cost per checkpoint C: 13.5 s = completion latency + commit + restart overhead " \
+           "(restore) + HTCondor's upload and restart (from the job log)" in out
 
 
 def test_given_mtbf_wins(tmp_path, capsys):

@@ -129,9 +129,8 @@ class DryRun:
                 re.finditer(r"(?m)^\s+(\d+\.\d+)s  (.*)$", self.stdout)]
 
     def log_lines(self) -> list[tuple[float, str]]:
-        """The dry run's progress lines ``...: t=  12.34s text`` as (seconds, text)."""
-        return [(float(m.group(1)), m.group(2)) for m in
-                re.finditer(r"(?m)\bt=\s*(\d+\.\d+)s (.*)$", self.stdout + self.stderr)]
+        """The dry run's progress lines (its timeline, printed once as it goes)."""
+        return self.timeline()
 
     def eviction_phases(self) -> list[str]:
         """What the supervisor was doing when each eviction's soft kill reached it.
