@@ -804,11 +804,17 @@ class Emulator:
                 self.next_signal is not None
                 and period
                 and now >= self.next_signal
-                and not checkpointing
                 and evicting is None
             ):
-                checkpointing = self._send_checkpoint_signal(pid)
-                self.next_signal = now + period  # the period runs from the last signal
+                # The startd asks once a period, counted from its last ask; the starter sends
+                # the signal unless one is still unanswered. A declined ask restarts the period
+                # too (seen on HTCondor 25.0.13: a job that answered 28 s late got the next
+                # signal 23 s after its restart, not at once).
+                if checkpointing:
+                    self.event("checkpoint signal due but the last one is unanswered: not sent")
+                else:
+                    checkpointing = self._send_checkpoint_signal(pid)
+                self.next_signal = now + period
             if kill_deadline is not None and now >= kill_deadline:
                 self.event("vacate time over: SIGKILL to every process (fast shutdown)")
                 self.family.kill_all(self.sleep, self.clock)

@@ -87,6 +87,24 @@ def test_checkpoint_signal_period_runs_from_the_last_signal(tmp_path):
     assert signals[1] - second_run < period - 0.1, r.stdout
 
 
+@pytest.mark.timeout(60)
+def test_no_new_signal_while_one_is_unanswered(tmp_path):
+    """Rule: while a checkpoint signal is unanswered no other is sent; the ask that finds it
+    unanswered still restarts the period, so the restart after the late answer does not get a
+    signal at once (HTCondor 25.0.13: a job that answered 28 s late got its next signal 23 s
+    after its restart). Here the job answers at the end of its 4.5 s step, after the ask at 4 s,
+    and its second run (which only finishes) gets no signal."""
+    submit = counter_job(tmp_path, '+WantCheckpointSignal = true\n+CheckpointSig = "SIGUSR2"',
+                         "--every 0 --total 1 --step 4.5 --ckpt-on SIGUSR2")
+    r = run_dryrun(submit, "--checkpoint-period", "2.0")
+    assert r.rc == 0, r.stdout + r.stderr
+    tl = [(float(t), text) for t, text in re.findall(r"(?m)^\s+(\d+\.\d+)s  (.*)$", r.stdout)]
+    sent = [t for t, text in tl if text.startswith("checkpoint signal SIGUSR2")]
+    declined = [t for t, text in tl if "the last one is unanswered: not sent" in text]
+    assert len(sent) == 1 and declined and declined[0] > sent[0], r.stdout
+    assert "executions 1, runs 2, checkpoints 1," in r.stdout
+
+
 def test_stdout_stderr_only_when_named_and_not_streamed(tmp_path):
     """Rule: stdout/stderr travel with uploads only when the submit file names them and does
     not stream them: without `output` nothing of stdout is kept; with `stream_output` the
