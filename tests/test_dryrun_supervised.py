@@ -106,7 +106,7 @@ TIMER_SUBMIT = """\
 checkpoint_exit_code        = 85
 executable                  = /usr/bin/env
 transfer_executable         = false
-arguments                   = "ckpt-supervisor run --events {events} --checkpoint state --every 1 --job-signal SIGUSR1 --complete-when marker=mark -- python3 victim.py --ckpt state --ckpt-on SIGUSR1 --marker mark --steps 120 --step-time 0.05 --result result"
+arguments                   = "ckpt-supervisor run --events {events} --checkpoint state --every 4 --job-signal SIGUSR1 --complete-when marker=mark -- python3 victim.py --ckpt state --ckpt-on SIGUSR1 --exit-on SIGTERM:143 --marker mark --steps 200 --step-time 0.05 --result result"
 transfer_input_files        = victim.py
 transfer_checkpoint_files   = checkpoint.atomic
 transfer_output_files       = result
@@ -136,7 +136,9 @@ def test_lost_time_agrees_between_dry_run_and_report(tmp_path):
     shutil.copy(VICTIM, folder / "victim.py")
     events = tmp_path / "events.jsonl"  # outside the sandbox: one file for every run
     (folder / "job.submit").write_text(TIMER_SUBMIT.format(events=events))
-    proc = dry_run(folder, "job.submit", "--evict-at", "3.6", "--evict-at", "7.9")
+    # evictions in the middle of runs (a run lasts 4 s between checkpoints): during the first
+    # run, and during the second run of the second execution
+    proc = dry_run(folder, "job.submit", "--evict-at", "2.0", "--evict-at", "9.0")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "evictions 2," in proc.stdout
     dry = _lost(proc.stdout)
@@ -147,7 +149,11 @@ def test_lost_time_agrees_between_dry_run_and_report(tmp_path):
                               capture_output=True, text=True, env=env(), timeout=30)
         assert done.returncode == 0, done.stderr
         reports[name] = done.stdout
-    assert "2 evicted" in reports["events"] and "failed" not in reports["events"], reports
+    # A soft kill that lands while a restarted supervisor is still starting (before it logs
+    # anything) kills a run the supervisor log never sees; each such run loses well under 1 s.
+    assert re.search(r"\b[12] evicted\b", reports["events"]), reports
+    assert "failed" not in reports["events"], reports
     assert dry > 0.5
-    assert abs(_lost(reports["job.log"]) - dry) <= 2 * 1.0 + 0.3, (dry, reports["job.log"])
-    assert abs(_lost(reports["events"]) - dry) <= 1.0, (dry, reports["events"])
+    context = (dry, reports, proc.stdout)
+    assert abs(_lost(reports["job.log"]) - dry) <= 2 * 1.0 + 0.3, context
+    assert abs(_lost(reports["events"]) - dry) <= 1.0, context

@@ -27,7 +27,8 @@ upload took, bytes, and the completion latency from the request to a complete ch
   loses everything from its first event to its last; a checkpoint exit whose upload never
   reached the next run (that run restored an older checkpoint) is lost the same way. In a job
   event log: from the last checkpoint upload's end (or the 001 event) to the 004/007/009/012
-  event. A run the soft kill reached (``kill_sent`` or ``evicting``) counts as evicted,
+  event (an upload in the same second as the 004 is taken for the eviction's own upload). A
+  run the soft kill reached (``kill_sent`` or ``evicting``) counts as evicted,
   whatever its exit status.
 - **Eviction rate**: ``--mtbf SECONDS`` when given, else observed: time running divided by the
   number of interrupted runs (none observed: the interval is not computed).
@@ -217,8 +218,12 @@ def read_job_event_log(lines: list[str]) -> list[Run]:
         elif code == 40 and text.startswith("Started transferring output"):
             started = t
         elif code == 40 and text.startswith("Finished transferring output"):
-            nxt = next((e[0] for e in events[i + 1:] if e[0] not in _INFORMATIONAL), None)
-            if nxt not in (4, 5, 7, 9, 12) and started is not None:  # an upload at a checkpoint
+            nxt = next((e for e in events[i + 1:] if e[0] not in _INFORMATIONAL), None)
+            # The upload an eviction (ON_EXIT_OR_EVICT) or the final exit makes is written just
+            # before its 004/005 (the same second); a checkpoint upload is followed by a restart
+            # in place, which writes no event, so a later 004 does not make it an eviction's.
+            ends_run = nxt is not None and nxt[0] in (4, 5, 7, 9, 12) and nxt[1] - t < 1.0
+            if not ends_run and started is not None:  # an upload at a checkpoint
                 run.checkpoints.append(Checkpoint(t, t - started))
             started = None
         elif code in (4, 7, 9, 12):

@@ -215,3 +215,30 @@ def test_bad_input_is_usage_error(tmp_path, capsys, text):
     assert main(["report", str(path)]) == exitstatus.EXIT_USAGE
     assert main(["report", str(tmp_path / "missing")]) == exitstatus.EXIT_USAGE
     assert "error:" in capsys.readouterr().err
+
+
+def test_checkpoint_upload_then_later_eviction(tmp_path):
+    """Rule: a checkpoint upload followed (seconds later, with no event in between: the restart
+    in place writes none) by an eviction is a checkpoint, so only the time after it is lost;
+    an upload in the same second as the 004 is the eviction's own (ON_EXIT_OR_EVICT)."""
+    clock = [1_700_000_000.0]
+    log = EventLog(tmp_path / "job.log", wall=lambda: clock[0])
+
+    def at(t, fn, *a, **k):
+        clock[0] = 1_700_000_000.0 + t
+        fn(*a, **k)
+
+    at(0, log.submit)
+    at(10, log.execute)
+    at(20, log.transfer_output_started)
+    at(20, log.transfer_output_finished)
+    at(27, log.evicted)  # no upload at this eviction (ON_EXIT)
+    at(30, log.execute)
+    at(40, log.transfer_output_started)
+    at(40, log.transfer_output_finished)
+    at(40, log.evicted)  # ON_EXIT_OR_EVICT: the upload just before, same second
+    at(50, log.execute)
+    at(60, log.terminated, exit_code=0)
+    s = report(str(tmp_path / "job.log"))
+    assert s["checkpoints"] == 1
+    assert s["time_lost"] == pytest.approx((27 - 20) + (40 - 30))
