@@ -130,7 +130,7 @@ def test_lost_time_agrees_between_dry_run_and_report(tmp_path):
     `report job.log` and `report events.jsonl` give the same figure (to the job log's second),
     and `report events.jsonl` counts the eviction as an eviction, not a failure. Tolerances:
     the job log counts whole seconds (up to 1 s per interrupted execution); the supervisor log
-    starts each run after the interpreter's start-up (a fraction of a second)."""
+    starts each run after the interpreter's start-up (up to 1.5 s per interrupted run here)."""
     folder = tmp_path / "job"
     folder.mkdir()
     shutil.copy(VICTIM, folder / "victim.py")
@@ -156,4 +156,6 @@ def test_lost_time_agrees_between_dry_run_and_report(tmp_path):
     assert dry > 0.5
     context = (dry, reports, proc.stdout)
     assert abs(_lost(reports["job.log"]) - dry) <= 2 * 1.0 + 0.3, context
-    assert abs(_lost(reports["events"]) - dry) <= 1.0, context
+    # the supervisor log starts each run at its first event, after the interpreter's start-up
+    # (up to a second or more on a loaded machine), which the dry run counts as lost too
+    assert 0 <= dry - _lost(reports["events"]) <= 2 * 1.5, context
