@@ -70,8 +70,8 @@ checkpoint_exit_code        = 85
 executable                  = /usr/bin/env
 transfer_executable         = false
 arguments                   = "ckpt-supervisor run --checkpoint state --job-signal SIGUSR1 --complete-when marker=mark -- python3 victim.py --ckpt state --ckpt-on SIGUSR1 --marker mark --steps 80 --step-time 0.05 --result result"
-transfer_input_files        = victim.py
-transfer_checkpoint_files   = checkpoint.atomic
+transfer_input_files        = victim.py, result
+transfer_checkpoint_files   = checkpoint.atomic, result
 transfer_output_files       = result
 should_transfer_files       = yes
 output                      = job.out
@@ -91,6 +91,10 @@ def test_want_checkpoint_signal_job_under_the_supervisor_with_evictions(tmp_path
         folder.mkdir()
         shutil.copy(VICTIM, folder / "victim.py")
         (folder / "job.submit").write_text(WANT_SIGNAL_SUBMIT)
+        # every listed file must exist at every checkpoint (HTCondor holds the job otherwise),
+        # and `result` must travel with the checkpoints: the program may finish right after a
+        # checkpoint signal, and an eviction before the restart that reports it would lose it
+        (folder / "result").write_text("pending\n")
         return seed, dry_run(folder, "job.submit", "--checkpoint-period", "1.5", "--evict-random", "4",
                              "--seed", str(seed)), folder
 

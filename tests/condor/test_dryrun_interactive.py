@@ -33,8 +33,9 @@ def test_interactive_keys(tmp_path):
     session = f"dryrun-{tag[:8]}"
     rc_file = tmp_path / "rc"
     env = job_env(tag)
+    env["TMPDIR"] = str(tmp_path)  # a removed job keeps its work folder: not in /tmp
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()
-                       if k in ("PYTHONPATH", "CKPT_TEST_TAG", "PATH", "CONDOR_CONFIG"))
+                       if k in ("PYTHONPATH", "CKPT_TEST_TAG", "PATH", "CONDOR_CONFIG", "TMPDIR"))
     cmd = f"env {exports} {shlex.join(dryrun_cmd(submit, '--interactive'))}; " \
           f"echo $? > {shlex.quote(str(rc_file))}; sleep 30"
     tmux("new-session", "-d", "-s", session, "-x", "200", "-y", "50", cmd)
