@@ -623,7 +623,9 @@ class Emulator:
                 self.family.kill_all(self.sleep, self.clock)
                 hold_code, reason = detail.split(":", 1)
                 self._show_stderr_tail(sandbox)
-                return self._hold(reason, int(hold_code), self._hold_subcode)
+                # HTCondor 25.0.13 logs the starter's end first (004 with the hold's code)
+                return self._hold(reason, int(hold_code), self._hold_subcode,
+                                  evicted=int(hold_code) == HOLD_FAILED_TO_CHECKPOINT)
             # final exit
             raw_status = int(detail)
             self.family.kill_all(self.sleep, self.clock)
@@ -834,7 +836,7 @@ class Emulator:
                 else f"with exit code {os.WEXITSTATUS(raw)}"
             )
             return "hold", (
-                f"{HOLD_FAILED_TO_CHECKPOINT}:"
+                f"{HOLD_FAILED_TO_CHECKPOINT}:Error from {SLOT_NAME}: "
                 "Job did not exit as promised when sent its checkpoint signal.  "
                 f"Promised exit was {job.describe_checkpoint_exit()}, actual exit "
                 f"status was {actual}."

@@ -105,6 +105,26 @@ def test_no_new_signal_while_one_is_unanswered(tmp_path):
     assert "executions 1, runs 2, checkpoints 1," in r.stdout
 
 
+@pytest.mark.timeout(60)
+def test_promise_broken_during_eviction_is_a_hold(tmp_path, htcondor2):
+    """Rule 8: once the checkpoint signal is sent, the next exit must be the checkpoint status,
+    an eviction's too. As on HTCondor 25.0.13 (same job on the real pool): exit 143 after the
+    soft kill is hold 36, subcode 36608 (the raw wait status), "Error from <slot>: Job did not
+    exit as promised ...", logged as 004 with that code, then 012."""
+    body = ("trap 'echo usr2 >> seen' USR2\ntrap 'exit 143' TERM\n"
+            "i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n")
+    submit = script_job(tmp_path, body, '+WantCheckpointSignal = true\n+CheckpointSig = "SIGUSR2"\n')
+    r = run_dryrun(submit, "--checkpoint-period", "1.0", "--evict-at", "2.5")
+    assert r.rc == exitstatus.DRYRUN_HELD, r.stdout + r.stderr
+    evs = events(htcondor2, tmp_path / "j.log")
+    assert [int(e.type) for e in evs] == [0, 1, 4, 12]
+    held = evs[-1]
+    assert (held["HoldReasonCode"], held["HoldReasonSubCode"]) == (36, 143 << 8)
+    assert held["HoldReason"] == (
+        "Error from slot1@dry-run: Job did not exit as promised when sent its checkpoint "
+        "signal.  Promised exit was with exit code 85, actual exit status was with exit code 143.")
+
+
 def test_stdout_stderr_only_when_named_and_not_streamed(tmp_path):
     """Rule: stdout/stderr travel with uploads only when the submit file names them and does
     not stream them: without `output` nothing of stdout is kept; with `stream_output` the
