@@ -543,6 +543,8 @@ class Checker:
         commands = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
         if not commands or commands[-1].startswith("exec ") or re.search(r"^\s*trap\b", text, re.M):
             return
+        if commands[-1] in ("fi", "done", "esac", "}") and any(c.startswith("exec ") for c in commands):
+            return  # the last command is a block whose branches may all exec: not decidable here
         sig = cfg.job_signal if cfg.job_signal is not None else cfg.trigger_signal[0]
         self.add(
             "shell-without-exec",

@@ -16,9 +16,19 @@ start. What the lines say, and why:
   ``+WantFTOnCheckpoint``); with ``--exit-signal`` the BySignal attributes instead.
 - ``transfer_checkpoint_files`` names the store only: the supervisor restores the program's
   checkpoint files from it at the next start, and an atomic store is the only thing that can be
-  uploaded safely at any moment. ``when_to_transfer_output = ON_EXIT_OR_EVICT``.
+  uploaded safely at any moment. ``transfer_output_files`` names the ``--output`` files.
+- No ``when_to_transfer_output = ON_EXIT_OR_EVICT``: HTCondor uploads checkpoints without it,
+  and it uploads the *output* list at every eviction (torn working files included; a listed
+  file that does not exist yet holds the job, code 12). Only with ``--checkpoint-on-evict``,
+  whose eviction-time commit needs that upload: then the store and the ``--output`` files are
+  the output list, shipped as inputs so that they exist from the start, and comment lines say
+  what it costs.
 - ``+WantCheckpointSignal``/``+CheckpointSig`` for the first ``--trigger-signal``; ``kill_sig``.
-- ``job_max_vacate_time`` = kill grace + checkpoint-on-evict budget + ``VACATE_MARGIN``.
+- ``job_max_vacate_time`` = kill grace + checkpoint-on-evict budget + ``VACATE_MARGIN``, only
+  when the user gave one of them (the supervisor derives its default grace from the vacate time).
+- ``on_exit_hold``/``on_exit_hold_reason``/``on_exit_hold_subcode`` for the supervisor's own
+  failure statuses (:data:`HOLD_STATUSES`), so that HTCondor keeps the checkpoint in SPOOL.
+- PROGRAM files it cannot ship (not in the current directory) are named on stderr.
 """
 
 from __future__ import annotations
