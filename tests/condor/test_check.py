@@ -255,3 +255,18 @@ def test_missing_hold_policy_warns(capsys):
     status, out = main_check(capsys, str(CORPUS / "warn-no-hold-policy.submit"))
     assert status == 0 and "warning [no-hold-policy]" in out
     assert "on_exit_hold = ExitBySignal =?= false && member(ExitCode, {64, 70, 74})" in out
+
+
+def test_checkpoint_on_evict_howto_recipe_passes(tmp_path):
+    """Rule (issue 13.4): the submit lines of docs/howto/checkpoint-on-eviction.md (store and
+    result shipped so they exist at every eviction) have no error; the only finding is that
+    the supervisor must be installed (the page uses an installed ckpt-supervisor)."""
+    page = (ROOT / "docs" / "howto" / "checkpoint-on-eviction.md").read_text()
+    [block] = [b for b in re.findall(r"(?ms)^```[a-z]*\n(.*?)^```", page) if b.startswith("arguments")]
+    hold = (CORPUS / "good-supervised.submit").read_text().splitlines()
+    text = ("executable = /usr/bin/env\ntransfer_executable = false\n" + block
+            + "checkpoint_exit_code = 85\n" + "\n".join(x for x in hold if x.startswith("on_exit"))
+            + "\nqueue\n")
+    path = tmp_path / "job.submit"
+    path.write_text(text)
+    assert [f.code for f in check_submit(path)] == ["supervisor-installed"], text

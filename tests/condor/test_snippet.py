@@ -191,6 +191,9 @@ def test_checkpoint_on_evict_says_what_it_costs(capsys, monkeypatch, tmp_path):
     assert "holds the job" in comments and "(code 12)" in comments
     assert "mkdir -p checkpoint.atomic && touch result.txt" in comments
     assert "torn" in comments
+    path = tmp_path / "job.submit"
+    path.write_text(text + "queue\n")
+    assert check_submit(path) == []
 
 
 def test_checkpoint_path_as_output_with_checkpoint_on_evict_is_refused(capsys, monkeypatch, tmp_path):
