@@ -148,3 +148,20 @@ def test_readme_commands_match_the_test() -> None:
         text = (EXAMPLES / case.folder / "README.md").read_text()
         command = " ".join(["ckpt-supervisor dry-run", case.submit, *case.args])
         assert command in text, f"examples/{case.folder}/README.md should show: {command}"
+
+
+SUBMITS = sorted(EXAMPLES.glob("*/*.submit"))
+
+
+@pytest.mark.parametrize("submit", SUBMITS, ids=[f"{p.parent.name}/{p.name}" for p in SUBMITS])
+def test_example_passes_check(submit: Path) -> None:
+    """Every example's submit file, GROMACS and John included, passes ``ckpt-supervisor check``:
+    exit 0 and no error (warnings allowed: the examples use an installed ckpt-supervisor), and
+    none uses ON_EXIT_OR_EVICT (no example is about --checkpoint-on-evict); every supervised
+    one has the hold policy for the supervisor's own failures."""
+    proc = subprocess.run([sys.executable, "-m", "supervisor", "check", str(submit)],
+                          capture_output=True, text=True, timeout=60, check=False, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ": 0 errors," in proc.stdout and "[no-hold-policy]" not in proc.stdout, proc.stdout
+    assert "ON_EXIT_OR_EVICT" not in "".join(
+        line for line in submit.read_text().splitlines(True) if not line.startswith("#"))

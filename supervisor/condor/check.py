@@ -46,7 +46,8 @@ from .submit import (
 
 ERROR = "error"
 WARNING = "warning"
-DEFAULT_MACHINE_VACATE = 600.0
+DEFAULT_MACHINE_VACATE = 600.0  # MachineMaxVacateTime when the machine sets none
+_SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "ash"}
 
 # code -> (severity, one line: the pitfall). The messages of the findings add the specifics.
 RULES: dict[str, tuple[str, str]] = {
@@ -105,12 +106,51 @@ RULES: dict[str, tuple[str, str]] = {
     ),
     "supervisor-not-transferred": (ERROR, "the .pyz named in arguments is not transferred"),
     "config-not-transferred": (ERROR, "the supervisor's --config file is not transferred"),
+    "checkpoint-code-conflict": (
+        ERROR,
+        "checkpoint_exit_code and a different +SuccessCheckpointExitCode: the attribute wins, "
+        "so the job ad does not say what the file seems to",
+    ),
+    "exit-signal-not-number": (
+        ERROR,
+        "+SuccessCheckpointExitSignal is not a number: HTCondor reads it as 0 and no death by "
+        "signal matches",
+    ),
+    "checkpoint-uploaded-at-evict": (
+        ERROR,
+        "a working checkpoint file is uploaded at eviction (ON_EXIT_OR_EVICT): a torn copy can "
+        "reach the next machine",
+    ),
+    "checkpoint-paths-listed": (
+        ERROR,
+        "a working checkpoint file is in transfer_checkpoint_files: the commit moves it into the "
+        "store and the upload of the missing file holds the job",
+    ),
+    "store-output-missing": (
+        ERROR,
+        "the store is in transfer_output_files but not shipped as an input: a job that ends or "
+        "is evicted before its first commit is held (code 12)",
+    ),
     "evict-commit-not-uploaded": (
         WARNING,
         "--checkpoint-on-evict commits during an eviction, but the store is not in "
-        "transfer_output_files, the list HTCondor uploads at eviction",
+        "transfer_output_files with ON_EXIT_OR_EVICT, so that commit is never uploaded",
     ),
-    "no-on-exit-or-evict": (WARNING, "when_to_transfer_output is not ON_EXIT_OR_EVICT"),
+    "evict-output-missing": (
+        WARNING,
+        "ON_EXIT_OR_EVICT uploads transfer_output_files at every eviction: a listed file that "
+        "does not exist yet holds the job (code 12)",
+    ),
+    "no-hold-policy": (
+        WARNING,
+        "no on_exit_hold for the supervisor's own failure statuses: HTCondor ends the job and "
+        "discards the checkpoint in SPOOL",
+    ),
+    "shell-without-exec": (
+        WARNING,
+        "PROGRAM is a shell script whose last command is not exec'ed and the job signal goes to "
+        "the process group: the shell dies from it",
+    ),
     "vacate-too-short": (
         WARNING,
         "the vacate time leaves the supervisor no margin beyond its kill grace and eviction budget",
@@ -121,10 +161,6 @@ RULES: dict[str, tuple[str, str]] = {
     ),
     "no-checkpoint-setting": (WARNING, "no checkpoint setting at all"),
     "kill-sig-mismatch": (WARNING, "the supervisor's --kill-signal differs from kill_sig"),
-    "checkpoint-paths-listed": (
-        WARNING,
-        "the program's checkpoint paths are in transfer_checkpoint_files; only the store is needed",
-    ),
     "program-not-transferred": (
         WARNING,
         "PROGRAM is a file next to the submit file but is not transferred",
@@ -279,6 +315,30 @@ class Checker:
             self.add("syntax", line, str(exc), "use a signal name such as SIGUSR2 or its number")
             return None
 
+    def exit_signal_value(self) -> Optional[int]:
+        """+SuccessCheckpointExitSignal: HTCondor reads it with LookupInteger, so a name or a
+        string (``"SIGUSR2"``) reads as 0."""
+        name = "SuccessCheckpointExitSignal"
+        text = self.attr(name)
+        if text is None:
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:
+            hint = f" = {parse_signal(text.strip(chr(34)), what=name, catchable=False)}"
+        except ConfigError:
+            hint = " = N (the signal number)"
+        self.add(
+            "exit-signal-not-number",
+            self.aline(name),
+            f"+{name} = {text} is not a number: HTCondor reads it as 0, so no death by signal "
+            "counts as a checkpoint and each one ends the job",
+            f"write the bare signal number: +{name}{hint}",
+        )
+        return None
+
     def file_list(self, name: str) -> Optional[list[str]]:
         value = self.sub.get(name)
         return None if value is None else parse_file_list(value)
@@ -299,11 +359,7 @@ class Checker:
         )
         want_ft = self.bool_attr("WantFTOnCheckpoint")
         by_signal = self.bool_attr("SuccessCheckpointExitBySignal")
-        exit_sig = self.signal_value(
-            self.attr("SuccessCheckpointExitSignal"),
-            "+SuccessCheckpointExitSignal",
-            self.aline("SuccessCheckpointExitSignal"),
-        )
+        exit_sig = self.exit_signal_value()
         want_sig = self.bool_attr("WantCheckpointSignal")
         ckpt_sig_text = self.attr("CheckpointSig")
         ckpt_sig = self.signal_value(ckpt_sig_text, "+CheckpointSig", self.aline("CheckpointSig"))
@@ -339,6 +395,15 @@ class Checker:
                     "give the checkpoint and the success distinct codes (85 is usual for "
                     "checkpoints)",
                 )
+        if legacy_code is not None and code is not None and legacy_code != code:
+            self.add(
+                "checkpoint-code-conflict",
+                self.aline("SuccessCheckpointExitCode"),
+                f"checkpoint_exit_code = {code} (line {code_line}) but +SuccessCheckpointExitCode "
+                f"= {legacy_code}: HTCondor applies the attribute last, so the job's checkpoint "
+                f"code is {legacy_code}",
+                "keep one of the two (checkpoint_exit_code = N is the current form)",
+            )
         if legacy_code is not None and code is None and not want_ft:
             self.add(
                 "code-without-want-ft",
@@ -373,22 +438,12 @@ class Checker:
                 0,
                 "no checkpoint_exit_code, +SuccessCheckpointExitCode, BySignal or "
                 "+WantCheckpointSignal setting: HTCondor will never upload a checkpoint",
-                "add checkpoint_exit_code = 85 (and transfer_checkpoint_files, "
-                "when_to_transfer_output = ON_EXIT_OR_EVICT); ckpt-supervisor submit-snippet "
-                "writes them",
+                "add checkpoint_exit_code = 85 and transfer_checkpoint_files; "
+                "ckpt-supervisor submit-snippet writes them",
             )
+        # ON_EXIT_OR_EVICT is not needed for checkpoint uploads (they happen whatever
+        # when_to_transfer_output says); it adds an upload of the output list at every eviction.
         when = (sub.get("when_to_transfer_output") or "ON_EXIT").strip().upper()
-        if (declared or want_sig) and when != "ON_EXIT_OR_EVICT":
-            self.add(
-                "no-on-exit-or-evict",
-                sub.line_of("when_to_transfer_output"),
-                f"when_to_transfer_output is {when}: the manual's self-checkpointing recipe "
-                "requires "
-                "ON_EXIT_OR_EVICT, and nothing (not even a checkpoint committed during the "
-                "eviction) "
-                "is uploaded when the job is evicted",
-                "write when_to_transfer_output = ON_EXIT_OR_EVICT",
-            )
 
         # the supervisor
         executable = sub.get("executable") or ""
@@ -407,6 +462,7 @@ class Checker:
             inv = Invocation("unknown", None, False, [], sub.line_of("executable"))
         if inv is None:
             self._wrapper_hint(executable)
+            self._evict_outputs(when, set())
             return self.findings
         self._supervisor(
             inv,
@@ -421,6 +477,84 @@ class Checker:
             when=when,
         )
         return self.findings
+
+    def _evict_outputs(self, when: str, known: set[str]) -> None:
+        """ON_EXIT_OR_EVICT: each file of transfer_output_files must exist at every eviction,
+        or the job is held (code 12); ``known`` are entries reported by other rules."""
+        outputs = self.file_list("transfer_output_files")
+        if when != "ON_EXIT_OR_EVICT" or not outputs:
+            return
+        inputs = {_norm(x) for x in self.file_list("transfer_input_files") or []}
+        missing = [x for x in (_norm(o) for o in outputs) if x and x not in inputs | known]
+        if missing:
+            self.add(
+                "evict-output-missing",
+                self.sub.line_of("transfer_output_files"),
+                f"with when_to_transfer_output = ON_EXIT_OR_EVICT, HTCondor uploads "
+                f"{', '.join(missing)} at every eviction and holds the job (code 12, subcode 2) "
+                "when one does not exist yet",
+                "drop ON_EXIT_OR_EVICT (checkpoints are uploaded without it), or make sure each "
+                "listed file exists from the start (ship an empty one in transfer_input_files)",
+            )
+
+    def _hold_policy(self) -> None:
+        """The supervisor's own failures (64, 70, 74) should hold the job, keeping SPOOL."""
+        expr = self.sub.get("on_exit_hold")
+        statuses = [exitstatus.EXIT_USAGE, exitstatus.EXIT_INTERNAL, exitstatus.EXIT_STORE]
+        named = set() if expr is None else {int(n) for n in re.findall(r"(?<![\w.])\d+", expr)}
+        if expr is None or not {exitstatus.EXIT_INTERNAL, exitstatus.EXIT_STORE} <= named:
+            from .snippet import hold_policy_lines
+
+            self.add(
+                "no-hold-policy",
+                self.sub.line_of("on_exit_hold"),
+                (
+                    "no on_exit_hold"
+                    if expr is None
+                    else "on_exit_hold does not name the supervisor's statuses 70 and 74"
+                )
+                + f": when the supervisor fails ({', '.join(map(str, statuses))}: usage, "
+                "internal, store I/O) HTCondor ends the job and throws away its checkpoint",
+                "add the lines submit-snippet writes: " + " ; ".join(hold_policy_lines()[1:2]),
+            )
+
+    def _shell_without_exec(self, program: list[str], cfg: config.RunConfig) -> None:
+        """A shell wrapper that does not exec its last command dies from a job signal sent to
+        the process group (issue 13.2)."""
+        if cfg.signal_to != "group" or not (cfg.job_signal is not None or cfg.trigger_signal):
+            return
+        if not program:
+            return
+        script = program[0]
+        if posixpath.basename(script) in _SHELLS and len(program) > 1 and program[1] != "-c":
+            script = program[1]
+        path = self.submit_dir / script
+        try:
+            if os.path.isabs(script) or not path.is_file() or path.stat().st_size > 1 << 20:
+                return
+            text = path.read_text(errors="replace")
+        except OSError:
+            return
+        lines = text.splitlines()
+        first = lines[0] if lines else ""
+        interpreter = [posixpath.basename(w) for w in first[2:].split()] if first[:2] == "#!" else []
+        if script == program[0] and not _SHELLS & set(interpreter):
+            return
+        commands = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+        if not commands or commands[-1].startswith("exec ") or re.search(r"^\s*trap\b", text, re.M):
+            return
+        if commands[-1] in ("fi", "done", "esac", "}") and any(c.startswith("exec ") for c in commands):
+            return  # the last command is a block whose branches may all exec: not decidable here
+        sig = cfg.job_signal if cfg.job_signal is not None else cfg.trigger_signal[0]
+        self.add(
+            "shell-without-exec",
+            self.sub.line_of("arguments") or self.sub.line_of("executable"),
+            f"{script} is a shell script whose last command ({commands[-1][:40]}) is not "
+            f"exec'ed: the job signal {signal_name(sig)} goes to the whole process group and "
+            "kills the shell, so the run ends with 128+N instead of a checkpoint",
+            f"start the last command with exec in {script}, or trap {signal_name(sig)} there, "
+            "or give the supervisor --signal-to child",
+        )
 
     def _wrapper_hint(self, executable: str) -> None:
         path = self.submit_dir / executable
@@ -625,7 +759,7 @@ class Checker:
                 "checkpoint on eviction",
                 "drop --kill-signal (it defaults to the job's KillSig) or make them equal",
             )
-        del want_sig, ckpt_sig, when
+        del want_sig, ckpt_sig
 
         # the store in the transfer lists
         store = _norm(cfg.store)
@@ -689,49 +823,136 @@ class Checker:
             self.add(
                 "checkpoint-paths-listed",
                 list_line,
-                f"{ckpt_cmd} lists {', '.join(listed)}, which the store already carries; a listed "
-                "file "
-                "missing at a checkpoint makes the upload fail and the job go on hold",
+                f"{ckpt_cmd} lists {', '.join(listed)}, a working checkpoint file the store "
+                "already carries: the commit moves it into the store, the upload of the missing "
+                "file fails and HTCondor holds the job (code 36, \"Starter failed to upload "
+                "checkpoint\")",
                 f"list only the store: {ckpt_cmd} = {store}",
             )
 
+        # what HTCondor uploads at an eviction (only with ON_EXIT_OR_EVICT: the output list)
         outputs = self.file_list("transfer_output_files")
-        if cfg.checkpoint_on_evict and store not in [_norm(x) for x in outputs or []]:
+        out_normed = [_norm(x) for x in outputs or []]
+        out_line = sub.line_of("transfer_output_files")
+        on_evict = when == "ON_EXIT_OR_EVICT"
+        when_line = sub.line_of("when_to_transfer_output")
+        if on_evict and ckpt_paths:
+            if outputs is None:
+                top = sorted(p for p in ckpt_paths if "/" not in p)
+                if top:
+                    self.add(
+                        "checkpoint-uploaded-at-evict",
+                        when_line,
+                        "ON_EXIT_OR_EVICT with no transfer_output_files uploads every new or "
+                        f"changed top-level file at an eviction, the working {', '.join(top)} "
+                        "included, maybe half written; with no store yet the next execution "
+                        "starts from that torn copy",
+                        "drop when_to_transfer_output = ON_EXIT_OR_EVICT (checkpoints are "
+                        "uploaded without it), or write an explicit transfer_output_files that "
+                        "names no checkpoint path",
+                    )
+            else:
+                uploaded = sorted(
+                    p
+                    for p in ckpt_paths
+                    if any(p == o or p.startswith(o + "/") for o in out_normed if o)
+                )
+                if uploaded:
+                    self.add(
+                        "checkpoint-uploaded-at-evict",
+                        out_line,
+                        f"transfer_output_files lists {', '.join(uploaded)}, a working checkpoint "
+                        "file, and ON_EXIT_OR_EVICT uploads that list at every eviction, maybe "
+                        "half written; with no store yet the next execution starts from the torn "
+                        "copy",
+                        "drop when_to_transfer_output = ON_EXIT_OR_EVICT (the file still comes "
+                        "back at the job's end), or take the checkpoint paths out of "
+                        "transfer_output_files",
+                    )
+        inputs_normed = {_norm(x) for x in self.file_list("transfer_input_files") or []}
+        if store in out_normed and wants and store not in inputs_normed:
+            self.add(
+                "store-output-missing",
+                out_line,
+                f"transfer_output_files lists the store {store}, which exists only after the "
+                "first commit: a job that ends"
+                + (" or is evicted (ON_EXIT_OR_EVICT)" if on_evict else "")
+                + " before it is held (code 12, subcode 2, \"No such file or directory\")",
+                f"create it empty next to the submit file (mkdir {store}) and add it to "
+                "transfer_input_files, or take it out of transfer_output_files",
+            )
+        if cfg.checkpoint_on_evict and not (on_evict and store in out_normed):
             self.add(
                 "evict-commit-not-uploaded",
-                sub.line_of("transfer_output_files") or inv.line,
-                f"--checkpoint-on-evict {cfg.checkpoint_on_evict:g}: at eviction HTCondor uploads "
-                "the "
-                "output list "
-                f"({'changed top-level files' if outputs is None else 'transfer_output_files'}"
-                f"), which does not hold the store {store}: the commit made during the eviction is "
-                "lost",
-                f"add {store} to transfer_output_files (with your results; the store must then "
-                "exist "
-                "when the job ends), or drop --checkpoint-on-evict",
+                out_line or when_line or inv.line,
+                f"--checkpoint-on-evict {cfg.checkpoint_on_evict:g}: at eviction HTCondor "
+                + (
+                    "uploads nothing without when_to_transfer_output = ON_EXIT_OR_EVICT"
+                    if not on_evict
+                    else "uploads the output list "
+                    f"({'changed top-level files' if outputs is None else 'transfer_output_files'}"
+                    f"), which does not hold the store {store}"
+                )
+                + ": the commit made during the eviction is lost",
+                f"see docs/howto/checkpoint-on-eviction.md: ON_EXIT_OR_EVICT, {store} in "
+                "transfer_output_files and shipped empty in transfer_input_files; or drop "
+                "--checkpoint-on-evict",
             )
+        self._evict_outputs(when, ckpt_paths | {store})
+        self._hold_policy()
+        self._shell_without_exec(program, cfg)
+        self._vacate(cfg, vacate, inv)
 
-        # vacate time
-        needed = cfg.kill_grace + (cfg.checkpoint_on_evict or 0.0)
-        if vacate is not None and needed <= vacate < needed + VACATE_MARGIN:
+    def _vacate(self, cfg: config.RunConfig, vacate: Optional[int], inv: Invocation) -> None:
+        """The vacate time is min(job_max_vacate_time, MachineMaxVacateTime (600 by default)).
+        The supervisor derives its default kill grace from it; only values the user gave
+        (--kill-grace, --checkpoint-on-evict) can fail to fit."""
+        explicit_grace = "kill_grace" in cfg.sources
+        budget = cfg.checkpoint_on_evict or 0.0
+        if not explicit_grace and not budget:
+            return
+        needed = (cfg.kill_grace if explicit_grace else 0.0) + budget
+        given = " + ".join(
+            ([f"--kill-grace {cfg.kill_grace:g}"] if explicit_grace else [])
+            + ([f"--checkpoint-on-evict {budget:g}"] if budget else [])
+        )
+        line = self.sub.line_of("job_max_vacate_time")
+        if vacate is None:
+            if needed + VACATE_MARGIN > DEFAULT_MACHINE_VACATE:
+                self.add(
+                    "vacate-too-short",
+                    0,
+                    "no job_max_vacate_time: the machine's MachineMaxVacateTime (600 s by "
+                    f"default, often less) applies, shorter than {given} = {needed:g} s plus "
+                    "room for the eviction upload",
+                    "lower --kill-grace/--checkpoint-on-evict",
+                )
+            return
+        effective = min(float(vacate), DEFAULT_MACHINE_VACATE)
+        capped = (
+            " (capped by the machine's MachineMaxVacateTime, 600 s by default)"
+            if vacate > DEFAULT_MACHINE_VACATE
+            else ""
+        )
+        if needed > effective or (not explicit_grace and needed >= effective):
             self.add(
-                "vacate-too-short",
-                sub.line_of("job_max_vacate_time"),
-                f"job_max_vacate_time = {vacate} leaves less than {VACATE_MARGIN:g} s beyond the "
-                f"supervisor's kill grace {cfg.kill_grace:g} s + eviction budget "
-                f"{cfg.checkpoint_on_evict or 0:g} s: HTCondor may SIGKILL the tree mid-commit",
-                f"job_max_vacate_time = {vacate_time(cfg.kill_grace, cfg.checkpoint_on_evict)}, or "
-                "lower "
-                "--kill-grace/--checkpoint-on-evict",
+                "supervisor-refuses",
+                line or inv.line,
+                f"the supervisor would exit 64 at every start: {given} do not fit in the vacate "
+                f"time {effective:g} s{capped}; HTCondor would SIGKILL the tree first and upload "
+                "nothing",
+                f"job_max_vacate_time = {vacate_time(cfg.kill_grace if explicit_grace else 0.0, budget)}"
+                ", or lower the values you gave",
             )
-        elif vacate is None and needed + VACATE_MARGIN > DEFAULT_MACHINE_VACATE:
+        elif effective < needed + VACATE_MARGIN:
             self.add(
                 "vacate-too-short",
-                0,
-                "no job_max_vacate_time: the machine's (600 s by default, often less) applies, "
-                "shorter "
-                f"than the supervisor's kill grace + eviction budget {needed:g} s",
-                "lower --kill-grace/--checkpoint-on-evict",
+                line,
+                f"job_max_vacate_time = {vacate}{capped} leaves less than {VACATE_MARGIN:g} s "
+                f"beyond {given} = {needed:g} s: HTCondor may SIGKILL the tree mid-commit, and "
+                "the eviction upload needs time too",
+                f"job_max_vacate_time = {vacate_time(cfg.kill_grace if explicit_grace else 0.0, budget)}"
+                ", or lower the values you gave",
             )
 
     def _build(
@@ -758,12 +979,12 @@ class Checker:
         kill = sub.get("kill_sig")
         if kill is not None:
             ad["KillSig"] = kill.strip()
-        vac = sub.get("job_max_vacate_time")
-        if vac is not None and vac.strip().isdigit():
-            ad["JobMaxVacateTime"] = int(vac)
+        # JobMaxVacateTime is left out: check reasons about the vacate time itself (_vacate),
+        # counting only values the user gave; run derives its default grace from it.
         for name, expr in sub.attrs().items():
             ad = {k: v for k, v in ad.items() if k.lower() != name.lower()}
-            ad[name] = Expression(expr)
+            if name.lower() != "jobmaxvacatetime":
+                ad[name] = Expression(expr)
         ns = argparse.Namespace(**vars(args))
         ns.program = program
         with tempfile.TemporaryDirectory() as scratch:

@@ -16,9 +16,19 @@ start. What the lines say, and why:
   ``+WantFTOnCheckpoint``); with ``--exit-signal`` the BySignal attributes instead.
 - ``transfer_checkpoint_files`` names the store only: the supervisor restores the program's
   checkpoint files from it at the next start, and an atomic store is the only thing that can be
-  uploaded safely at any moment. ``when_to_transfer_output = ON_EXIT_OR_EVICT``.
+  uploaded safely at any moment. ``transfer_output_files`` names the ``--output`` files.
+- No ``when_to_transfer_output = ON_EXIT_OR_EVICT``: HTCondor uploads checkpoints without it,
+  and it uploads the *output* list at every eviction (torn working files included; a listed
+  file that does not exist yet holds the job, code 12). Only with ``--checkpoint-on-evict``,
+  whose eviction-time commit needs that upload: then the store and the ``--output`` files are
+  the output list, shipped as inputs so that they exist from the start, and comment lines say
+  what it costs.
 - ``+WantCheckpointSignal``/``+CheckpointSig`` for the first ``--trigger-signal``; ``kill_sig``.
-- ``job_max_vacate_time`` = kill grace + checkpoint-on-evict budget + ``VACATE_MARGIN``.
+- ``job_max_vacate_time`` = kill grace + checkpoint-on-evict budget + ``VACATE_MARGIN``, only
+  when the user gave one of them (the supervisor derives its default grace from the vacate time).
+- ``on_exit_hold``/``on_exit_hold_reason``/``on_exit_hold_subcode`` for the supervisor's own
+  failure statuses (:data:`HOLD_STATUSES`), so that HTCondor keeps the checkpoint in SPOOL.
+- PROGRAM files it cannot ship (not in the current directory) are named on stderr.
 """
 
 from __future__ import annotations
@@ -28,10 +38,10 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
-from .. import PROG, config
+from .. import PROG, config, exitstatus
 from ..errors import ConfigError
 from ..signals import signal_name
 
@@ -80,27 +90,82 @@ def _validated(args: argparse.Namespace, program: list[str]) -> config.RunConfig
         return config.build(ns, environ={"_CONDOR_SCRATCH_DIR": scratch})
 
 
-def _local_files(words: Sequence[str], cwd: str) -> list[str]:
-    """Relative words of PROGRAM ARGS that name files here: they must travel with the job."""
-    out = []
-    for word in words:
-        if not word or os.path.isabs(word) or word.startswith("-") or ".." in word.split("/"):
+_SCRIPT_SUFFIXES = (".py", ".sh", ".pl", ".R", ".r", ".jl", ".rb", ".lua", ".tcl", ".m", ".jar")
+
+
+def _local_files(words: Sequence[str], cwd: str) -> tuple[list[str], list[str]]:
+    """(files, left out): relative words of PROGRAM ARGS that name files here, which must
+    travel with the job; and words that look like program files (a path, or a script name)
+    but are not files in ``cwd``, so the snippet cannot ship them."""
+    out: list[str] = []
+    left: list[str] = []
+    for i, word in enumerate(words):
+        if not word or word.startswith("-") or "=" in word:
             continue
+        outside = os.path.isabs(word) or ".." in word.split("/")
+        here = not outside and os.path.isfile(os.path.join(cwd, word))
         name = os.path.normpath(word)
-        if os.path.isfile(os.path.join(cwd, word)) and name not in out:
-            out.append(name)
-    return out
+        if here:
+            if name not in out:
+                out.append(name)
+            continue
+        looks_like_file = (i == 0 and "/" in word) or word.endswith(_SCRIPT_SUFFIXES)
+        if outside:  # shipped only if named with --input; an installed /usr/bin/x is fine
+            looks_like_file = not (i == 0 and os.path.isabs(word)) and (
+                word.endswith(_SCRIPT_SUFFIXES) or os.path.isfile(os.path.join(cwd, word))
+            )
+        if looks_like_file and word not in left:
+            left.append(word)
+    return out, left
 
 
 def vacate_time(kill_grace: float, checkpoint_on_evict: Optional[float]) -> int:
     return math.ceil(kill_grace + (checkpoint_on_evict or 0.0) + VACATE_MARGIN)
 
 
+# The supervisor's own failures: HTCondor would end the job and discard the checkpoint in SPOOL;
+# held, the job keeps it and condor_release starts it again once the cause is fixed.
+HOLD_STATUSES = (exitstatus.EXIT_USAGE, exitstatus.EXIT_INTERNAL, exitstatus.EXIT_STORE)
+
+
+def hold_policy_lines() -> list[str]:
+    """``on_exit_hold`` for :data:`HOLD_STATUSES`, a reason naming the status, the status as
+    the hold subcode (HoldReasonCode is 3, "job policy"). Verified on HTCondor 25.0."""
+    codes = ", ".join(str(c) for c in HOLD_STATUSES)
+    reason = '"usage or configuration error"'
+    for code in HOLD_STATUSES[1:]:
+        reason = (
+            f'ifThenElse(ExitCode == {code}, "{exitstatus.SUPERVISOR_CODES[code]}", {reason})'
+        )
+    return [
+        f"# hold the job (keeping its checkpoint) when the supervisor itself fails ({codes}); "
+        "condor_release it once fixed",
+        f"on_exit_hold = ExitBySignal =?= false && member(ExitCode, {{{codes}}})",
+        f'on_exit_hold_reason = strcat("ckpt-supervisor exit status ", ExitCode, ": ", {reason}, '
+        '"; see the job\'s stderr")',
+        "on_exit_hold_subcode = ExitCode",
+    ]
+
+
 def snippet_lines(
-    args: argparse.Namespace, program: list[str], *, cwd: Optional[str] = None
+    args: argparse.Namespace,
+    program: list[str],
+    *,
+    cwd: Optional[str] = None,
+    warn: Callable[[str], None] = lambda line: None,
 ) -> list[str]:
-    """The submit-file lines for ``args`` (a Namespace from this command's parser)."""
+    """The submit-file lines for ``args`` (a Namespace from this command's parser); ``warn``
+    receives one line for each thing the user should know (printed on stderr by the CLI)."""
     cfg = _validated(args, program)
+    for out in getattr(args, "output", None) or ():
+        if os.path.normpath(out) in {os.path.normpath(p) for p in cfg.checkpoint} and (
+            cfg.checkpoint_on_evict
+        ):
+            raise ConfigError(
+                f"--output {out} is a --checkpoint path: with --checkpoint-on-evict the output "
+                "list is uploaded at every eviction, torn working files included; the store "
+                "carries the checkpoint, leave it out"
+            )
     cwd = cwd or os.getcwd()
     run_words = ["run", *option_words(args), "--", *program]
     inputs: list[str] = []
@@ -121,7 +186,23 @@ def snippet_lines(
         inputs.append(pyz)
     else:
         lines += [f"executable = {pyz}", f"arguments = {quote_new_syntax(run_words)}"]
-    inputs += _local_files(program, cwd)
+    local, left_out = _local_files(program, cwd)
+    inputs += local
+    for word in left_out:
+        where = (
+            "outside the current directory"
+            if os.path.isabs(word) or ".." in word.split("/")
+            else f"not a file in {cwd}"
+        )
+        warn(
+            f"{PROG} submit-snippet: warning: {word} is {where}, so transfer_input_files does "
+            f"not list it; add it with --input {os.path.basename(word)} (and name it without a "
+            "directory), or run submit-snippet where it is, unless every execute node has it at "
+            "that path"
+        )
+    outputs = list(getattr(args, "output", None) or [])
+    if cfg.checkpoint_on_evict:  # each file of the output list must exist at every eviction
+        inputs += [f for f in [cfg.store, *outputs] if f not in inputs]
     if getattr(args, "config", None):
         inputs.append(args.config)
     for extra in args.input or ():
@@ -141,23 +222,37 @@ def snippet_lines(
         lines += ["+WantFTOnCheckpoint = true", f"+SuccessCheckpointExitCode = {cfg.exit_code}"]
     else:
         lines.append(f"checkpoint_exit_code = {cfg.exit_code}")
-    lines += [
-        f"transfer_checkpoint_files = {cfg.store}",
-        "when_to_transfer_output = ON_EXIT_OR_EVICT",
-    ]
+    lines.append(f"transfer_checkpoint_files = {cfg.store}")
+    if cfg.checkpoint_on_evict:
+        lines += [
+            f"transfer_output_files = {', '.join([cfg.store, *outputs])}",
+            "when_to_transfer_output = ON_EXIT_OR_EVICT",
+            "# --checkpoint-on-evict: ON_EXIT_OR_EVICT uploads transfer_output_files at every",
+            "# eviction, so the commit made then travels. What it costs: HTCondor holds the job",
+            "# (code 12) if a listed file does not exist at an eviction or at the end, so each",
+            "# one is shipped, empty, from the start: next to the submit file, run",
+            f"#   {' && '.join([f'mkdir -p {cfg.store}', *(f'touch {o}' for o in outputs)])}",
+            "# A working checkpoint file must never be listed there (a torn copy would be",
+            "# uploaded), and the eviction upload must fit in the vacate time too.",
+        ]
+    elif outputs:
+        lines.append(f"transfer_output_files = {', '.join(outputs)}")
+    else:
+        lines.append(
+            "# transfer_output_files = <your result files>  (absent: every new or changed "
+            "top-level file)"
+        )
     if cfg.trigger_signal:
         lines += [
             "+WantCheckpointSignal = true",
             f'+CheckpointSig = "{signal_name(cfg.trigger_signal[0])}"',
         ]
     lines.append(f"kill_sig = {signal_name(cfg.kill_signal)}")
-    lines.append(f"job_max_vacate_time = {vacate_time(cfg.kill_grace, cfg.checkpoint_on_evict)}")
-    if cfg.checkpoint_on_evict:
-        lines += [
-            "# --checkpoint-on-evict: HTCondor uploads transfer_output_files at eviction; to keep",
-            "# the commit made then, list the store there too (it must exist when the job ends):",
-            f"# transfer_output_files = {cfg.store}, <your result files>",
-        ]
+    explicit_grace = "kill_grace" in cfg.sources
+    if explicit_grace or cfg.checkpoint_on_evict:
+        grace = cfg.kill_grace if explicit_grace else 0.0
+        lines.append(f"job_max_vacate_time = {vacate_time(grace, cfg.checkpoint_on_evict)}")
+    lines += hold_policy_lines()
     lines.append(
         "# --- end of checkpoint-supervisor lines; add output, error, log, resources, queue ---"
     )
@@ -203,6 +298,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="use the ckpt-supervisor installed on the execute nodes; ship no .pyz",
     )
     g.add_argument(
+        "--output",
+        action="append",
+        metavar="FILE",
+        help="a result file for transfer_output_files; repeatable (default: every new or "
+        "changed top-level file)",
+    )
+    g.add_argument(
         "--input",
         action="append",
         metavar="FILE",
@@ -222,6 +324,10 @@ def handle(args: argparse.Namespace) -> int:
             "no PROGRAM given: put it after --, e.g. "
             f"{PROG} submit-snippet --checkpoint state.dat -- ./sim"
         )
-    lines = snippet_lines(args, program)
+
+    def warn(line: str) -> None:
+        sys.stderr.write(line + "\n")
+
+    lines = snippet_lines(args, program, warn=warn)
     sys.stdout.write("\n".join(lines) + "\n")
     return 0

@@ -162,3 +162,111 @@ def test_reference_page_lists_every_rule():
     page = (ROOT / "docs" / "reference" / "check.md").read_text()
     missing = [code for code in RULES if f"`{code}`" not in page]
     assert not missing, missing
+
+
+def test_torn_checkpoint_upload_at_eviction_is_an_error(capsys):
+    """Rule (issue 12.2): the old tutorial's vuc.submit (ON_EXIT_OR_EVICT, the working vuc.ckpt
+    in transfer_output_files) fails check: exit 1, the line, the torn copy and the fix."""
+    path = CORPUS / "bad-checkpoint-uploaded-at-evict.submit"
+    status, out = main_check(capsys, str(path))
+    assert status == exitstatus.EXIT_CHECK_FAILED
+    assert f"{path}:9: error [checkpoint-uploaded-at-evict]: transfer_output_files lists vuc.ckpt" in out
+    assert "torn" in out and "drop when_to_transfer_output = ON_EXIT_OR_EVICT" in out
+
+
+def test_on_exit_or_evict_is_not_recommended(capsys):
+    """Rule (issue 11): a supervised job without when_to_transfer_output passes check with no
+    finding at all; nothing in check's output recommends ON_EXIT_OR_EVICT."""
+    status, out = main_check(capsys, str(CORPUS / "good-supervised.submit"))
+    assert status == 0 and out.endswith(": 0 errors, 0 warnings\n"), out
+    for path in FILES:
+        for f in check_submit(path):
+            assert "write when_to_transfer_output = ON_EXIT_OR_EVICT" not in f.fix, path
+
+
+def test_short_vacate_time_without_a_given_grace_passes(capsys):
+    """Rule (issue 13.1): job_max_vacate_time = 5 with no --kill-grace is fine (the supervisor
+    derives its grace from the vacate time): exit 0, no finding."""
+    status, out = main_check(capsys, str(CORPUS / "good-short-vacate-default-grace.submit"))
+    assert status == 0 and "0 errors, 0 warnings" in out, out
+
+
+def test_given_grace_that_cannot_fit_is_an_error(capsys):
+    """Rule: an explicit --kill-grace larger than the vacate time makes the supervisor refuse
+    to start (exit 64): an error on the job_max_vacate_time line naming both numbers."""
+    path = CORPUS / "bad-vacate-below-grace.submit"
+    status, out = main_check(capsys, str(path))
+    assert status == exitstatus.EXIT_CHECK_FAILED
+    assert f"{path}:9: error [supervisor-refuses]: the supervisor would exit 64" in out
+    assert "--kill-grace 40 do not fit in the vacate time 30 s" in out
+
+
+def test_vacate_time_is_capped_by_the_machine(tmp_path):
+    """Rule: the vacate time is min(job_max_vacate_time, MachineMaxVacateTime, 600 s by
+    default): a 700 s grace does not fit a job_max_vacate_time of 900."""
+    text = (CORPUS / "good-short-vacate-default-grace.submit").read_text()
+    text = text.replace("--watch", "--watch --kill-grace 700").replace(
+        "job_max_vacate_time = 5", "job_max_vacate_time = 900")
+    path = tmp_path / "job.submit"
+    path.write_text(text.replace("sim.py", "/bin/true"))
+    [finding] = check_submit(path)
+    assert finding.code == "supervisor-refuses" and "vacate time 600 s (capped" in finding.message
+
+
+def test_broken_checkpoint_on_evict_recipe(capsys):
+    """Rule (issue 13.4): the store in transfer_output_files without being shipped as an input
+    holds a job that is never evicted (code 12): an error that says how to fix it."""
+    path = CORPUS / "bad-store-output-missing.submit"
+    status, out = main_check(capsys, str(path))
+    assert status == exitstatus.EXIT_CHECK_FAILED
+    assert "error [store-output-missing]" in out and "held (code 12" in out
+    assert "mkdir checkpoint.atomic" in out
+
+
+def test_shell_wrapper_without_exec_warns(capsys):
+    """Rule (issue 13.2): a shell script PROGRAM whose last command is not exec'ed, with a job
+    signal sent to the group: a warning naming the script and the three fixes; exit 0."""
+    status, out = main_check(capsys, str(CORPUS / "warn-shell-without-exec.submit"))
+    assert status == 0
+    assert "warning [shell-without-exec]: ./wrapper-noexec.sh is a shell script" in out
+    assert "exec" in out and "trap SIGUSR1" in out and "--signal-to child" in out
+
+
+def test_checkpoint_exit_signal_string_is_an_error(capsys):
+    """Rule (issue 13.8): +SuccessCheckpointExitSignal = "SIGUSR1" reads as 0 in HTCondor: an
+    error whose fix gives the number."""
+    status, out = main_check(capsys, str(CORPUS / "bad-exit-signal-not-number.submit"))
+    assert status == exitstatus.EXIT_CHECK_FAILED
+    assert "error [exit-signal-not-number]" in out
+    assert "+SuccessCheckpointExitSignal = 10" in out
+
+
+def test_two_different_checkpoint_codes_are_an_error(capsys):
+    """Rule (issue 13.8): checkpoint_exit_code = 85 and +SuccessCheckpointExitCode = 86: exit 1,
+    naming the code HTCondor will use (the attribute's)."""
+    status, out = main_check(capsys, str(CORPUS / "bad-checkpoint-code-conflict.submit"))
+    assert status == exitstatus.EXIT_CHECK_FAILED
+    assert "error [checkpoint-code-conflict]" in out and "checkpoint code is 86" in out
+
+
+def test_missing_hold_policy_warns(capsys):
+    """Rule (issue 12.5): a supervised job without on_exit_hold for 64/70/74: a warning whose fix
+    is the snippet's on_exit_hold line; exit 0."""
+    status, out = main_check(capsys, str(CORPUS / "warn-no-hold-policy.submit"))
+    assert status == 0 and "warning [no-hold-policy]" in out
+    assert "on_exit_hold = ExitBySignal =?= false && member(ExitCode, {64, 70, 74})" in out
+
+
+def test_checkpoint_on_evict_howto_recipe_passes(tmp_path):
+    """Rule (issue 13.4): the submit lines of docs/howto/checkpoint-on-eviction.md (store and
+    result shipped so they exist at every eviction) have no error; the only finding is that
+    the supervisor must be installed (the page uses an installed ckpt-supervisor)."""
+    page = (ROOT / "docs" / "howto" / "checkpoint-on-eviction.md").read_text()
+    [block] = [b for b in re.findall(r"(?ms)^```[a-z]*\n(.*?)^```", page) if b.startswith("arguments")]
+    hold = (CORPUS / "good-supervised.submit").read_text().splitlines()
+    text = ("executable = /usr/bin/env\ntransfer_executable = false\n" + block
+            + "checkpoint_exit_code = 85\n" + "\n".join(x for x in hold if x.startswith("on_exit"))
+            + "\nqueue\n")
+    path = tmp_path / "job.submit"
+    path.write_text(text)
+    assert [f.code for f in check_submit(path)] == ["supervisor-installed"], text

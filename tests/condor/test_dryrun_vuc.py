@@ -7,9 +7,12 @@ sleeps 1 s per step and checkpoints at steps 3, 6 and 9.
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import pytest
 from conftest import Result, Running, copy_example, events
+
+JOBS = Path(__file__).resolve().parent / "jobs"
 
 SCENARIOS: dict[str, tuple[str, ...]] = {
     "plain": (),
@@ -27,11 +30,19 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _seed_copy(dest):
+    """examples/vuc with the seed's own vuc.submit (ON_EXIT_OR_EVICT, the 8.8 attributes); the
+    example's file follows the current manual, whose evictions upload nothing."""
+    submit = copy_example("vuc", dest) / "vuc.submit"
+    submit.write_text((JOBS / "vuc-seed.submit").read_text())
+    return submit
+
+
 @pytest.fixture(scope="module")
 def vuc_runs(tmp_path_factory) -> dict[str, Result]:
     base = tmp_path_factory.mktemp("vuc")
     with contextlib.ExitStack() as stack:
-        running = {name: Running(stack, copy_example("vuc", base / name) / "vuc.submit", args)
+        running = {name: Running(stack, _seed_copy(base / name), args)
                    for name, args in SCENARIOS.items()}
         return {name: r.wait(timeout=55) for name, r in running.items()}
 

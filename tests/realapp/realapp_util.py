@@ -176,10 +176,21 @@ class DryRun:
         return phases
 
     def events(self, name: str = "ckpt-events.jsonl") -> list[dict[str, object]]:
-        path = self.folder / name
-        if not path.is_file():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        """Every execution's events: the delivered file holds only the last execution's, since
+        nothing is uploaded at an eviction (no ON_EXIT_OR_EVICT), so the kept execute folders
+        of the dry run's work directory are read too (duplicates dropped, in time order)."""
+        work = self.folder.parent / f"work-{self.folder.name}"
+        paths = [self.folder / name, *sorted(work.glob(f"execute-*/{name}"))]
+        seen: dict[str, dict[str, object]] = {}
+        for path in paths:
+            if path.is_file():
+                for line in path.read_text().splitlines():
+                    try:
+                        if line.strip():
+                            seen.setdefault(line, json.loads(line))
+                    except ValueError:
+                        pass  # a line cut short by a SIGKILL
+        return sorted(seen.values(), key=lambda e: float(e["time"]))  # type: ignore[arg-type]
 
     def context(self) -> str:
         return (f"dry run exit status {self.status} after {self.seconds:.1f}s\n"

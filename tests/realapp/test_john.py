@@ -36,7 +36,10 @@ MODE = "Digits5"
 EXTRA_SALTS = ("bbbbbbbb", "cccccccc")
 CRACKED = "$1$aaaaaaaa$LTe87lnvK04LKv6YKnHUK/:7391"
 PERIOD = 8.0  # seconds from each start to the dry run's checkpoint signal
-MAX_WORK_RATIO = 1.5
+# Without ON_EXIT_OR_EVICT (and so without --checkpoint-on-evict) an eviction uploads nothing:
+# the work since the last checkpoint upload is done again. Here up to ~PERIOD + 0.5 s before
+# the first eviction, ~1.5 s before the crash and up to PERIOD before the second eviction.
+MAX_WORK_RATIO = 2.3
 
 
 @dataclass(frozen=True)
@@ -75,8 +78,9 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Prepared:
 def test_cracked_through_evictions_and_a_crash(prepared: Prepared, tmp_path: Path) -> None:
     """Evicted while a SIGHUP checkpoint is being taken, crashed soon after the next start,
     evicted again mid-run: the session still completes (exit status 0), the delivered pot file
-    holds 7391 and no other password, John's total CPU time stays within 1.5 times an
-    uninterrupted session, and no john process outlives the dry run."""
+    holds 7391 and no other password, John's total CPU time stays within MAX_WORK_RATIO times
+    an uninterrupted session (the work lost at the evictions and the crash is done again), and
+    no john process outlives the dry run."""
     folder = tmp_path / "job"
     shutil.copytree(prepared.inputs, folder)
     w = prepared.seconds

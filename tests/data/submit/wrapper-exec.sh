@@ -1,0 +1,3 @@
+#!/bin/bash
+./helper.sh &
+exec python3 legacy.py
