@@ -504,7 +504,7 @@ def outcome(job: Job, before: set[str]) -> Outcome:
     o = Outcome("unknown", evictions=sum(1 for e in events if e.code == 4), files=delivered(job.dir, before))
     o.uploads = checkpoints_from_ad(ad)
     o.transfers = output_pairs(events)
-    o.extra = {k: ad.get(k, "") for k in ("CheckpointNumber", "NumJobStarts", "NumVacates", "CommittedTime",
+    o.extra = {k: ad.get(k, "") for k in ("ExitCode", "CheckpointNumber", "NumJobStarts", "NumVacates", "CommittedTime",
                                            "JobLastCheckpointTime")}
     if end is None:
         return o

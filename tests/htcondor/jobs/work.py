@@ -100,7 +100,8 @@ resumed = step > 0
 log(f"start {step}")
 
 if args.grandchild and step == 0:
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+    # sys.executable is '' in a job started as "python3" without PATH: use the running binary
+    child = subprocess.Popen([sys.executable or os.readlink("/proc/self/exe"), "-c", "import time; time.sleep(600)"],
                              start_new_session=True, stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with open(args.grandchild, "w") as f:
