@@ -158,7 +158,7 @@ def _marker_path() -> Path:
 
 
 def _pool_cmd(action: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(SHARED_POOL), action], env=shared_pool_env(), capture_output=True,
+    return subprocess.run(["bash", str(SHARED_POOL), action], env=shared_pool_env(), capture_output=True,
                           text=True, timeout=120, check=False)
 
 
@@ -605,13 +605,17 @@ def dry_run_outcome(res: DryRun, log: str, before: set[str]) -> Outcome:
 
 def work_submit(folder: Path, pyz: Path, run: str, program: str, settings: str = "", name: str = "job") -> str:
     """Write ``folder/NAME.submit``: the .pyz runs ``run -- python3 work.py PROGRAM`` with
-    ``--journal`` in the job directory; ``settings`` are extra submit lines. Returns its name."""
+    ``--journal`` in the job directory (``run`` empty: work.py is the executable itself);
+    ``settings`` are extra submit lines. Returns its name."""
     shutil.copy2(JOBS / "work.py", folder / "work.py")
     shutil.copy2(pyz, folder / "ckpt-supervisor.pyz")
     journal = folder / "journal.txt"
-    text = f"""executable = ckpt-supervisor.pyz
-arguments = "{run} --events ckpt-events.jsonl -- python3 work.py --journal {journal} {program}"
-transfer_input_files = work.py
+    if run:
+        head = (f'executable = ckpt-supervisor.pyz\narguments = "{run} --events ckpt-events.jsonl -- python3 work.py '
+                f'--journal {journal} {program}"\ntransfer_input_files = work.py')
+    else:  # no supervisor: the program is the job
+        head = f'executable = work.py\narguments = "--journal {journal} {program}"'
+    text = f"""{head}
 should_transfer_files = yes
 {settings.strip()}
 output = {name}.out
