@@ -148,10 +148,6 @@ def _master_running(pdir: Path) -> bool:
         return False
 
 
-def _lock_path() -> Path:
-    return Path(f"{_shared_dir()}.pytest-lock")
-
-
 def _marker_path() -> Path:
     """Present while the pool runs because a test session started it (not .ci/run or a user)."""
     return Path(f"{_shared_dir()}.started-by-pytest")
@@ -166,41 +162,50 @@ def _pool_cmd(action: str) -> subprocess.CompletedProcess[str]:
 def shared_pool_session() -> Iterator[Pool]:
     """Use the shared pool for a test session (one per xdist worker), starting it if needed.
 
-    Start is idempotent and serialised by an exclusive ``flock``; each session then holds a
-    shared lock on the same file until it ends. The session that ends and finds nobody else
-    holding the lock stops the pool, but only if a test session started it (the marker file):
-    a pool that ``.ci/run`` or a user started is never stopped here. A worker that starts later
-    simply starts it again.
+    Two lock files beside the pool's folder: ``.pytest-start`` serialises starting and stopping
+    (an exclusive ``flock`` held for a moment), ``.pytest-users`` is held shared by every session
+    while it uses the pool. The session that ends and can take ``.pytest-users`` exclusively
+    (nobody else uses the pool) stops it, but only if a test session started it (the marker
+    file): a pool that ``.ci/run`` or a user started is never stopped here. A session that
+    starts later simply starts it again.
     """
     if not SHARED_POOL.is_file():
         raise PoolUnavailable("no HTCondor: condor_submit is not on PATH and "
                               f"{SHARED_POOL} does not exist")
     if os.geteuid() != 0:
         raise PoolUnavailable(f"no HTCondor on PATH, and {SHARED_POOL} needs root to start")
-    lock = _lock_path().open("a+")
+    starting = Path(f"{_shared_dir()}.pytest-start").open("a+")
+    users = Path(f"{_shared_dir()}.pytest-users").open("a+")
     try:
-        for _ in range(5):
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        fcntl.flock(starting, fcntl.LOCK_EX)
+        try:
             if not _master_running(_shared_dir()):
                 proc = _pool_cmd("start")
                 if proc.returncode != 0:
                     raise PoolUnavailable(f"{SHARED_POOL} start failed: {proc.stderr.strip()[-500:]}")
                 _marker_path().write_text(f"{os.getpid()}\n")
-            fcntl.flock(lock, fcntl.LOCK_SH)  # not atomic: check it still runs
-            if _master_running(_shared_dir()):
-                break
+            fcntl.flock(users, fcntl.LOCK_SH)
+        finally:
+            fcntl.flock(starting, fcntl.LOCK_UN)
         pool = _shared_pool()
         if not pool.answers():
             raise PoolUnavailable(f"the pool in {_shared_dir()} runs but condor_q does not answer")
         yield pool
     finally:
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        with contextlib.suppress(OSError):
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(users, fcntl.LOCK_UN)
+        fcntl.flock(starting, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
             if _marker_path().exists():
                 _pool_cmd("stop")
                 _marker_path().unlink()
-        lock.close()
+        except OSError:
+            pass  # another session still uses the pool
+        finally:
+            fcntl.flock(users, fcntl.LOCK_UN)
+            fcntl.flock(starting, fcntl.LOCK_UN)
+            users.close()
+            starting.close()
 
 
 @contextlib.contextmanager
