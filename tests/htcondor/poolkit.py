@@ -174,8 +174,9 @@ def shared_pool_session() -> Iterator[Pool]:
                               f"{SHARED_POOL} does not exist")
     if os.geteuid() != 0:
         raise PoolUnavailable(f"no HTCondor on PATH, and {SHARED_POOL} needs root to start")
-    starting = Path(f"{_shared_dir()}.pytest-start").open("a+")
-    users = Path(f"{_shared_dir()}.pytest-users").open("a+")
+    # held across the yield, closed in the finally below
+    starting = Path(f"{_shared_dir()}.pytest-start").open("a+")  # noqa: SIM115
+    users = Path(f"{_shared_dir()}.pytest-users").open("a+")  # noqa: SIM115
     try:
         fcntl.flock(starting, fcntl.LOCK_EX)
         try:
@@ -238,7 +239,8 @@ def pyz_submit(text: str) -> str:
     ``executable = ckpt-supervisor.pyz`` and ``arguments`` starting with ``run``."""
     joined = re.sub(r"\\\n", " ", text)
     out = []
-    for line in joined.splitlines():
+    for original in joined.splitlines():
+        line = original
         key = line.split("=", 1)[0].strip().lower() if "=" in line and not line.lstrip().startswith("#") else ""
         if key == "transfer_executable":
             continue
@@ -608,7 +610,7 @@ def dry_run_outcome(res: DryRun, log: str, before: set[str]) -> Outcome:
 # --- jobs of jobs/work.py --------------------------------------------------------------------
 
 
-def work_submit(folder: Path, pyz: Path, run: str, program: str, settings: str = "", name: str = "job") -> str:
+def work_submit(folder: Path, pyz: Path, run: str, program: str, settings: str = "", *, name: str = "job") -> str:
     """Write ``folder/NAME.submit``: the .pyz runs ``run -- python3 work.py PROGRAM`` with
     ``--journal`` in the job directory (``run`` empty: work.py is the executable itself);
     ``settings`` are extra submit lines. Returns its name."""

@@ -54,7 +54,7 @@ def _copy_example(name: str, folder: Path) -> None:
             shutil.copy2(item, folder / item.name)
 
 
-def _run_example(pool: Pool, pyz: Path, folder: Path, ex: Example, edit: Callable[[str], str] = lambda s: s,
+def _run_example(pool: Pool, pyz: Path, folder: Path, ex: Example, *, edit: Callable[[str], str] = lambda s: s,
                  timeout: float = 240, check: Callable[[Job], None] = lambda j: None) -> None:
     _copy_example(ex.folder, folder)
     shutil.copy2(pyz, folder / "ckpt-supervisor.pyz")

@@ -205,7 +205,7 @@ def test_leftover_grandchild_is_gone_at_the_restart(pool: Pool, pyz: Path, folde
     with submitted(pool, folder, submit) as job:
         job.wait_event(lambda e: e.code == 40 and e.text.startswith("Finished transferring output"), 180,
                        "the first checkpoint upload")
-        wait_for(lambda: (folder / "grandchild.pid").exists(), 30, "grandchild.pid", context=job.context)
+        wait_for((folder / "grandchild.pid").exists, 30, "grandchild.pid", context=job.context)
         pid = int((folder / "grandchild.pid").read_text())
 
         def grandchild_alive() -> bool:
