@@ -18,10 +18,10 @@ with the job and is removed with it), ``$XDG_CACHE_HOME/ckpt-supervisor`` or
 the hash of the archive's contents and the psutil variant. Extraction goes to a temporary
 directory beside it, which is renamed into place in one step: concurrent starts either win the
 rename or use the winner's complete copy; a copy with missing or resized files is moved aside
-and extracted again. The copy is byte-compiled once per interpreter (``compileall``, marker
-``.compiled-<cache tag>``), so a job environment with ``PYTHONDONTWRITEBYTECODE`` does not
-compile every module at every start; the manifest is a literal in ``__main__``, so a warm start
-imports nothing to find its copy. On a machine that is not Linux x86_64 with glibc, a psutil
+and extracted again. The supervisor writes the bytecode of the modules it imports into its copy
+even where the job's environment sets ``PYTHONDONTWRITEBYTECODE`` (else every start compiles
+every module again); the manifest is a literal in ``__main__``, so a warm start imports nothing
+to find its copy. On a machine that is not Linux x86_64 with glibc, a psutil
 installed for that Python is used if there is one.
 
 The wheels are cached in ``--wheels DIR`` when given (a directory that already holds them is
@@ -92,7 +92,6 @@ def _prepare(os, info):
         try:
             if not _complete(os, target, files):
                 _extract(os, info, root, target, files)
-            _compiled(os, target)
             return target, native is not None
         except OSError as exc:
             last_error = exc
@@ -137,22 +136,6 @@ def _complete(os, target, files):
         return False
 
 
-def _compiled(os, target):
-    """Byte-compile the copy once per interpreter: a job's environment may set
-    PYTHONDONTWRITEBYTECODE, and compiling every module at every start costs ~100 ms."""
-    marker = os.path.join(target, ".compiled-" + sys.implementation.cache_tag)
-    if os.path.exists(marker):
-        return
-    try:
-        import compileall
-
-        compileall.compile_dir(target, quiet=2, workers=1)
-        with open(marker, "w") as f:
-            f.write("ok\n")
-    except OSError:
-        pass  # a read-only cache: the modules are compiled in memory at each start
-
-
 def _extract(os, info, root, target, files):
     import shutil
     import tempfile
@@ -174,7 +157,6 @@ def _extract(os, info, root, target, files):
                     shutil.copyfileobj(src, out)
         with open(os.path.join(tmp, ".complete"), "w") as f:
             f.write("ok\n")
-        _compiled(os, tmp)
         if os.path.lexists(target) and not _complete(os, target, files):
             # an old, incomplete or damaged copy: move it aside (another process may use it)
             aside = "%s.broken-%d" % (target, os.getpid())
@@ -217,6 +199,10 @@ def _main():
                 "only; this is %s %s; install psutil for %s or run the supervisor from a pip "
                 "install\n" % (platform.system(), platform.machine(), sys.executable))
             sys.exit(64)
+    # Keep the copy's bytecode even where the job's environment sets PYTHONDONTWRITEBYTECODE
+    # (the program still gets that environment): otherwise every start compiles every module
+    # again (~100 ms). Only the modules a run imports are compiled, once per copy.
+    sys.dont_write_bytecode = False
     from supervisor.__main__ import entrypoint
 
     entrypoint()

@@ -319,17 +319,16 @@ def test_snippet_job_under_the_dry_run(pyz, venv_python, tmp_path):
 
 
 def test_warm_start_uses_bytecode_without_extracting(pyz, venv_python, tmp_path):
-    """Rule: even where the job's environment sets PYTHONDONTWRITEBYTECODE, the extracted copy
-    carries bytecode for the interpreter that extracted it (compiled once, at extraction), and a
-    warm start finds its copy without opening the archive's manifest or importing zipfile."""
+    """Rule: even where the job's environment sets PYTHONDONTWRITEBYTECODE, the supervisor keeps
+    the bytecode of the modules it imported in its extracted copy (so later starts do not compile
+    them again), and a warm start finds its copy without opening the archive's manifest or
+    importing zipfile."""
     cache = tmp_path / "cache"
     env = clean_env(CKPT_PYZ_CACHE=str(cache), PYTHONDONTWRITEBYTECODE="1")
-    subprocess.run([venv_python, str(pyz), "--version"], env=env, timeout=120, check=True,
+    subprocess.run([venv_python, str(pyz), "run", "--", "true"], env=env, timeout=120, check=True,
                    capture_output=True)
     [copy] = [p for p in cache.iterdir() if not p.name.startswith(".")]
-    assert list(copy.glob(".compiled-*")), "no per-interpreter bytecode marker"
     assert list((copy / "supervisor" / "__pycache__").glob("loop.*.pyc"))
-    assert list((copy / "psutil" / "__pycache__").glob("__init__.*.pyc"))
     proc = subprocess.run(
         [venv_python, "-X", "importtime", str(pyz), "run", "--", "true"],
         env=env, timeout=60, check=False, capture_output=True, text=True,
