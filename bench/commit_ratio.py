@@ -21,7 +21,8 @@ Contenders:
   into the store, CRC-32 of the moved files, fsync);
 * ``rename``: bare renames of the set plus the directory fsyncs (the floor of a move commit).
 
-Ratios are speed ratios against ``cp+fsync`` for the copy (≥ 0.9 is the target: commit no
+CPU seconds (user + sys, including each contender's untimed clean-up) are recorded too: they do
+not depend on the machine's load the way wall times do. Ratios are speed ratios against ``cp+fsync`` for the copy (≥ 0.9 is the target: commit no
 slower than 1/0.9 of cp+fsync) and time ratios for the move (≤ 0.5 is the target).
 """
 
@@ -31,6 +32,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -150,6 +152,12 @@ def run(size: int, files: int, reps: int, base: Path, log: Callable[[str], None]
         "cp+fsync": cp_fsync, "commit": commit(FS()), "commit-readback": commit(ReadBackFS()),
         "commit-move": commit_move, "rename": rename,
     }
+    cpu: dict[str, list[float]] = {k: [] for k in times}
+
+    def cpu_now() -> float:
+        a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
     loads = [loadavg()]
     rng = random.Random(15)
     for rep in range(reps):
@@ -157,7 +165,9 @@ def run(size: int, files: int, reps: int, base: Path, log: Callable[[str], None]
         rng.shuffle(order)
         for name in order:
             os.sync()
+            c0 = cpu_now()
             times[name].append(contenders[name]())
+            cpu[name].append(cpu_now() - c0)
         loads.append(loadavg())
         log(f"rep {rep + 1}/{reps} load {loads[-1][0]:.1f}: "
             + ", ".join(f"{k} {v[-1]:.3f}s" for k, v in times.items()))
@@ -169,6 +179,9 @@ def run(size: int, files: int, reps: int, base: Path, log: Callable[[str], None]
                              text=True).stdout.strip(),
         "loadavg_1min": {"min": min(x[0] for x in loads), "max": max(x[0] for x in loads)},
         "median_s": {k: round(statistics.median(v), 4) for k, v in times.items()},
+        # CPU (user+sys, this process and its children: cp) of each contender, including the
+        # untimed clean-up around it: independent of the load, unlike the wall times
+        "median_cpu_s": {k: round(statistics.median(v), 4) for k, v in cpu.items()},
         "speed_vs_cp_fsync": {k: round(statistics.median(v), 3) for k, v in speed.items()},
         "time_vs_cp_fsync": {k: round(statistics.median(v), 3) for k, v in timer.items()},
         "speed_vs_cp_fsync_quartiles": {
