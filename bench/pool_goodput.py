@@ -142,7 +142,7 @@ class Job:
         t_end = next(t for c, t in ev if c == "005")
         execs = [t for c, t in ev if c == "001"]
         evicts = [t for c, t in ev if c == "004"]
-        restart = [min((x for x in execs if x > e), default=e) - e for e in evicts]
+        restart = [min((x for x in execs if x >= e), default=e) - e for e in evicts]
         events = [json.loads(x) for x in self.events.read_text().splitlines()] \
             if self.events.exists() else []
         self.result = {
