@@ -45,6 +45,12 @@ def sup_env(extra: Optional[dict[str, str]] = None) -> dict[str, str]:
 
 
 def sup_cmd(*args: str) -> list[str]:
+    """``python -m supervisor run ARGS`` from this worktree, or the console script named by
+    $CKPT_BENCH_SUPERVISOR (an installed copy: bytecode written at install time, as users run it;
+    a source tree under PYTHONDONTWRITEBYTECODE compiles every module at every start)."""
+    script = os.environ.get("CKPT_BENCH_SUPERVISOR")
+    if script:
+        return [script, "run", *args]
     return [PY, "-m", "supervisor", "run", *args]
 
 

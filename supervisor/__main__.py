@@ -23,6 +23,44 @@ See docs/reference/exit-status.md.
 """
 
 
+_COLUMNS: list[int] = []
+
+
+def _columns() -> int:
+    """The terminal width as ``shutil.get_terminal_size`` finds it, computed once per process."""
+    if not _COLUMNS:
+        import os
+
+        try:
+            columns = int(os.environ.get("COLUMNS", "0"))
+        except ValueError:
+            columns = 0
+        if columns <= 0:
+            try:
+                columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+            except (AttributeError, ValueError, OSError):
+                columns = 0
+        _COLUMNS.append(columns or 80)
+    return _COLUMNS[0]
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse builds a formatter for every add_argument() (to check metavars); the stock one
+    imports shutil and asks the terminal for its size each time. Same output, one query."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: Optional[int] = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         _columns() - 2 if width is None else width)
+
+
+class _TopFormatter(argparse.HelpFormatter):
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: Optional[int] = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         _columns() - 2 if width is None else width)
+
+
 def main_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     """The whole parser; with ``only="run"`` just the run command (start-up cost matters there)."""
     from .config import add_run_options
@@ -30,6 +68,7 @@ def main_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Run a program that cannot exit after a checkpoint as an HTCondor self-checkpointing job.",
+        formatter_class=_TopFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -38,7 +77,7 @@ def main_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run", help="supervise PROGRAM: pass signals on, checkpoint, commit, report",
         usage=f"{PROG} run [OPTIONS] -- PROGRAM [ARGS...]", epilog=RUN_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
     )
     add_run_options(run)
     run.add_argument("-v", "--verbose", action="count", default=0, help="more log lines on stderr")

@@ -18,8 +18,11 @@ with the job and is removed with it), ``$XDG_CACHE_HOME/ckpt-supervisor`` or
 the hash of the archive's contents and the psutil variant. Extraction goes to a temporary
 directory beside it, which is renamed into place in one step: concurrent starts either win the
 rename or use the winner's complete copy; a copy with missing or resized files is moved aside
-and extracted again. On a machine that is not Linux x86_64 with glibc, a psutil installed for
-that Python is used if there is one.
+and extracted again. The supervisor writes the bytecode of the modules it imports into its copy
+even where the job's environment sets ``PYTHONDONTWRITEBYTECODE`` (else every start compiles
+every module again); the manifest is a literal in ``__main__``, so a warm start imports nothing
+to find its copy. On a machine that is not Linux x86_64 with glibc, a psutil
+installed for that Python is used if there is one.
 
 The wheels are cached in ``--wheels DIR`` when given (a directory that already holds them is
 used without network access).
@@ -56,6 +59,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BOOTSTRAP = r'''"""ckpt-supervisor as a single file: extract once into a cache, then run.
 
 Written by supervisor/build_pyz.py; see docs/howto/ship-the-supervisor.md.
+A warm start imports nothing beyond os (the manifest is the literal below) and stats the
+extracted files; zipfile, shutil and tempfile are imported only to extract.
 """
 import sys
 
@@ -64,44 +69,37 @@ if sys.version_info < (3, 9):
                      % (sys.version_info[0], sys.version_info[1], sys.executable))
     sys.exit(64)
 
+# The build replaces the next line with the manifest as a Python literal.
+_INFO = None  # @MANIFEST@
 
-def _prepare():
-    import json
-    import os
-    import platform
-    import shutil
-    import tempfile
-    import zipfile
 
-    archive = os.path.dirname(os.path.abspath(__file__))
-    with zipfile.ZipFile(archive) as zf:
-        info = json.loads(zf.read("_ckpt_pyz.json").decode("utf-8"))
-        native = None
-        machine = platform.machine()
-        if sys.platform.startswith("linux") and machine in ("x86_64", "AMD64") and _glibc(os):
-            for entry in info["native"]:
-                low = tuple(entry["python"])
-                if (entry["abi3"] and sys.version_info[:2] >= low) or sys.version_info[:2] == low:
-                    native = entry
-                    break
-        files = dict(info["common"]["files"])
-        if native is not None:
-            files.update(native["files"])
-        name = info["build_id"][:16] + "-" + (native["name"] if native else "pure")
-        last_error = None
-        for root in _roots(os, tempfile):
-            target = os.path.join(root, name)
-            try:
-                if not _complete(os, target, files):
-                    _extract(os, shutil, tempfile, zf, root, target, files)
-                return target, native is not None
-            except OSError as exc:
-                last_error = exc
-                continue
-        sys.stderr.write("ckpt-supervisor: error: cannot extract the single-file supervisor into "
-                         "any cache directory (last error: %s); set CKPT_PYZ_CACHE to a writable "
-                         "directory\n" % (last_error,))
-        sys.exit(64)
+def _prepare(os, info):
+    native = None
+    machine = os.uname().machine
+    if sys.platform.startswith("linux") and machine in ("x86_64", "AMD64") and _glibc(os):
+        for entry in info["native"]:
+            low = tuple(entry["python"])
+            if (entry["abi3"] and sys.version_info[:2] >= low) or sys.version_info[:2] == low:
+                native = entry
+                break
+    files = dict(info["common"]["files"])
+    if native is not None:
+        files.update(native["files"])
+    name = info["build_id"][:16] + "-" + (native["name"] if native else "pure")
+    last_error = None
+    for root in _roots(os):
+        target = os.path.join(root, name)
+        try:
+            if not _complete(os, target, files):
+                _extract(os, info, root, target, files)
+            return target, native is not None
+        except OSError as exc:
+            last_error = exc
+            continue
+    sys.stderr.write("ckpt-supervisor: error: cannot extract the single-file supervisor into "
+                     "any cache directory (last error: %s); set CKPT_PYZ_CACHE to a writable "
+                     "directory\n" % (last_error,))
+    sys.exit(64)
 
 
 def _glibc(os):
@@ -112,7 +110,7 @@ def _glibc(os):
         return False
 
 
-def _roots(os, tempfile):
+def _roots(os):
     env = os.environ
     if env.get("CKPT_PYZ_CACHE"):
         yield env["CKPT_PYZ_CACHE"]
@@ -120,6 +118,8 @@ def _roots(os, tempfile):
         yield os.path.join(env["_CONDOR_SCRATCH_DIR"], ".ckpt-supervisor-pyz")
     base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     yield os.path.join(base, "ckpt-supervisor")
+    import tempfile
+
     yield os.path.join(tempfile.gettempdir(), "ckpt-supervisor-pyz-%d" % os.getuid())
 
 
@@ -136,16 +136,25 @@ def _complete(os, target, files):
         return False
 
 
-def _extract(os, shutil, tempfile, zf, root, target, files):
+def _extract(os, info, root, target, files):
+    import shutil
+    import tempfile
+    import zipfile
+
+    members = {}
+    for section in [info["common"], *info["native"]]:
+        for rel in section["files"]:
+            members[rel] = section["prefix"] + rel
     os.makedirs(root, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".extract-", dir=root)
+    archive = os.path.dirname(os.path.abspath(__file__))
     try:
-        for rel in files:
-            member = files_member(rel)
-            dest = os.path.join(tmp, rel)
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            with zf.open(member) as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out)
+        with zipfile.ZipFile(archive) as zf:
+            for rel in files:
+                dest = os.path.join(tmp, rel)
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                with zf.open(members[rel]) as src, open(dest, "wb") as out:
+                    shutil.copyfileobj(src, out)
         with open(os.path.join(tmp, ".complete"), "w") as f:
             f.write("ok\n")
         if os.path.lexists(target) and not _complete(os, target, files):
@@ -167,25 +176,17 @@ def _extract(os, shutil, tempfile, zf, root, target, files):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def files_member(rel):
-    return _MEMBERS[rel]
-
-
-_MEMBERS = {}
-
-
 def _main():
-    import json
     import os
-    import zipfile
 
-    archive = os.path.dirname(os.path.abspath(__file__))
-    with zipfile.ZipFile(archive) as zf:
-        info = json.loads(zf.read("_ckpt_pyz.json").decode("utf-8"))
-    for section in [info["common"], *info["native"]]:
-        for rel in section["files"]:
-            _MEMBERS[rel] = section["prefix"] + rel
-    target, has_native = _prepare()
+    info = _INFO
+    if info is None:  # an archive assembled by hand: read the manifest file
+        import json
+        import zipfile
+
+        with zipfile.ZipFile(os.path.dirname(os.path.abspath(__file__))) as zf:
+            info = json.loads(zf.read("_ckpt_pyz.json").decode("utf-8"))
+    target, has_native = _prepare(os, info)
     sys.path.insert(0, target)
     if not has_native:
         try:
@@ -198,6 +199,10 @@ def _main():
                 "only; this is %s %s; install psutil for %s or run the supervisor from a pip "
                 "install\n" % (platform.system(), platform.machine(), sys.executable))
             sys.exit(64)
+    # Keep the copy's bytecode even where the job's environment sets PYTHONDONTWRITEBYTECODE
+    # (the program still gets that environment): otherwise every start compiles every module
+    # again (~100 ms). Only the modules a run imports are compiled, once per copy.
+    sys.dont_write_bytecode = False
     from supervisor.__main__ import entrypoint
 
     entrypoint()
@@ -350,7 +355,8 @@ def build(
             "native": native_entries,
         }
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        (stage / "__main__.py").write_text(BOOTSTRAP)
+        marker = "_INFO = None  # @MANIFEST@"
+        (stage / "__main__.py").write_text(BOOTSTRAP.replace(marker, f"_INFO = {manifest!r}", 1))
         output.parent.mkdir(parents=True, exist_ok=True)
         partial = output.with_name(output.name + ".partial")
         zipapp.create_archive(stage, partial, interpreter=interpreter, compressed=True)

@@ -316,3 +316,24 @@ def test_snippet_job_under_the_dry_run(pyz, venv_python, tmp_path):
     assert proc.returncode == 0, out + err
     assert (job / "result.dat").read_text() == "30\n"
     assert "Job was evicted" in (job / "job.log").read_text()
+
+
+def test_warm_start_uses_bytecode_without_extracting(pyz, venv_python, tmp_path):
+    """Rule: even where the job's environment sets PYTHONDONTWRITEBYTECODE, the supervisor keeps
+    the bytecode of the modules it imported in its extracted copy (so later starts do not compile
+    them again), and a warm start finds its copy without opening the archive's manifest or
+    importing zipfile."""
+    cache = tmp_path / "cache"
+    env = clean_env(CKPT_PYZ_CACHE=str(cache), PYTHONDONTWRITEBYTECODE="1")
+    subprocess.run([venv_python, str(pyz), "run", "--", "true"], env=env, timeout=120, check=True,
+                   capture_output=True)
+    [copy] = [p for p in cache.iterdir() if not p.name.startswith(".")]
+    assert list((copy / "supervisor" / "__pycache__").glob("loop.*.pyc"))
+    proc = subprocess.run(
+        [venv_python, "-X", "importtime", str(pyz), "run", "--", "true"],
+        env=env, timeout=60, check=False, capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert "supervisor.loop" in imported
+    assert not imported & {"zipfile", "json", "shutil", "tempfile", "compileall"}, imported

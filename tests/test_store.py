@@ -55,6 +55,33 @@ def new_store(sandbox: Path, **kw) -> Store:
 # ------------------------------------------------------------------ round trip
 
 
+def test_large_file_copied_once_is_checksummed_as_written(sandbox: Path) -> None:
+    """A file larger than the copy buffer and the writeback step (the copy reads each byte once
+    and checksums that buffer) commits with the CRC-32 of its bytes, verifies, and restores
+    byte for byte; a flipped byte in the store is then refused as corrupt."""
+    import zlib
+
+    data = os.urandom(3 << 20) + bytes(range(256)) * 4097
+    (sandbox / "a.bin").write_bytes(data)
+    store = new_store(sandbox)
+    res = store.commit({"seq": 1})
+    manifest = json.loads((sandbox / STORE / MANIFEST).read_text())
+    entry = next(e for e in manifest["entries"] if e["path"] == "a.bin")
+    assert entry["size"] == len(data) and entry["crc32"] == f"{zlib.crc32(data):08x}"
+    assert res.bytes == checkpoint_bytes(sandbox, PATHS)
+    store.verify()
+    (sandbox / "a.bin").write_bytes(b"changed")
+    store.restore()
+    assert (sandbox / "a.bin").read_bytes() == data
+    with open(sandbox / STORE / "a.bin", "r+b") as f:
+        f.seek(len(data) // 2)
+        byte = f.read(1)
+        f.seek(len(data) // 2)
+        f.write(bytes([byte[0] ^ 1]))
+    with pytest.raises(CorruptStore, match="checksum"):
+        new_store(sandbox).verify()
+
+
 def test_commit_verify_restore_round_trip(sandbox: Path) -> None:
     """Committed files and directory trees come back byte for byte, with modes and state."""
     (sandbox / "dir" / "empty").mkdir()

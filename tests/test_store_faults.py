@@ -214,7 +214,7 @@ def test_every_commit_step_failing_keeps_old_or_new(fast_tmp: Path, name: str) -
     variant = VARIANTS[name]
     calls = count_calls(fast_tmp, variant)
     kinds = set(calls)
-    assert {"open", "copy" if variant["op"] == "commit" and not variant["move"] else "open",
+    assert {"open", "copy_checksum" if variant["op"] == "commit" and not variant["move"] else "open",
             "fsync", "fsync_dir", "mkdir", "write"} <= kinds
     assert kinds & {"exchange", "rename"}
     new_seq = 2
@@ -249,12 +249,12 @@ def test_every_commit_step_failing_keeps_old_or_new(fast_tmp: Path, name: str) -
 
 def test_fault_enumeration_covers_every_kind_of_step(tmp_path: Path) -> None:
     """The enumerated commit path includes each kind of call issue 6 names: open, write (and
-    copy), fsync, rename or exchange, directory fsync, removal of the old store."""
+    the checksumming copy), fsync, rename or exchange, directory fsync, removal of the old store."""
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     copy = Counter(count_calls(tmp_path / "a", VARIANTS["copy"]))
     fallback = Counter(count_calls(tmp_path / "b", VARIANTS["copy-fallback"]))
-    for kind in ("open", "copy", "write", "fsync", "fsync_dir", "exchange", "rmtree", "mkdir"):
+    for kind in ("open", "copy_checksum", "write", "fsync", "fsync_dir", "exchange", "rmtree", "mkdir"):
         assert copy[kind] > 0, kind
     assert fallback["rename"] >= 2 and fallback["rmtree"] >= 1
 

@@ -5,7 +5,7 @@
  *       (write is async-signal-safe); write one zero record once the handler is installed, then
  *       pause() forever; SIGUSR2 makes it exit 0 (so a wrapper under a profiler exits normally).
  *       This is "the program" behind the supervisor, tini or dumb-init.
- *   benchprog send PID SIG N GAP_US FIFO
+ *   benchprog send PID SIG N GAP_US FIFO [again]
  *       N times: t0 = CLOCK_MONOTONIC; kill(PID, SIG); read the handler's time t1 from FIFO;
  *       print t1 - t0 in nanoseconds; sleep GAP_US. PID is the supervisor (or tini, dumb-init,
  *       or the catcher itself for the floor). Both ends use the same clock.
@@ -79,11 +79,12 @@ static int do_catch(const char *fifo) {
     for (;;) pause();
 }
 
-static int do_send(pid_t pid, int sig, long n, long gap_us, const char *fifo) {
+static int do_send(pid_t pid, int sig, long n, long gap_us, const char *fifo, int again) {
     int fd = open(fifo, O_RDONLY | O_CLOEXEC);
     if (fd < 0) { perror(fifo); return 1; }
     int64_t t1;
-    if (read_full(fd, &t1, sizeof t1) != 0) { fprintf(stderr, "no ready record\n"); return 1; }
+    /* the catcher writes one ready record when it starts: only the first sender reads it */
+    if (!again && read_full(fd, &t1, sizeof t1) != 0) { fprintf(stderr, "no ready record\n"); return 1; }
     struct timespec gap = { gap_us / 1000000, (gap_us % 1000000) * 1000 };
     for (long i = 0; i < n; i++) {
         int64_t t0 = now_ns();
@@ -124,8 +125,9 @@ static int do_job(void) {
 int main(int argc, char **argv) {
     if (argc >= 3 && strcmp(argv[1], "catch") == 0) return do_catch(argv[2]);
     if (argc >= 7 && strcmp(argv[1], "send") == 0)
-        return do_send((pid_t)atol(argv[2]), atoi(argv[3]), atol(argv[4]), atol(argv[5]), argv[6]);
+        return do_send((pid_t)atol(argv[2]), atoi(argv[3]), atol(argv[4]), atol(argv[5]), argv[6],
+                       argc >= 8 && strcmp(argv[7], "again") == 0);
     if (argc >= 2 && strcmp(argv[1], "job") == 0) return do_job();
-    fprintf(stderr, "usage: benchprog catch FIFO | send PID SIG N GAP_US FIFO | job\n");
+    fprintf(stderr, "usage: benchprog catch FIFO | send PID SIG N GAP_US FIFO [again] | job\n");
     return 2;
 }

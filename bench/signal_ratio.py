@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Signal pass-on latency against tini, interleaved, idle and while a commit runs (target 2).
+
+    python3 bench/signal_ratio.py [--blocks 10] [--per-block 50] [--commit-mib 1024] [--dir /tmp]
+
+Every wrapper runs at the same time, each around its own ``benchprog catch FIFO`` (bench/c: the
+program's SIGUSR1 handler reads CLOCK_MONOTONIC and writes it to the FIFO; the sender reads the
+same clock before ``kill()``). Blocks of PER-BLOCK signals, 2 ms apart, go to each wrapper in
+turn, BLOCKS times, so load changes hit all wrappers alike: ``direct`` (the program itself: the
+floor), ``tini -s``, ``supervisor`` (``ckpt-supervisor run --``, idle).
+
+``supervisor-committing``: then, in separate rounds, a supervisor whose checkpoint is a set of
+COMMIT-MiB (4 files) is told to checkpoint (``--trigger-signal SIGUSR2 --complete-when
+quiet=0``, with a harmless --job-signal SIGWINCH; the bench rewrites a fifth, small checkpoint
+file after the request, as the program would): once its ``checkpoint_complete`` event is written, PER-BLOCK signals are sent while
+the commit copies; only the samples whose block ended before the ``committed`` event count. A
+tini block is sent right after each such round, as its peer.
+
+Prints JSON: per wrapper the median, p90, p99 and max in µs and the median's ratio to tini's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from common import Procs, compile_c, percentile, sup_cmd, sup_env  # noqa: E402
+
+GAP_US = 2000
+
+
+SENT: set[Path] = set()
+
+
+def send(prog: Path, pid: int, n: int, fifo: Path) -> list[float]:
+    again = ["again"] if fifo in SENT else []
+    SENT.add(fifo)
+    out = subprocess.run([str(prog), "send", str(pid), str(int(signal.SIGUSR1)), str(n), str(GAP_US), str(fifo),
+                          *again],
+                         capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr)
+    return [int(x) / 1000 for x in out.stdout.split()]
+
+
+def wait_line(path: Path, word: str, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if path.exists() and f'"event": "{word}"' in path.read_text():
+            return True
+        time.sleep(0.002)
+    return False
+
+
+def stats(us: list[float]) -> dict[str, Any]:
+    if not us:
+        return {"n": 0}
+    return {"n": len(us), "median": round(statistics.median(us), 1), "p90": round(percentile(us, 90), 1),
+            "p99": round(percentile(us, 99), 1), "max": round(max(us), 1)}
+
+
+def make_set(d: Path, mib: int) -> None:
+    block = os.urandom(4 << 20)
+    for i in range(4):
+        with open(d / f"ck{i}.bin", "wb") as f:
+            for _ in range(mib // 16):
+                f.write(block)
+    os.sync()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--blocks", type=int, default=10)
+    ap.add_argument("--per-block", type=int, default=50)
+    ap.add_argument("--commit-mib", type=int, default=1024)
+    ap.add_argument("--commit-rounds", type=int, default=4)
+    ap.add_argument("--dir", default="/tmp")
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-sigratio-", dir=a.dir))
+    procs = Procs()
+    res: dict[str, Any] = {"gap_us": GAP_US, "load": [float(Path("/proc/loadavg").read_text().split()[0])]}
+    try:
+        prog = work / "benchprog"
+        err = compile_c(HERE / "c" / "benchprog.c", prog)
+        if err:
+            raise SystemExit(err)
+        tini = shutil.which("tini")
+        wrappers: dict[str, list[str]] = {"direct": []}
+        if tini:
+            wrappers["tini"] = [tini, "-s", "--"]
+        wrappers["supervisor"] = sup_cmd("--")
+        running: dict[str, tuple[int, Path]] = {}
+        for name, w in wrappers.items():
+            d = work / name
+            d.mkdir()
+            fifo = d / "times"
+            os.mkfifo(fifo)
+            p = procs.start([*w, str(prog), "catch", str(fifo)], env=sup_env(), cwd=d)
+            running[name] = (p.pid, fifo)
+        time.sleep(1.0)
+        samples: dict[str, list[float]] = {k: [] for k in [*wrappers, "supervisor-committing", "tini-peer-of-committing"]}
+        for _ in range(a.blocks):
+            for name, (pid, fifo) in running.items():
+                samples[name].extend(send(prog, pid, a.per_block, fifo))
+        # while a commit runs
+        cd = work / "commit"
+        cd.mkdir()
+        make_set(cd, a.commit_mib)
+        kept = dropped = 0
+        commit_s = []
+        for r in range(a.commit_rounds):
+            fifo = cd / f"times{r}"
+            os.mkfifo(fifo)
+            events = cd / f"events{r}.jsonl"
+            (cd / "tick").write_text(f"{r}\n")
+            argv = sup_cmd(*[x for i in range(4) for x in ("--checkpoint", f"ck{i}.bin")], "--checkpoint", "tick",
+                           "--trigger-signal", "SIGUSR2", "--job-signal", "SIGWINCH", "--complete-when", "quiet=0",
+                           "--events", str(events), "--store", f"store{r}", "--", str(prog), "catch", str(fifo))
+            p = procs.start(argv, env=sup_env(), cwd=cd)
+            if not wait_line(events, "started", 30):
+                raise RuntimeError("supervisor did not start")
+            time.sleep(0.3)
+            os.kill(p.pid, signal.SIGUSR2)
+            if not wait_line(events, "checkpoint_requested", 30):
+                raise RuntimeError("no checkpoint_requested")
+            (cd / "tick").write_text(f"{r} written after the request\n")  # the program's "new checkpoint"
+            if not wait_line(events, "checkpoint_complete", 30):
+                raise RuntimeError("no checkpoint_complete")
+            t_send0 = time.time()
+            us = send(prog, p.pid, a.per_block, fifo)
+            t_send1 = time.time()
+            p.wait(timeout=300)
+            evs = [json.loads(x) for x in events.read_text().splitlines()]
+            committed = next((e["time"] for e in evs if e["event"] == "committed"), None)
+            commit_s.append(next((e.get("seconds") for e in evs if e["event"] == "committed"), None))
+            if committed is not None and t_send1 <= committed:
+                samples["supervisor-committing"].extend(us)
+                kept += 1
+            else:
+                # the commit ended inside the block: keep the part sent before it (2 ms apart)
+                part = int(max(0.0, (committed or t_send0) - t_send0) * 1e6 // (GAP_US + 100))
+                samples["supervisor-committing"].extend(us[:part])
+                dropped += len(us) - part
+            shutil.rmtree(cd / f"store{r}", ignore_errors=True)
+            if "tini" in running:
+                pid, tf = running["tini"]
+                samples["tini-peer-of-committing"].extend(send(prog, pid, a.per_block, tf))
+        res["commit"] = {"mib": a.commit_mib, "rounds": a.commit_rounds, "rounds_whole_block_inside": kept,
+                         "samples_after_commit_dropped": dropped, "commit_seconds": commit_s}
+    finally:
+        procs.kill_all()
+        shutil.rmtree(work, ignore_errors=True)
+    res["load"].append(float(Path("/proc/loadavg").read_text().split()[0]))
+    res["us"] = {k: stats(v) for k, v in samples.items()}
+    t = res["us"].get("tini", {}).get("median")
+    tp = res["us"].get("tini-peer-of-committing", {}).get("median")
+    if t:
+        res["median_vs_tini"] = {k: round(v["median"] / t, 2) for k, v in res["us"].items()
+                                 if v.get("n") and k != "supervisor-committing"}
+        if tp and res["us"]["supervisor-committing"].get("n"):
+            res["median_vs_tini"]["supervisor-committing (vs its tini peer)"] = round(
+                res["us"]["supervisor-committing"]["median"] / tp, 2)
+    text = json.dumps(res, indent=1)
+    print(text)
+    if a.json:
+        Path(a.json).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
