@@ -16,13 +16,20 @@ Rules it enforces (see ``docs/explanation/htcondor-semantics.md``):
 * One checkpoint is in flight at a time; triggers that arrive meanwhile are coalesced.
 * A checkpoint is complete only when the checkpoint paths changed since the request (in watch
   mode: since the last commit) and then every completion rule holds; a ``command`` rule runs last.
-* After HTCondor's checkpoint signal (a trigger signal) the job must exit with the checkpoint
-  status even if the program just finished: its real status is then committed into the store
-  (``final_status``) and reported at the next start (:func:`plan_start`).
+* After HTCondor's checkpoint signal (a trigger signal) the job owes HTCondor the checkpoint
+  status (:class:`Promise`, semantics rule 8): *every* way out is then the checkpoint status, an
+  eviction included. A program that just finished has its real status committed into the store
+  (``final_status``) and reported at the next start (:func:`plan_start`); a program that ended
+  without a new checkpoint (killed by the soft kill, the grace, or the job signal) leaves the
+  committed store unchanged, and the checkpoint status makes HTCondor restart from it.
 * The program's own exit with the reserved checkpoint code is a distinct failure, unless
   post-exit inspection (``inspect_on_exit``) turns it into a checkpoint.
-* On the soft-kill signal: pass it on, wait ``kill_grace``, SIGKILL the tree (or first try a
-  checkpoint within ``checkpoint_on_evict`` seconds). Exit status then is the program's own.
+* On a soft-kill signal (``KillSig`` or ``RemoveKillSig``): pass it on, wait ``kill_grace``,
+  SIGKILL the tree (or first try a checkpoint within ``checkpoint_on_evict`` seconds; a checkpoint
+  already in flight under a promise gets ``promise_budget`` seconds). Exit status then is the
+  program's own, unless a promise is owed.
+* A program killed by the job signal we sent (a shell wrapper without ``exec``) has not finished:
+  the checkpoint status is reported over the unchanged store, with a line saying how to fix it.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from .rules import Rule, View
 @record(frozen=True)
 class CoreSettings:
     kill_signal: int = 15
+    remove_kill_signal: Optional[int] = None  # RemoveKillSig: a soft kill too (os_proc.cpp:941)
     kill_grace: float = 10.0
     exit_code: int = exitstatus.DEFAULT_CHECKPOINT_EXIT_CODE
     exit_signal: Optional[int] = None
@@ -54,10 +62,26 @@ class CoreSettings:
     inspect_on_exit: frozenset[int] = frozenset()
     complete: Optional[Rule] = None
     checkpoint_on_evict: Optional[float] = None
+    promise_budget: Optional[float] = None  # evicted with a promised checkpoint in flight: its time
     checkpoint_timeout: Optional[float] = None
     on_timeout: str = "continue"  # or "fail"
     min_run: float = 0.0
     exit_after_checkpoint: bool = True  # for timer and watch checkpoints
+
+
+@record(frozen=True)
+class Promise:
+    """The promise owed to HTCondor after its checkpoint signal (semantics rule 8).
+
+    Once the starter sent ``signal`` at ``at``, the job's next exit must be the checkpoint status,
+    whatever happens meanwhile (an eviction included), or HTCondor holds the job (code 36).
+    ``fallback``: the last resort (report the checkpoint status over the unchanged store) was
+    already tried; if that failed too, the failure is reported as it is.
+    """
+
+    signal: int
+    at: float
+    fallback: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -73,6 +97,7 @@ class Observation:
     log_counts: tuple[tuple[str, int], ...] = ()  # (pattern, matches since start)
     open_for_write: Optional[bool] = None
     present: bool = True  # every checkpoint path exists
+    missing: tuple[str, ...] = ()  # the checkpoint paths that do not exist
     newest_ns: Optional[int] = None  # newest mtime among the checkpoint files (for marker rules)
 
 
@@ -281,7 +306,9 @@ class Core:
         self.started_at = 0.0
         self.child_alive = False
         self.child_result: Optional[tuple[Optional[int], Optional[int]]] = None
-        self.signal_requested = False  # HTCondor's checkpoint signal seen during this run
+        self.promise: Optional[Promise] = None  # owed to HTCondor after its checkpoint signal
+        self.failed_commits = 0
+        self.last_commit_error = ""
         self.evicting = False
         self.exit_plan: Optional[Exit] = None
         # checkpoint bookkeeping
@@ -352,15 +379,21 @@ class Core:
     _pending_exit_at: Optional[float] = None
     _evaluated_at: Optional[float] = None  # when the completion rules were last evaluated
     _soft_kill_sent = False
+    soft_kill_received: Optional[int] = None  # the soft-kill signal HTCondor sent
 
     def _evict_budget_applies(self) -> bool:
         """A validator runs for an eviction checkpoint: the budget bounds it too."""
         return (self.phase == Phase.VALIDATING and self.request_reason == "evict"
                 and self.request_deadline is not None and self.child_alive)
 
-    def _soft_kill(self, now: float, out: list[Command_]) -> None:
-        """Pass KillSig on; the grace starts with the first one sent."""
-        sig = self.s.kill_signal
+    def _is_soft_kill(self, sig: int) -> bool:
+        return sig == self.s.kill_signal or (self.s.remove_kill_signal is not None
+                                              and sig == self.s.remove_kill_signal)
+
+    def _soft_kill(self, now: float, out: list[Command_], sig: Optional[int] = None) -> None:
+        """Pass the soft-kill signal on (the one HTCondor sent); the grace starts with the first."""
+        if sig is None:
+            sig = self.soft_kill_received or self.s.kill_signal
         out.append(SendSignal(sig))
         out.append(Record("kill_sent", {"signal": sig, "grace": self.s.kill_grace}))
         if not self._soft_kill_sent:
@@ -470,7 +503,15 @@ class Core:
             return False
         self.complete_rule = str(self.s.complete) if self.s.complete is not None else "changed"
         latency = None if self.request_at is None else now - self.request_at
-        out.append(Record("checkpoint_complete", {"rule": self.complete_rule, "latency": latency}))
+        after = "" if latency is None else f" {latency:.3f} s after the request"
+        if exited and self.exit_event is not None and self.exit_event.code in self.s.inspect_on_exit \
+                and self.request_reason == "exit":
+            how = (f"the program exited {self.exit_event.code} (--inspect-on-exit) and its checkpoint changed "
+                   f"since this start; completion rule {self.complete_rule!r} holds")
+        else:
+            how = f"the checkpoint changed and completion rule {self.complete_rule!r} holds{after}"
+        out.append(Record("checkpoint_complete", {"rule": self.complete_rule, "latency": latency},
+                          message=f"checkpoint complete: {how}"))
         if self._has_command():
             out.append(RunValidator())
             self._goto(Phase.VALIDATING)
@@ -510,10 +551,11 @@ class Core:
     def _program_ended(self, ev: ChildExited, out: list[Command_]) -> None:
         """The program exited while no checkpoint completion is pending (or it failed)."""
         code, signum = ev.code, ev.signum
-        if self.s.checkpointing and self.signal_requested and not self.evicting:
+        if self.s.checkpointing and self.promise is not None:
             # HTCondor sent its checkpoint signal: the job must exit with the checkpoint status.
-            if not self._finished(ev):
-                self._restart_from_last_commit(ev, out)
+            # During an eviction only the done rule can say the program had finished.
+            if not self._finished(ev) or (self.evicting and ev.done is not True):
+                self._keep_promise_over_store(ev, out)
                 return
             status = self._report_program(code, signum).status
             out.append(Record("final_status_recorded", {"status": status},
@@ -522,7 +564,20 @@ class Core:
             self.request_reason = "exit"
             self._start_commit(out, final_status=status)
             return
+        if self.s.checkpointing and self._killed_by_our_job_signal(ev) and not self.evicting:
+            if ev.done:
+                # the program had finished its work when our signal landed (during its shutdown)
+                out.append(Record("finished_before_job_signal", {"signal": signum},
+                                  message=f"the program was killed by signal {signum}, the job signal we sent, "
+                                          "after its done rule held: reporting it as finished (0)"))
+                self._kill_then(Exit(0, reason="program finished (done rule)"), out, program_end=True)
+                return
+            self._restart_from_last_commit(ev, out)
+            return
         self._kill_then(self._report_program(code, signum), out, program_end=True)
+
+    def _killed_by_our_job_signal(self, ev: ChildExited) -> bool:
+        return ev.signum is not None and ev.signum in self.sent_job_signals
 
     def _finished(self, ev: ChildExited) -> bool:
         """Did the program end its work (rather than die from our request)? The done rule decides
@@ -531,15 +586,38 @@ class Core:
             return False
         return ev.done is not False
 
+    def _keep_promise_over_store(self, ev: Optional[ChildExited], out: list[Command_]) -> None:
+        """The last resort of a promise: the checkpoint status over the unchanged store."""
+        assert self.promise is not None
+        self.promise = Promise(self.promise.signal, self.promise.at, fallback=True)
+        if ev is not None:
+            self._restart_from_last_commit(ev, out)
+            return
+        self._restart_from_last_commit(ChildExited(self._now_hint, None, None, self.obs), out)
+
     def _restart_from_last_commit(self, ev: ChildExited, out: list[Command_]) -> None:
-        """After the checkpoint signal the program ended without a checkpoint and without
-        finishing: report the checkpoint status over the last committed store (unchanged), so
-        that HTCondor restarts the job from there instead of holding it or ending it."""
-        status = program_status(ev.code, ev.signum)
-        out.append(Record("interrupted", {"status": status}, level="warning",
-                          message=f"the program ended with status {status} after the checkpoint signal "
-                                  "without a new checkpoint and without finishing; restarting from the "
-                                  "last committed checkpoint"))
+        """The program ended without a checkpoint and without finishing (after the checkpoint
+        signal, or killed by the job signal we sent): report the checkpoint status over the last
+        committed store (unchanged), so that HTCondor restarts the job from there instead of
+        holding it (rule 8) or ending it."""
+        if ev.code is None and ev.signum is None:
+            status_text = "ended"
+        else:
+            status_text = f"ended with status {program_status(ev.code, ev.signum)}"
+        if self._killed_by_our_job_signal(ev) and not self.evicting:
+            out.append(Record("killed_by_job_signal", {"signal": ev.signum}, level="warning",
+                              message=f"the program was killed by signal {ev.signum}, the job signal we sent to "
+                                      "ask for a checkpoint: the process that got it has no handler (a shell "
+                                      "wrapper?); fix: `exec` the program in the wrapper, `trap` the signal, "
+                                      "or --signal-to child; restarting from the last committed checkpoint"))
+        else:
+            why = "during the eviction" if self.evicting else "after the checkpoint signal"
+            out.append(Record("interrupted", {"status": program_status(ev.code, ev.signum)
+                                              if ev.code is not None or ev.signum is not None else None},
+                              level="warning",
+                              message=f"the program {status_text} {why} without a new checkpoint and without "
+                                      "finishing; reporting the checkpoint status over the last committed "
+                                      "checkpoint (unchanged), so that HTCondor restarts the job from it"))
         self.request_reason = "exit"
         out.append(Commit(program_exited=True, restart=True))
         self.commit_final_status = None
@@ -561,11 +639,12 @@ class Core:
 
     def _on_SignalReceived(self, ev: SignalReceived, out: list[Command_]) -> None:
         sig = ev.signum
-        if sig == self.s.kill_signal:
+        if self._is_soft_kill(sig):
             self._on_kill_signal(ev, out)
             return
         if sig in self.s.trigger_signals and self.s.checkpointing:
-            self.signal_requested = True
+            if self.promise is None:
+                self.promise = Promise(sig, ev.now)
             if self.phase == Phase.RUNNING and self.child_alive:
                 self._request(ev.now, "signal", out, trigger=sig)
             elif self.phase in (Phase.CHECKPOINTING, Phase.VALIDATING, Phase.COMMITTING):
@@ -580,19 +659,32 @@ class Core:
 
     def _on_kill_signal(self, ev: SignalReceived, out: list[Command_]) -> None:
         sig = ev.signum
+        if self.phase == Phase.EXITED:
+            return
         first = not self.evicting
         self.evicting = True
-        if self.phase in (Phase.KILLING, Phase.EXITED):
-            return
-        if not self.child_alive:
+        if first:
+            self.soft_kill_received = sig
+        busy = self.child_alive and self.phase not in (Phase.KILLING, Phase.EXITED)
+        budget = self.s.checkpoint_on_evict if busy else None
+        in_flight = self.phase in (Phase.CHECKPOINTING, Phase.VALIDATING)
+        if busy and in_flight and not budget and self.promise is not None:
+            budget = self.s.promise_budget  # the promised checkpoint may still complete in time
+        if first:
+            fields: dict[str, Any] = {"signal": sig, "budget": budget, "during": self.phase.value,
+                                      "promise": self.promise is not None}
+            owed = " (the checkpoint status is owed to HTCondor)" if self.promise is not None else ""
+            then = (f"a checkpoint gets {budget:g} s, then the soft kill is passed on" if budget
+                    and (in_flight or (self.phase == Phase.RUNNING and self.s.checkpointing))
+                    else "passing it on")
+            out.append(Record("evicting", fields, message=f"soft-kill signal {sig} received while "
+                              f"{self.phase.value}{owed}: evicting; {then}"))
+        if not busy:
             return  # we are already finishing; the commit or kill in progress completes
-        budget = self.s.checkpoint_on_evict
         if first and budget and self.s.checkpointing and self.phase == Phase.RUNNING:
-            out.append(Record("evicting", {"signal": sig, "budget": budget}))
             self._request(ev.now, "evict", out, budget=budget)
             return
-        if first and budget and self.phase in (Phase.CHECKPOINTING, Phase.VALIDATING):
-            out.append(Record("evicting", {"signal": sig, "budget": budget, "during": self.phase.value}))
+        if first and budget and in_flight:
             self.request_reason = "evict"
             end = ev.now + budget
             self.request_deadline = end if self.request_deadline is None else min(self.request_deadline, end)
@@ -624,6 +716,13 @@ class Core:
         exit_counts = self._has_exit_rule() and (
             phase == Phase.CHECKPOINTING or (phase == Phase.RUNNING and self.s.watch))
         inspected = ev.signum is None and ev.code in self.s.inspect_on_exit and self.s.checkpointing
+        if inspected and not ev.observation.present:
+            missing = ", ".join(ev.observation.missing) or "a checkpoint path"
+            out.append(Record("checkpoint_missing", {"code": ev.code, "missing": list(ev.observation.missing)},
+                              level="warning",
+                              message=f"the program exited {ev.code} (--inspect-on-exit), but {missing} does not "
+                                      "exist: no checkpoint to inspect (is --checkpoint spelled as the program "
+                                      f"writes it?); passing {ev.code} through"))
         if exit_counts or inspected:
             if phase == Phase.RUNNING:
                 # the seed's first work-around: a new complete checkpoint since this start?
@@ -719,6 +818,8 @@ class Core:
         if self.phase != Phase.COMMITTING:
             return
         if not ev.ok:
+            self.failed_commits += 1
+            self.last_commit_error = ev.error
             out.append(Record("commit_failed", {"error": ev.error}, level="error", message=ev.error))
             self.rejected_fp = self.obs.fingerprint  # retried only once the files change again
 
@@ -734,7 +835,7 @@ class Core:
         self.committed_fp = ev.fingerprint if ev.fingerprint is not None else self.obs.fingerprint
         out.append(Record("committed", {"bytes": ev.bytes, "seconds": ev.seconds,
                                         "final_status": self.commit_final_status}))
-        if self.evicting and self.request_reason != "evict":
+        if self.evicting and self.request_reason != "evict" and self.promise is None:
             self._after_evict_commit(ev.now, out)
             return
         if self.exited_while_busy and self.request_reason in ("watch", "timer") and self.exit_event:
@@ -763,12 +864,15 @@ class Core:
         if self.phase != Phase.KILLING:
             return
         plan = self.exit_plan or Exit(exitstatus.EXIT_INTERNAL, reason="no exit planned")
-        if (self.signal_requested and self.s.checkpointing and not self.evicting
-                and self.plan_is_program_end and self.commit_final_status is None):
-            # HTCondor's checkpoint signal arrived after the program ended (while we killed what
-            # was left): the job must still exit with the checkpoint status, or it is held (36)
-            if self.exit_event is not None and not self._finished(self.exit_event):
-                self._restart_from_last_commit(self.exit_event, out)
+        if (self.promise is not None and self.s.checkpointing and not self.promise.fallback
+                and plan != self._checkpoint_status()):
+            # HTCondor's checkpoint signal came (before or while we killed what was left): the
+            # job must still exit with the checkpoint status, or it is held (rule 8)
+            exited = self.exit_event
+            finished = (exited is not None and self.plan_is_program_end and self.commit_final_status is None
+                        and self._finished(exited) and not (self.evicting and exited.done is not True))
+            if not finished:
+                self._keep_promise_over_store(exited, out)
                 return
             out.append(Record("final_status_recorded", {"status": plan.status},
                               message=f"program ended with status {plan.status} around the checkpoint "
@@ -777,6 +881,11 @@ class Core:
             self._start_commit(out, final_status=plan.status)
             return
 
+        if self.failed_commits:
+            out.append(Record("commit_summary", {"failed": self.failed_commits, "committed": self.commits,
+                                                 "error": self.last_commit_error}, level="warning",
+                              message=f"{self.failed_commits} commit(s) failed in this run ({self.commits} "
+                                      f"succeeded); last error: {self.last_commit_error}"))
         how = f"dying from signal {plan.by_signal}" if plan.by_signal is not None else f"exit status {plan.status}"
         out.append(Record("exit", {"status": plan.status, "signal": plan.by_signal, "reason": plan.reason},
                           level="debug" if plan.reason.startswith("program") else "info",
