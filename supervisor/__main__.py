@@ -58,7 +58,10 @@ def main_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
 
 
 def _error(message: str, status: int) -> int:
-    sys.stderr.write(f"{PROG}: error: {message}\n")
+    import os
+
+    # the same prefix as every log line of the run (tini's PRINT_*): name and pid
+    sys.stderr.write(f"{PROG}[{os.getpid()}]: error: {message}\n")
     return status
 
 

@@ -91,6 +91,8 @@ class Supervisor:
     def _install_signals(self) -> None:
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         roles = {self.cfg.kill_signal, *self.cfg.trigger_signal}
+        if self.cfg.remove_kill_signal is not None:
+            roles.add(self.cfg.remove_kill_signal)
         for sig in sorted(signal.valid_signals()):
             if sig in NOT_FORWARDED and sig != signal.SIGCHLD:
                 continue
@@ -155,13 +157,56 @@ class Supervisor:
         finally:
             self._teardown()
 
+    def _say_settings(self) -> None:
+        """What the user should know before the program starts: ignored settings, the timing."""
+        cfg = self.cfg
+        for text in cfg.warnings:
+            self.log.emit("config_warning", {"warning": text}, level="warning", message=text)
+        if cfg.timing is not None:
+            t = cfg.timing
+            self.log.emit("timing", {"vacate": t.vacate, "source": t.source, "kill_grace": t.kill_grace,
+                                     "kill_grace_derived": t.kill_grace_derived,
+                                     "promise_budget": t.promise_budget, "upload_reserve": t.upload_reserve},
+                          message=t.describe())
+
+    def _probe_store(self) -> None:
+        """The store's directory must take new files: find out now, not at the first commit."""
+        store = os.path.join(str(self.sandbox), self.cfg.store)
+        where = os.path.dirname(os.path.abspath(store))
+        probe = os.path.join(where, f".ckpt-probe-{os.getpid()}")
+        try:
+            fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise StoreError(f"--store {self.cfg.store}: cannot create files in {where} ({exc.strerror}); "
+                             "no checkpoint could be committed there: make the sandbox writable or give "
+                             "another --store") from None
+
+    def _warn_working_files_without_store(self) -> None:
+        """A job that ran before but has no committed store: its checkpoints never came back."""
+        starts = self.cfg.job_ad.get("num_job_starts")
+        if not isinstance(starts, int) or starts <= 0:
+            return
+        present = [p for p in self.cfg.checkpoint if os.path.lexists(os.path.join(str(self.sandbox), p))]
+        if present:
+            self.log.emit("store_missing", {"num_job_starts": starts, "present": present}, level="warning",
+                          message=f"this job ran {starts} time(s) before, and {', '.join(present)} exist, but "
+                                  f"there is no committed store {self.cfg.store}: is {self.cfg.store} listed in "
+                                  "transfer_checkpoint_files? The working files are not trusted; starting "
+                                  "from scratch")
+
     def _run(self) -> Outcome:
         cfg = self.cfg
         process.set_subreaper()
         self._install_signals()
+        self._say_settings()
         resume = False
         if cfg.checkpoint:
+            self._probe_store()
             state = self._open_store()
+            if state is None:
+                self._warn_working_files_without_store()
             plan = C.plan_start(state)
             if plan.exit_now is not None:
                 self.log.emit("finished_earlier", {"status": plan.exit_now}, message=plan.reason)
@@ -206,7 +251,8 @@ class Supervisor:
     def _core_settings(self) -> C.CoreSettings:
         cfg = self.cfg
         return C.CoreSettings(
-            kill_signal=cfg.kill_signal, kill_grace=cfg.kill_grace, exit_code=cfg.exit_code,
+            kill_signal=cfg.kill_signal, remove_kill_signal=cfg.remove_kill_signal,
+            kill_grace=cfg.kill_grace, promise_budget=cfg.promise_budget, exit_code=cfg.exit_code,
             exit_signal=cfg.exit_signal, checkpointing=bool(cfg.checkpoint),
             trigger_signals=frozenset(cfg.trigger_signal), job_signal=cfg.job_signal, every=cfg.every,
             watch=cfg.watch, inspect_on_exit=cfg.inspect_on_exit, complete=self.complete_rule,
@@ -338,8 +384,9 @@ class Supervisor:
 
     def _asks_for_checkpoint(self, ev: C.SignalReceived) -> bool:
         cfg = self.cfg
+        soft_kill = ev.signum in (cfg.kill_signal, cfg.remove_kill_signal)
         return bool(cfg.checkpoint) and self.core.phase == C.Phase.RUNNING and (
-            ev.signum in cfg.trigger_signal or (ev.signum == cfg.kill_signal and bool(cfg.checkpoint_on_evict)))
+            ev.signum in cfg.trigger_signal or (soft_kill and bool(cfg.checkpoint_on_evict)))
 
     def _tree_gone(self) -> tuple[bool, list[C.Event]]:
         """SIGKILL what is left of the tree; (nothing is left, events of what was reaped)."""
@@ -465,12 +512,12 @@ class Supervisor:
         # scanning the tree's open files is the expensive fact: only when a checkpoint may be new
         if any("open_files" in r.needs for r in rules) and (core is None or fp != core.committed_fp):
             open_for_write = self._open_for_write()
-        present = all(os.path.lexists(self.sandbox / p) for p in self.cfg.checkpoint)
+        missing = tuple(p for p in self.cfg.checkpoint if not os.path.lexists(self.sandbox / p))
         newest = max((entry[3] for entry in fp or () if len(entry) > 3 and isinstance(entry[3], int)),
                      default=None) if markers else None
         return C.Observation(fingerprint=fp, markers=tuple(markers),
                              log_counts=tuple(sorted(self.log_counts.items())), open_for_write=open_for_write,
-                             present=present, newest_ns=newest)
+                             present=not missing, missing=missing, newest_ns=newest)
 
 
 
