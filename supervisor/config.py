@@ -210,10 +210,11 @@ class Timing:
     kill_grace_derived: bool
     promise_budget: float  # a promised checkpoint in flight at the soft kill gets this long
 
-    def describe(self) -> str:
+    def describe(self, checkpointing: bool = True) -> str:
         grace = f"kill grace {self.kill_grace:g} s" + (" (derived)" if self.kill_grace_derived else "")
-        return (f"vacate time {self.vacate:g} s ({self.source}): {grace}; a checkpoint HTCondor asked for "
-                f"that is in flight at the soft kill gets {self.promise_budget:g} s; "
+        budget = (f"; a checkpoint HTCondor asked for that is in flight at the soft kill gets "
+                  f"{self.promise_budget:g} s" if checkpointing else "")
+        return (f"vacate time {self.vacate:g} s ({self.source}): {grace}{budget}; "
                 f"{self.upload_reserve:g} s kept for the upload")
 
 

@@ -309,6 +309,7 @@ class Core:
         self.promise: Optional[Promise] = None  # owed to HTCondor after its checkpoint signal
         self.failed_commits = 0
         self.last_commit_error = ""
+        self.commit_kept_store = False  # the commit in flight (or done) only keeps the store as it is
         self.evicting = False
         self.exit_plan: Optional[Exit] = None
         # checkpoint bookkeeping
@@ -437,10 +438,17 @@ class Core:
         self.baseline_logs = dict(self.obs.log_counts)
 
     def _checkpoint_status(self) -> Exit:
+        reason = "checkpoint committed"
+        if self.commit_kept_store:
+            reason = "no new checkpoint: the committed store is kept unchanged for the restart"
         if self.s.exit_signal is not None:
             return Exit(exitstatus.SIGNAL_BASE + self.s.exit_signal, by_signal=self.s.exit_signal,
-                        reason="checkpoint committed")
-        return Exit(self.s.exit_code, reason="checkpoint committed")
+                        reason=reason)
+        return Exit(self.s.exit_code, reason=reason)
+
+    def _is_checkpoint_status(self, plan: Exit) -> bool:
+        want = self._checkpoint_status()
+        return (plan.status, plan.by_signal) == (want.status, want.by_signal)
 
     def _report_program(self, code: Optional[int], signum: Optional[int]) -> Exit:
         status = program_status(code, signum)
@@ -520,6 +528,7 @@ class Core:
         return True
 
     def _start_commit(self, out: list[Command_], final_status: Optional[int] = None) -> None:
+        self.commit_kept_store = False
         out.append(Commit(final_status=final_status, program_exited=not self.child_alive))
         self.commit_final_status = final_status
         self._goto(Phase.COMMITTING)
@@ -619,6 +628,7 @@ class Core:
                                       "finishing; reporting the checkpoint status over the last committed "
                                       "checkpoint (unchanged), so that HTCondor restarts the job from it"))
         self.request_reason = "exit"
+        self.commit_kept_store = True
         out.append(Commit(program_exited=True, restart=True))
         self.commit_final_status = None
         self._goto(Phase.COMMITTING)
@@ -831,10 +841,16 @@ class Core:
                 return
             self._back_to_running(ev.now)
             return
-        self.commits += 1
+        if not self.commit_kept_store:
+            self.commits += 1
         self.committed_fp = ev.fingerprint if ev.fingerprint is not None else self.obs.fingerprint
-        out.append(Record("committed", {"bytes": ev.bytes, "seconds": ev.seconds,
-                                        "final_status": self.commit_final_status}))
+        if self.commit_kept_store:
+            out.append(Record("store_kept", {"seconds": ev.seconds},
+                              message="no new checkpoint: the committed store is kept as it is (an empty "
+                                      "one marks 'start from scratch' when there was none)"))
+        else:
+            out.append(Record("committed", {"bytes": ev.bytes, "seconds": ev.seconds,
+                                            "final_status": self.commit_final_status}))
         if self.evicting and self.request_reason != "evict" and self.promise is None:
             self._after_evict_commit(ev.now, out)
             return
@@ -865,7 +881,8 @@ class Core:
             return
         plan = self.exit_plan or Exit(exitstatus.EXIT_INTERNAL, reason="no exit planned")
         if (self.promise is not None and self.s.checkpointing and not self.promise.fallback
-                and plan != self._checkpoint_status()):
+                and not self._is_checkpoint_status(plan) and plan.status != exitstatus.EXIT_CHECKPOINT_TIMEOUT):
+            # (--on-timeout fail is the user's explicit choice to stop: 75, which HTCondor holds)
             # HTCondor's checkpoint signal came (before or while we killed what was left): the
             # job must still exit with the checkpoint status, or it is held (rule 8)
             exited = self.exit_event

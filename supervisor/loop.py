@@ -167,7 +167,7 @@ class Supervisor:
             self.log.emit("timing", {"vacate": t.vacate, "source": t.source, "kill_grace": t.kill_grace,
                                      "kill_grace_derived": t.kill_grace_derived,
                                      "promise_budget": t.promise_budget, "upload_reserve": t.upload_reserve},
-                          message=t.describe())
+                          message=t.describe(checkpointing=bool(cfg.checkpoint)))
 
     def _probe_store(self) -> None:
         """The store's directory must take new files: find out now, not at the first commit."""
@@ -431,7 +431,6 @@ class Supervisor:
     def _start_commit(self, cmd: C.Commit) -> None:
         if cmd.restart and self.store.exists():
             # nothing to write: the committed store is what the next start restores
-            self.log.emit("store_kept", {"sequence": self.sequence}, level="debug")
             self._execute(self.core.handle(C.CommitFinished(self.clock(), True)))
             return
         self.sequence += 1

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from helpers import ROOT, VICTIM, VICTIMS, sleep_until, spawned, supervisor_cmd
 
@@ -23,7 +24,7 @@ STORE = "checkpoint.atomic"
 
 def supervise(sandbox: Path, args, program, **kw):
     return spawned(supervisor_cmd("run", "--events", str(sandbox / "events.jsonl"), *args, "--", *program),
-                   cwd=sandbox, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+                   cwd=sandbox, env=kw.pop("env", ENV), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
 def run(sandbox: Path, args, program, timeout=60):
@@ -289,7 +290,8 @@ def test_checkpoint_timeout_continue_and_fail(sandbox):
         sleep_until(lambda: any(e["event"] == "checkpoint_timed_out" for e in events(sandbox)))
         assert proc.poll() is None  # still running
         os.kill(proc.pid, signal.SIGTERM)
-        assert proc.wait(timeout=20) == 4
+        assert proc.wait(timeout=20) == 85  # evicted after the checkpoint signal: rule 8, not its 4
+    assert verify_store(sandbox).get("empty") is True  # no checkpoint: the next start is from scratch
 
 
 @pytest.mark.timeout(60)
@@ -309,8 +311,9 @@ def test_unchanged_checkpoint_is_not_committed_again(sandbox):
 @pytest.mark.timeout(60)
 def test_store_on_a_full_disk_keeps_the_previous_checkpoint(tmp_path):
     """ENOSPC during a commit (a running program's files must be copied): the previous checkpoint
-    stays intact, the failure is reported, the program keeps running; once it has exited, its files
-    are renamed into the store, which needs no space."""
+    stays intact, the failure is reported, the program keeps running; evicted, it exits with the
+    checkpoint status over the previous store (rule 8), with a summary line of the failed commits
+    (issue 12.5)."""
     mnt = tmp_path / "small"
     mnt.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
@@ -331,7 +334,11 @@ def test_store_on_a_full_disk_keeps_the_previous_checkpoint(tmp_path):
             assert proc.poll() is None  # still running: the next trigger may succeed
             assert committed(mnt) == "small\n"
             os.kill(proc.pid, signal.SIGTERM)
-            assert proc.wait(timeout=20) == 128 + signal.SIGTERM
+            # rule 8: HTCondor's checkpoint signal came, so the eviction still ends with the
+            # checkpoint status, over the previous store; a summary line tells of the failed commit
+            assert proc.wait(timeout=20) == 85
+            err = proc.stderr.read()
+            assert "1 commit(s) failed in this run (0 succeeded)" in err and "No space" in err, err
         from supervisor.store import Store
 
         Store(mnt, mnt / STORE, ["state"]).verify()
@@ -365,3 +372,54 @@ def test_program_killed_by_the_job_signal_restarts_from_the_last_commit(sandbox,
     again = run(sandbox, ["--checkpoint", "state", "--inspect-on-exit", "0"], ["sh", "-c", "echo 2 > state"])
     assert again.returncode == 85  # it ran again (and checkpointed), not "finished earlier"
     assert ("restored" in again.stderr) is with_store
+
+
+SLOW_ON_SIGINT = """\
+import os, signal, sys, time
+def on_int(signum, frame):
+    open("got_sigint", "w").close()
+    time.sleep(float(sys.argv[1]))
+    with open("state.txt", "w") as f:
+        f.write("saved\\n")
+    sys.exit(130)
+signal.signal(signal.SIGINT, on_int)
+print("ready", flush=True)
+while True:
+    time.sleep(0.05)
+"""
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("write_time,vacate,budget", [(1.0, 40, 20), (300.0, 8, 3)], ids=["in-time", "too-slow"])
+def test_eviction_after_the_checkpoint_signal_still_exits_with_the_checkpoint_status(sandbox, write_time, vacate,
+                                                                                     budget):
+    """Rule 8, the hold the real pool showed (issue 11): evicted (SIGTERM) while the program writes
+    the checkpoint HTCondor asked for, the supervisor exits 85, never the program's 143. A checkpoint
+    written within the budget is committed; one that is not leaves the store as it was (here: none,
+    so an empty store marks 'start from scratch'). The whole tree is gone, within the vacate time."""
+    (sandbox / "prog.py").write_text(SLOW_ON_SIGINT)
+    (sandbox / ".job.ad").write_text(f"JobMaxVacateTime = {vacate}\nNumJobStarts = 0\n")
+    args = ["--checkpoint", "state.txt", "--trigger-signal", "SIGUSR2", "--job-signal", "SIGINT",
+            "--complete-when", "exit"]
+    env = {**ENV, "_CONDOR_JOB_AD": str(sandbox / ".job.ad")}
+    with supervise(sandbox, args, [PY, "prog.py", str(write_time)], env=env) as proc:
+        wait_line(proc, "ready")
+        os.kill(proc.pid, signal.SIGUSR2)
+        sleep_until((sandbox / "got_sigint").exists, timeout=20)
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=vacate + 20) == 85, proc.stderr.read()
+        err = proc.stderr.read()
+    # what fits in the vacate time is derived from it and said at start, then honoured
+    assert f"vacate time {vacate} s" in err and f"gets {budget} s" in err, err
+    assert "soft-kill signal 15 received" in err
+    from supervisor.store import Store
+
+    stored = Store(sandbox, sandbox / STORE, ["state.txt"]).verify()
+    if write_time < budget:
+        assert (sandbox / STORE / "state.txt").read_text() == "saved\n"
+        assert "empty" not in stored
+    else:
+        assert stored.get("empty") is True and not (sandbox / STORE / "state.txt").exists()
+        assert "during the eviction" in err
+    left = [p for p in psutil.process_iter(["cwd"]) if p.info.get("cwd") == str(sandbox) and p.pid != os.getpid()]
+    assert left == [], left

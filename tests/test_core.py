@@ -554,17 +554,15 @@ def test_checkpoint_timeout_fail_exits_75():
     assert finish(core, 40.1).status == exitstatus.EXIT_CHECKPOINT_TIMEOUT
 
 
-def test_checkpoint_timeout_fail_after_the_checkpoint_signal_keeps_the_promise():
-    """Rule 8: after HTCondor's checkpoint signal a timeout with fail still exits with the
-    checkpoint status, over the unchanged store (Commit restart), not 75 (which HTCondor holds)."""
+def test_checkpoint_timeout_fail_after_the_checkpoint_signal_still_fails():
+    """--on-timeout fail is the user's explicit choice to stop: even after HTCondor's checkpoint
+    signal it exits 75 (HTCondor then holds the job, code 36, which is the failure asked for),
+    instead of keeping the promise and restarting forever."""
     core = start(settings(checkpoint_timeout=30.0, on_timeout="fail"))
     core.handle(SignalReceived(10.0, SIGUSR2))
     core.handle(Observed(39.0, obs("f2")))
     assert actions(core.handle(Tick(40.0))) == [KillTree()]
-    out = core.handle(TreeGone(40.1))
-    assert actions(out) == [Commit(program_exited=True, restart=True)]
-    assert actions(core.handle(CommitFinished(40.2, True))) == [KillTree()]
-    assert finish(core, 40.3).status == CKPT
+    assert finish(core, 40.1).status == exitstatus.EXIT_CHECKPOINT_TIMEOUT
 
 
 def test_quiet_checkpoint_completing_at_the_timeout_wins():
