@@ -423,3 +423,59 @@ def test_eviction_after_the_checkpoint_signal_still_exits_with_the_checkpoint_st
         assert "during the eviction" in err
     left = [p for p in psutil.process_iter(["cwd"]) if p.info.get("cwd") == str(sandbox) and p.pid != os.getpid()]
     assert left == [], left
+
+
+@pytest.mark.timeout(60)
+def test_shell_wrapper_without_exec_killed_by_the_job_signal_restarts_with_the_fix_named(sandbox):
+    """Issue 13.2: a bash wrapper without exec dies from the job signal sent to the group: one line
+    names the fix (exec, trap, --signal-to child), the checkpoint status is reported over the
+    unchanged store (not 138, which HTCondor would end or hold the job with)."""
+    assert run(sandbox, ["--checkpoint", "state", "--inspect-on-exit", "0"],
+               ["sh", "-c", "echo 1 > state"]).returncode == 85
+    wrapper = sandbox / "wrap.sh"
+    wrapper.write_text("#!/bin/bash\necho ready\n" + f"{PY} -c 'import time; time.sleep(60)'\n")
+    wrapper.chmod(0o755)
+    proc = run(sandbox, ["--checkpoint", "state", "--every", "1", "--job-signal", "SIGUSR1"], ["./wrap.sh"])
+    assert proc.returncode == 85, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if "the job signal we sent" in ln]
+    assert len(lines) == 1 and "`exec`" in lines[0] and "`trap`" in lines[0] and "--signal-to child" in lines[0]
+    assert committed(sandbox) == "1\n" and "empty" not in verify_store(sandbox)
+
+
+@pytest.mark.timeout(60)
+def test_misspelled_checkpoint_path_on_an_inspected_exit_is_named(sandbox):
+    """Issue 13.6: --inspect-on-exit 77 with a --checkpoint path the program never writes: the
+    code passes through (77), and a log line says that the path does not exist."""
+    proc = run(sandbox, ["--checkpoint", "stat.txt", "--inspect-on-exit", "77"],
+               ["sh", "-c", "echo 1 > state.txt; exit 77"])
+    assert proc.returncode == 77
+    lines = [ln for ln in proc.stderr.splitlines() if "stat.txt does not exist" in ln]
+    assert len(lines) == 1 and lines[0].startswith("ckpt-supervisor["), proc.stderr
+
+
+@pytest.mark.timeout(60)
+def test_inspected_exit_names_its_rule_in_words(sandbox):
+    """Issue 13.6: an inspected exit that is a checkpoint is logged in words, not 'rule=quiet=2'."""
+    proc = run(sandbox, ["--checkpoint", "state", "--inspect-on-exit", "0"], ["sh", "-c", "echo 1 > state"])
+    assert proc.returncode == 85
+    assert "rule=quiet=2" not in proc.stderr
+    assert "exited 0 (--inspect-on-exit) and its checkpoint changed" in proc.stderr, proc.stderr
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("starts", [0, 3])
+def test_stale_job_ad_counters_never_decide_and_lost_stores_are_warned_about(sandbox, starts):
+    """Rule 6: the .job.ad is a per-starter snapshot; a CheckpointNumber there decides nothing
+    (no store: a fresh start). Issue 12.2: on a job that ran before (NumJobStarts > 0), working
+    checkpoint files without a committed store get a warning naming transfer_checkpoint_files."""
+    (sandbox / "state").write_text("left over\n")
+    (sandbox / ".job.ad").write_text(f"CheckpointNumber = 7\nNumJobStarts = {starts}\n")
+    env = {**ENV, "_CONDOR_JOB_AD": str(sandbox / ".job.ad")}
+    proc = subprocess.run(supervisor_cmd("run", "--checkpoint", "state", "--inspect-on-exit", "0", "--",
+                                         "sh", "-c", "cat state; echo 2 > state"),
+                          cwd=sandbox, env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 85, proc.stderr
+    assert "restored" not in proc.stderr
+    warned = [ln for ln in proc.stderr.splitlines() if "transfer_checkpoint_files" in ln]
+    assert bool(warned) is (starts > 0), proc.stderr
+    assert committed(sandbox) == "2\n"
