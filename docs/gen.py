@@ -152,7 +152,7 @@ def configuration_page() -> str:
                "JobMaxVacateTime): kill grace 10 s (derived); a checkpoint HTCondor asked for that is in flight "
                "at the soft kill gets 35 s; 15 s kept for the upload`. Only values you gave (flag, `CKPT_*` "
                "variable, config file) are refused, with exit status 64, when `--kill-grace` plus "
-               "`--checkpoint-on-evict` exceed the vacate time; outside HTCondor the kill grace is "
+               "`--checkpoint-on-evict` reach the vacate time (nothing would be left for the upload); outside HTCondor the kill grace is "
                f"{config.DEFAULT_KILL_GRACE:g} s.\n\n"
                "A `CKPT_*` variable that is no option (say `CKPT_EVREY`) is named in a warning at start with the "
                "nearest known one (`CKPT_TEST_*` is left to test suites).\n\n## A config file\n\n```toml\n# ckpt.toml: ckpt-supervisor run --config ckpt.toml -- PROGRAM\n[run]\n")

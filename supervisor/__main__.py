@@ -23,11 +23,22 @@ See docs/reference/exit-status.md.
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with our log prefix on its usage errors (``ckpt-supervisor[PID]: error: ...``)."""
+
+    def error(self, message: str) -> NoReturn:
+        import os
+
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{PROG}[{os.getpid()}]: error: {self.prog}: {message}\n")
+        raise SystemExit(2)
+
+
 def main_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     """The whole parser; with ``only="run"`` just the run command (start-up cost matters there)."""
     from .config import add_run_options
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Run a program that cannot exit after a checkpoint as an HTCondor self-checkpointing job.",
     )

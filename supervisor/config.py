@@ -228,13 +228,13 @@ def derive_timing(vacate: float, source: str, *, kill_grace: Optional[float],
     room = max(vacate - reserve, vacate / 2)  # what the supervisor may use
     evict = checkpoint_on_evict or 0.0
     used = (kill_grace or 0.0) + evict
-    if used > vacate:
+    if used >= vacate > 0 and (kill_grace or checkpoint_on_evict):  # nothing left for the upload
         given = " plus ".join(f"--{name} {value:g}" for name, value in
                               (("kill-grace", kill_grace), ("checkpoint-on-evict", checkpoint_on_evict))
                               if value is not None)
-        raise ConfigError(f"{given}{where} exceed the vacate time {vacate:g} s ({source}): HTCondor would "
-                          "SIGKILL everything first and upload nothing; lower them, leave them unset to "
-                          "derive them, or raise job_max_vacate_time")
+        raise ConfigError(f"{given}{where} leave nothing of the vacate time {vacate:g} s ({source}): "
+                          "HTCondor would SIGKILL everything first and upload nothing; lower them, leave "
+                          "them unset to derive them, or raise job_max_vacate_time")
     derived = kill_grace is None
     grace = min(DEFAULT_KILL_GRACE, max(0.0, room - evict) / 2) if derived else float(kill_grace or 0.0)
     budget = checkpoint_on_evict if checkpoint_on_evict is not None else max(0.0, room - grace)

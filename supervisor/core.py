@@ -254,7 +254,7 @@ TRANSITIONS: tuple[tuple[Phase, Phase, str], ...] = (
     (S.COMMITTING, S.STOPPING, "soft-kill signal arrived during the commit"),
     (S.STOPPING, S.KILLING, "program exited, or the grace ran out"),
     (S.KILLING, S.EXITED, "tree gone: exit with the planned status"),
-    (S.KILLING, S.COMMITTING, "tree gone, but the checkpoint status is owed: record the final status, or keep the store"),
+    (S.KILLING, S.COMMITTING, "tree gone, the checkpoint status owed: record the final status or keep the store"),
     (S.STARTING, S.EXITED, "the program could not be started"),
 )
 _ALLOWED = frozenset((a, b) for a, b, _ in TRANSITIONS)
