@@ -270,7 +270,7 @@ def unknown_env_warnings(environ: dict[str, str]) -> list[str]:
     known = [o.env for o in OPTIONS] + [ENV_PREFIX + "CONFIG"]
     out = []
     for name in sorted(environ):
-        if not name.startswith(ENV_PREFIX) or name in known or name.startswith(ENV_PREFIX + "TEST_"):
+        if not name.startswith(ENV_PREFIX) or name in known or name.startswith(OTHER_ENV_PREFIXES):
             continue
         near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
         hint = f"; did you mean {near[0]}?" if near else f"; the known ones are listed by {PROG_RUN} --help"
@@ -279,6 +279,9 @@ def unknown_env_warnings(environ: dict[str, str]) -> list[str]:
 
 
 PROG_RUN = "ckpt-supervisor run"
+# CKPT_* variables that belong to someone else: the dry run's own settings and family marker, and
+# test suites
+OTHER_ENV_PREFIXES = (ENV_PREFIX + "DRYRUN_", ENV_PREFIX + "TEST_")
 
 
 @record(frozen=True)

@@ -446,6 +446,10 @@ class Core:
                         reason=reason)
         return Exit(self.s.exit_code, reason=reason)
 
+    def checkpoint_status(self) -> Exit:
+        """The Exit that reports a checkpoint (by exit code or by signal)."""
+        return self._checkpoint_status()
+
     def _is_checkpoint_status(self, plan: Exit) -> bool:
         want = self._checkpoint_status()
         return (plan.status, plan.by_signal) == (want.status, want.by_signal)

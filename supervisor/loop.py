@@ -153,9 +153,40 @@ class Supervisor:
     # ------------------------------------------------------------------ run
     def run(self) -> Outcome:
         try:
-            return self._run()
+            return self._settle_late_signals(self._run())
         finally:
             self._teardown()
+
+    def _settle_late_signals(self, outcome: Outcome) -> Outcome:
+        """HTCondor's checkpoint signal may land after the core planned the program's own exit
+        (while we return): the checkpoint status is owed all the same (rule 8). The trigger
+        signals are blocked from here on (exit discards them), those that came are looked at,
+        and the program's status is recorded in the store as for a signal seen in time."""
+        cfg = self.cfg
+        core = getattr(self, "core", None)
+        if (not cfg.checkpoint or not cfg.trigger_signal or core is None or self.store is None
+                or not core.plan_is_program_end or core.exit_plan is None
+                or (outcome.status, outcome.by_signal) != (core.exit_plan.status, core.exit_plan.by_signal)):
+            return outcome
+        triggers = set(cfg.trigger_signal)
+        signal.pthread_sigmask(signal.SIG_BLOCK, triggers)
+        late = [ev.signum for ev in self._read_signals() if ev.signum in triggers]
+        late += sorted(triggers & set(signal.sigpending()))
+        if not late:
+            return outcome
+        self.sequence += 1
+        state: dict[str, Any] = {"sequence": self.sequence, "committed_at": time.time(),
+                                 "program": list(cfg.program), "final_status": outcome.status}
+        try:
+            self.store.commit_state(state)
+        except StoreError as exc:
+            self.log.emit("commit_failed", {"error": str(exc)}, level="error", message=str(exc))
+            return outcome
+        plan = core.checkpoint_status()
+        self.log.emit("final_status_recorded", {"status": outcome.status, "late": True},
+                      message=f"HTCondor's checkpoint signal {late[0]} came as the program's end ({outcome.status}) "
+                              "was being reported: recording that status and reporting the checkpoint status")
+        return Outcome(plan.status, plan.by_signal, "checkpoint signal during the exit: final status recorded")
 
     def _say_settings(self) -> None:
         """What the user should know before the program starts: ignored settings, the timing."""

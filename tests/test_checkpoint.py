@@ -479,3 +479,20 @@ def test_stale_job_ad_counters_never_decide_and_lost_stores_are_warned_about(san
     warned = [ln for ln in proc.stderr.splitlines() if "transfer_checkpoint_files" in ln]
     assert bool(warned) is (starts > 0), proc.stderr
     assert committed(sandbox) == "2\n"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("attempt", range(3))
+def test_checkpoint_signal_racing_the_programs_end_still_gets_the_checkpoint_status(sandbox, attempt):
+    """Rule 8: HTCondor's checkpoint signal landing just as the program ends (before we see the
+    exit, while we kill the tree, or while we return) is owed the checkpoint status all the same:
+    85, with the program's status recorded and reported (without running it) at the next start.
+    The program sends the signal to the supervisor itself as its last act, so the three moments
+    are all hit across runs; whichever it is, the outcome is the same."""
+    args = ["--checkpoint", "state", "--trigger-signal", "SIGUSR2", "--complete-when", "marker=never"]
+    prog = ["sh", "-c", "echo run >> runs.log; echo 1 > state; kill -USR2 $PPID; exit 0"]
+    proc = run(sandbox, args, prog)
+    assert proc.returncode == 85, proc.stderr
+    assert verify_store(sandbox)["final_status"] == 0
+    again = run(sandbox, args, prog)
+    assert again.returncode == 0 and (sandbox / "runs.log").read_text() == "run\n"
