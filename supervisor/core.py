@@ -269,6 +269,7 @@ class StartPlan:
     resume: bool
     exit_now: Optional[int] = None
     reason: str = ""
+    set_aside_working: bool = False  # working files were left by a run that ended without a checkpoint
 
 
 def plan_start(state: Optional[dict[str, Any]]) -> StartPlan:
@@ -280,7 +281,10 @@ def plan_start(state: Optional[dict[str, Any]]) -> StartPlan:
         return StartPlan(resume=False, exit_now=final,
                          reason=f"the program had already finished with status {final}")
     if state.get("empty"):
-        return StartPlan(resume=False, reason="the store holds no checkpoint yet: starting from scratch")
+        # written when a run ended without a checkpoint (killed, interrupted): its working files
+        # may be torn by that end, and are not a checkpoint
+        return StartPlan(resume=False, reason="the store holds no checkpoint yet: starting from scratch",
+                         set_aside_working=True)
 
     return StartPlan(resume=True, reason=f"resuming from committed checkpoint {state.get('sequence', '?')}")
 

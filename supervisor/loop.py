@@ -227,6 +227,30 @@ class Supervisor:
                                   "transfer_checkpoint_files? The working files are not trusted; starting "
                                   "from scratch")
 
+    def _set_aside_working_files(self) -> None:
+        """The last run here ended without a checkpoint (our kill may have torn its files): its
+        working checkpoint files are not a checkpoint, so the fresh start must not find them."""
+        moved = []
+        for rel in self.cfg.checkpoint:
+            path = os.path.join(str(self.sandbox), rel)
+            if not os.path.lexists(path):
+                continue
+            aside = path + ".stale"
+            try:
+                if os.path.isdir(aside) and not os.path.islink(aside):
+                    import shutil
+
+                    shutil.rmtree(aside)
+                os.replace(path, aside)
+            except OSError as exc:
+                raise StoreError(f"--checkpoint {rel}: cannot move the working copy left by the last run "
+                                 f"aside to {rel}.stale ({exc.strerror})") from None
+            moved.append(rel)
+        if moved:
+            self.log.emit("working_set_aside", {"paths": moved}, level="warning",
+                          message=f"{', '.join(moved)} left by the last run, which ended without a checkpoint "
+                                  "(maybe torn), moved aside to *.stale: starting from scratch")
+
     def _run(self) -> Outcome:
         cfg = self.cfg
         process.set_subreaper()
@@ -242,6 +266,8 @@ class Supervisor:
             if plan.exit_now is not None:
                 self.log.emit("finished_earlier", {"status": plan.exit_now}, message=plan.reason)
                 return Outcome(plan.exit_now, reason=plan.reason)
+            if plan.set_aside_working:
+                self._set_aside_working_files()
             if plan.resume:
                 result = self.store.restore()
                 self.sequence = int((state or {}).get("sequence", 0))

@@ -496,3 +496,25 @@ def test_checkpoint_signal_racing_the_programs_end_still_gets_the_checkpoint_sta
     assert verify_store(sandbox)["final_status"] == 0
     again = run(sandbox, args, prog)
     assert again.returncode == 0 and (sandbox / "runs.log").read_text() == "run\n"
+
+
+@pytest.mark.timeout(60)
+def test_working_files_of_a_run_that_ended_without_a_checkpoint_are_set_aside(sandbox):
+    """After a run that ended without any checkpoint (an empty store: killed by the job signal),
+    the working file it left (torn by the kill) is not a checkpoint: the next start moves it aside
+    to PATH.stale and the program starts from scratch without seeing it."""
+    prog = sandbox / "prog.sh"
+    prog.write_text("#!/bin/sh\necho ready\nprintf half > state\nwhile :; do sleep 0.05; done\n")
+    prog.chmod(0o755)
+    args = ["--checkpoint", "state", "--trigger-signal", "SIGUSR2", "--job-signal", "SIGUSR1"]
+    with supervise(sandbox, args, ["./prog.sh"]) as proc:
+        wait_line(proc, "ready")
+        sleep_until((sandbox / "state").exists)
+        os.kill(proc.pid, signal.SIGUSR2)
+        assert proc.wait(timeout=20) == 85
+    assert verify_store(sandbox).get("empty") is True and (sandbox / "state").read_text() == "half"
+    again = run(sandbox, ["--checkpoint", "state", "--inspect-on-exit", "0"],
+                ["sh", "-c", "test ! -e state && echo fresh > state"])
+    assert again.returncode == 85, again.stderr
+    assert (sandbox / "state.stale").read_text() == "half" and committed(sandbox) == "fresh\n"
+    assert "moved aside" in again.stderr
