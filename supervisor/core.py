@@ -107,6 +107,7 @@ class Started:
     pid: int
     observation: Observation
     resumed: bool = False  # working paths were restored from the store
+    job_signal_deaths: int = 0  # earlier runs in a row killed by our job signal with no checkpoint
 
 
 @record(frozen=True)
@@ -189,6 +190,7 @@ class Commit:
     final_status: Optional[int] = None
     program_exited: bool = False
     restart: bool = False  # keep the committed store as it is (or mark a fresh start): no new files
+    job_signal_deaths: int = 0  # with restart: record this many runs in a row killed by our job signal
 
 
 @record(frozen=True)
@@ -339,6 +341,7 @@ class Core:
         self.exited_while_busy = False  # the program ended on its own during a validation or commit
         self.plan_is_program_end = False  # the planned exit reports the program's own end
         self.sent_job_signals: set[int] = set()  # signals we sent to make the program checkpoint
+        self.prior_job_signal_deaths = 0  # from the store: earlier runs killed by our job signal
 
 
     # ---------------------------------------------------------------- public API
@@ -589,9 +592,25 @@ class Core:
                                           "after its done rule held: reporting it as finished (0)"))
                 self._kill_then(Exit(0, reason="program finished (done rule)"), out, program_end=True)
                 return
+            assert signum is not None
+            if not self.commits and self.prior_job_signal_deaths:
+                # the run before ended the same way, and nothing was committed since: a restart
+                # would repeat it forever (a wrapper that never passes the signal on)
+                out.append(Record("killed_by_job_signal", {"signal": signum, "again": True}, level="error",
+                                  message=self._job_signal_death_text(signum) + "; the run before ended the same "
+                                          "way with no checkpoint since, so the job ends here instead of "
+                                          "restarting forever"))
+                self._kill_then(self._report_program(code, signum), out, program_end=True)
+                return
             self._restart_from_last_commit(ev, out)
             return
         self._kill_then(self._report_program(code, signum), out, program_end=True)
+
+    @staticmethod
+    def _job_signal_death_text(signum: int) -> str:
+        return (f"the program was killed by signal {signum}, the job signal we sent to ask for a checkpoint: "
+                "the process that got it has no handler (a shell wrapper?); fix: `exec` the program in the "
+                "wrapper, `trap` the signal, or --signal-to child")
 
     def _killed_by_our_job_signal(self, ev: ChildExited) -> bool:
         return ev.signum is not None and ev.signum in self.sent_job_signals
@@ -621,12 +640,13 @@ class Core:
             status_text = "ended"
         else:
             status_text = f"ended with status {program_status(ev.code, ev.signum)}"
+        deaths = 0
         if self._killed_by_our_job_signal(ev) and not self.evicting:
+            assert ev.signum is not None
+            deaths = 1 if self.commits else self.prior_job_signal_deaths + 1
             out.append(Record("killed_by_job_signal", {"signal": ev.signum}, level="warning",
-                              message=f"the program was killed by signal {ev.signum}, the job signal we sent to "
-                                      "ask for a checkpoint: the process that got it has no handler (a shell "
-                                      "wrapper?); fix: `exec` the program in the wrapper, `trap` the signal, "
-                                      "or --signal-to child; restarting from the last committed checkpoint"))
+                              message=self._job_signal_death_text(ev.signum)
+                              + "; restarting from the last committed checkpoint"))
         else:
             why = "during the eviction" if self.evicting else "after the checkpoint signal"
             out.append(Record("interrupted", {"status": program_status(ev.code, ev.signum)
@@ -637,13 +657,14 @@ class Core:
                                       "checkpoint (unchanged), so that HTCondor restarts the job from it"))
         self.request_reason = "exit"
         self.commit_kept_store = True
-        out.append(Commit(program_exited=True, restart=True))
+        out.append(Commit(program_exited=True, restart=True, job_signal_deaths=deaths))
         self.commit_final_status = None
         self._goto(Phase.COMMITTING)
 
     # ---------------------------------------------------------------- event handlers
     def _on_Started(self, ev: Started, out: list[Command_]) -> None:
         self.started_at = ev.now
+        self.prior_job_signal_deaths = ev.job_signal_deaths
         self.child_alive = True
         self.obs = ev.observation
         self.start_fp = ev.observation.fingerprint

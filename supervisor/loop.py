@@ -84,6 +84,7 @@ class Supervisor:
         self.kill_checked = False
         self.tree_gone = False
         self.log_matched = False
+        self.start_state: dict[str, Any] = {}
 
 
 
@@ -257,9 +258,13 @@ class Supervisor:
         self._install_signals()
         self._say_settings()
         resume = False
+        deaths = 0
         if cfg.checkpoint:
             self._probe_store()
             state = self._open_store()
+            self.start_state = dict(state or {})
+            value = self.start_state.get("job_signal_deaths")
+            deaths = value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
             if state is None:
                 self._warn_working_files_without_store()
             plan = C.plan_start(state)
@@ -296,7 +301,7 @@ class Supervisor:
             self.sel.register(self.child.pidfd, selectors.EVENT_READ, "child")
         self.core = C.Core(self._core_settings())
         now = self.clock()
-        cmds = self.core.handle(C.Started(now, self.child.pid, before, resumed=resume))
+        cmds = self.core.handle(C.Started(now, self.child.pid, before, resumed=resume, job_signal_deaths=deaths))
         self.log.emit("argv", {"argv": argv}, level="debug")
         outcome = self._execute(cmds)
         self._replay_early_signals()
@@ -486,7 +491,7 @@ class Supervisor:
             self.child.send_group(cmd.signum)
 
     def _start_commit(self, cmd: C.Commit) -> None:
-        if cmd.restart and self.store.exists():
+        if cmd.restart and self.store.exists() and not cmd.job_signal_deaths:
             # nothing to write: the committed store is what the next start restores
             self._execute(self.core.handle(C.CommitFinished(self.clock(), True)))
             return
@@ -495,7 +500,10 @@ class Supervisor:
                                  "program": list(self.cfg.program)}
         if cmd.final_status is not None:
             state["final_status"] = cmd.final_status
-        if cmd.restart:
+        if cmd.job_signal_deaths:
+            state["job_signal_deaths"] = cmd.job_signal_deaths  # the files stay as committed
+        if cmd.restart and (not self.store.exists()
+                            or (self.start_state.get("empty") and not self.core.commits)):
             state["empty"] = True  # a store with no checkpoint: the next start begins from scratch
         fingerprint = self.store.fingerprint()
         if self.notify_r < 0:

@@ -429,7 +429,8 @@ def test_eviction_after_the_checkpoint_signal_still_exits_with_the_checkpoint_st
 def test_shell_wrapper_without_exec_killed_by_the_job_signal_restarts_with_the_fix_named(sandbox):
     """Issue 13.2: a bash wrapper without exec dies from the job signal sent to the group: one line
     names the fix (exec, trap, --signal-to child), the checkpoint status is reported over the
-    unchanged store (not 138, which HTCondor would end or hold the job with)."""
+    unchanged store (not 138), so the job restarts from it; the same death in the next run, with no
+    checkpoint in between, ends the job (138) instead of restarting forever."""
     assert run(sandbox, ["--checkpoint", "state", "--inspect-on-exit", "0"],
                ["sh", "-c", "echo 1 > state"]).returncode == 85
     wrapper = sandbox / "wrap.sh"
@@ -440,6 +441,12 @@ def test_shell_wrapper_without_exec_killed_by_the_job_signal_restarts_with_the_f
     lines = [ln for ln in proc.stderr.splitlines() if "the job signal we sent" in ln]
     assert len(lines) == 1 and "`exec`" in lines[0] and "`trap`" in lines[0] and "--signal-to child" in lines[0]
     assert committed(sandbox) == "1\n" and "empty" not in verify_store(sandbox)
+    # the same death again with no checkpoint in between: a restart would loop forever, so the
+    # job ends with the program's status and the same fix named; the checkpoint stays intact
+    proc = run(sandbox, ["--checkpoint", "state", "--every", "1", "--job-signal", "SIGUSR1"], ["./wrap.sh"])
+    assert proc.returncode == 128 + signal.SIGUSR1, proc.stderr
+    assert "instead of restarting forever" in proc.stderr and "--signal-to child" in proc.stderr
+    assert committed(sandbox) == "1\n"
 
 
 @pytest.mark.timeout(60)

@@ -917,11 +917,36 @@ def test_program_killed_by_the_timer_job_signal_restarts_with_the_fix_named():
     core = start(settings(every=10.0, job_signal=SIGUSR1))
     assert actions(core.handle(Tick(10.0))) == [SendSignal(SIGUSR1)]
     out = core.handle(ChildExited(10.1, None, SIGUSR1, obs("f0")))
-    assert actions(out) == [Commit(program_exited=True, restart=True)]
+    assert actions(out) == [Commit(program_exited=True, restart=True, job_signal_deaths=1)]
     rec = [r for r in out if isinstance(r, Record) and r.kind == "killed_by_job_signal"]
     assert rec and "exec" in rec[0].message and "trap" in rec[0].message and "--signal-to child" in rec[0].message
     assert actions(core.handle(CommitFinished(10.2, True))) == [KillTree()]
     assert finish(core, 10.3).status == CKPT
+
+
+def test_program_killed_by_the_job_signal_again_without_progress_ends_the_job():
+    """Issue 13.2: when the run before was killed by our job signal too and nothing was committed
+    since, restarting would repeat it forever: the program's status (138) is reported with the fix;
+    a first death restarts and counts itself in the store; a commit in between resets the count."""
+    core = start(settings(every=10.0, job_signal=SIGUSR1))
+    core.handle(Tick(10.0))
+    out = core.handle(ChildExited(10.1, None, SIGUSR1, obs("f0")))
+    assert actions(out) == [Commit(program_exited=True, restart=True, job_signal_deaths=1)]
+    core = Core(settings(every=10.0, job_signal=SIGUSR1))
+    core.handle(Started(0.0, 4242, obs("f0"), job_signal_deaths=1))
+    core.handle(Tick(10.0))
+    out = core.handle(ChildExited(10.1, None, SIGUSR1, obs("f0")))
+    assert actions(out) == [KillTree()]
+    rec = [r for r in out if isinstance(r, Record) and r.kind == "killed_by_job_signal"]
+    assert rec and rec[0].level == "error" and "`exec`" in rec[0].message and "instead of restarting" in rec[0].message
+    assert finish(core, 10.2).status == 128 + SIGUSR1
+    core = Core(settings(every=10.0, job_signal=SIGUSR1, exit_after_checkpoint=False))
+    core.handle(Started(0.0, 4242, obs("f0"), job_signal_deaths=1))
+    checkpoint_via_timer(core)
+    core.handle(CommitFinished(14.0, True))  # keeps running after the commit
+    core.handle(Tick(24.0))
+    out = core.handle(ChildExited(24.1, None, SIGUSR1, obs("f1")))
+    assert actions(out) == [Commit(program_exited=True, restart=True, job_signal_deaths=1)]
 
 
 def test_program_killed_by_the_job_signal_after_its_done_rule_held_is_finished():
