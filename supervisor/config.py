@@ -232,7 +232,8 @@ def derive_timing(vacate: float, source: str, *, kill_grace: Optional[float],
         given = " plus ".join(f"--{name} {value:g}" for name, value in
                               (("kill-grace", kill_grace), ("checkpoint-on-evict", checkpoint_on_evict))
                               if value is not None)
-        raise ConfigError(f"{given}{where} leave nothing of the vacate time {vacate:g} s ({source}): "
+        verb = "leave" if " plus " in given else "leaves"
+        raise ConfigError(f"{given}{where} {verb} nothing of the vacate time {vacate:g} s ({source}): "
                           "HTCondor would SIGKILL everything first and upload nothing; lower them, leave "
                           "them unset to derive them, or raise job_max_vacate_time")
     derived = kill_grace is None
