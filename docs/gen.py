@@ -121,7 +121,7 @@ def configuration_page() -> str:
         "3. the TOML file named by `--config FILE` or `CKPT_CONFIG` (keys are the flag names, with "
         "`-` or `_`, at the top level or in a `[run]` table);\n"
         "4. the HTCondor job ad (`$_CONDOR_JOB_AD`): the checkpoint exit code or signal, "
-        "`WantCheckpointSignal`/`CheckpointSig` (the trigger signal) and `KillSig` "
+        "`WantCheckpointSignal`/`CheckpointSig` (the trigger signal), `KillSig` and `RemoveKillSig` "
         "(see [job ad](job-ad.md));\n"
         "5. the built-in default.\n\n"
         "Only the winning value is converted and checked; an error names the option and where the "
@@ -137,7 +137,25 @@ def configuration_page() -> str:
     out.append(f"| | `--config FILE` | `{config.ENV_PREFIX}CONFIG` | none | the TOML file itself |\n")
     out.append("\nThe exit code's default is the job ad's `SuccessCheckpointExitCode`, else "
                f"{exitstatus.DEFAULT_CHECKPOINT_EXIT_CODE}; the kill signal's is the job ad's `KillSig`, "
-               "else SIGTERM.\n\n## A config file\n\n```toml\n# ckpt.toml: ckpt-supervisor run --config ckpt.toml -- PROGRAM\n[run]\n")
+               "else SIGTERM; the remove-kill signal's is the job ad's `RemoveKillSig`, else none.\n\n"
+               "## What fits in the vacate time\n\n"
+               "After the soft kill HTCondor waits the *vacate time*, then SIGKILLs the whole job and uploads "
+               "nothing. Under HTCondor the supervisor takes it as the smaller of the job ad's `JobMaxVacateTime` "
+               "and the machine ad's `MachineMaxVacateTime` (`$_CONDOR_MACHINE_AD`; "
+               f"{config.DEFAULT_VACATE_TIME:g} s when neither says), keeps "
+               f"{config.UPLOAD_SHARE:.0%} of it ({config.UPLOAD_RESERVE_MIN:g} to {config.UPLOAD_RESERVE_MAX:g} s) "
+               "for HTCondor's eviction upload, and shares the rest out: the kill grace defaults to half of what "
+               f"is left after `--checkpoint-on-evict`, at most {config.DEFAULT_KILL_GRACE:g} s; a checkpoint "
+               "HTCondor asked for that is still in flight at the soft kill gets the remainder (or "
+               "`--checkpoint-on-evict` when given) before the soft kill is passed on. The values chosen are "
+               "logged at start (event `timing`), for example `vacate time 60 s (MachineMaxVacateTime 60, no "
+               "JobMaxVacateTime): kill grace 10 s (derived); a checkpoint HTCondor asked for that is in flight "
+               "at the soft kill gets 35 s; 15 s kept for the upload`. Only values you gave (flag, `CKPT_*` "
+               "variable, config file) are refused, with exit status 64, when `--kill-grace` plus "
+               "`--checkpoint-on-evict` reach the vacate time (nothing would be left for the upload); outside HTCondor the kill grace is "
+               f"{config.DEFAULT_KILL_GRACE:g} s.\n\n"
+               "A `CKPT_*` variable that is no option (say `CKPT_EVREY`) is named in a warning at start with the "
+               "nearest known one (`CKPT_TEST_*` is left to test suites).\n\n## A config file\n\n```toml\n# ckpt.toml: ckpt-supervisor run --config ckpt.toml -- PROGRAM\n[run]\n")
     for opt in config.OPTIONS:
         if opt.name in ("checkpoint", "complete-when", "trigger-signal", "job-signal", "every", "kill-grace"):
             value = {"checkpoint": '["state.cpt", "md.log"]', "every": "3600", "kill-grace": "20",
@@ -168,7 +186,10 @@ def environment_page() -> str:
         "## Read by `ckpt-supervisor run`\n\n"
         "| variable | meaning |\n|---|---|\n"
         "| `_CONDOR_JOB_AD` | the job ad file HTCondor writes into the sandbox; defaults for the "
-        "checkpoint code or signal, the trigger signal and the kill signal ([job ad](job-ad.md)) |\n"
+        "checkpoint code or signal, the trigger signal and the kill signals, and `JobMaxVacateTime` "
+        "([job ad](job-ad.md)) |\n"
+        "| `_CONDOR_MACHINE_AD` | the machine ad: its `MachineMaxVacateTime` bounds the vacate time "
+        "that the kill grace is derived from ([configuration](configuration.md#what-fits-in-the-vacate-time)) |\n"
         "| `_CONDOR_SCRATCH_DIR` | the sandbox: relative checkpoint paths and the store start here "
         "(`--sandbox` overrides; else the current directory) |\n"
         "| `_CONDOR_CHIRP_CONFIG` | when present (and the `htcondor` extra is installed), checkpoint "

@@ -61,11 +61,22 @@ class _TopFormatter(argparse.HelpFormatter):
                          _columns() - 2 if width is None else width)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with our log prefix on its usage errors (``ckpt-supervisor[PID]: error: ...``)."""
+
+    def error(self, message: str) -> NoReturn:
+        import os
+
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{PROG}[{os.getpid()}]: error: {self.prog}: {message}\n")
+        raise SystemExit(2)
+
+
 def main_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     """The whole parser; with ``only="run"`` just the run command (start-up cost matters there)."""
     from .config import add_run_options
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Run a program that cannot exit after a checkpoint as an HTCondor self-checkpointing job.",
         formatter_class=_TopFormatter,
@@ -97,7 +108,10 @@ def main_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
 
 
 def _error(message: str, status: int) -> int:
-    sys.stderr.write(f"{PROG}: error: {message}\n")
+    import os
+
+    # the same prefix as every log line of the run (tini's PRINT_*): name and pid
+    sys.stderr.write(f"{PROG}[{os.getpid()}]: error: {message}\n")
     return status
 
 

@@ -172,8 +172,11 @@ OPTIONS: tuple[Option, ...] = (
     # killing
     Option("kill-signal", "the soft-kill signal (HTCondor's KillSig; default from the job ad, else SIGTERM)",
            _signal("kill-signal"), metavar="SIG"),
-    Option("kill-grace", "seconds between passing on the soft kill and SIGKILLing the whole tree",
-           _seconds("kill-grace", maximum=86400), default=10.0, metavar="SECONDS"),
+    Option("remove-kill-signal", "a second soft-kill signal (HTCondor's RemoveKillSig, used by condor_rm; "
+           "default from the job ad)", _signal("remove-kill-signal"), metavar="SIG"),
+    Option("kill-grace", "seconds between passing on the soft kill and SIGKILLing the whole tree "
+           "(default: 10, less when the vacate time is short: see configuration.md)",
+           _seconds("kill-grace", maximum=86400), metavar="SECONDS"),
     Option("signal-to", "who gets passed-on signals: the program's process group, or the child alone",
            _choice("signal-to", ("group", "child")), default="group", metavar="WHO"),
     # observability
@@ -183,6 +186,103 @@ OPTIONS: tuple[Option, ...] = (
            _seconds("poll-interval", allow_zero=False, maximum=3600), default=1.0, metavar="SECONDS"),
 )
 BY_DEST = {o.dest: o for o in OPTIONS}
+
+
+DEFAULT_KILL_GRACE = 10.0
+DEFAULT_VACATE_TIME = 600.0  # HTCondor's MachineMaxVacateTime when the machine ad has none
+UPLOAD_SHARE = 0.25  # of the vacate time kept free for HTCondor's eviction upload ...
+UPLOAD_RESERVE_MIN, UPLOAD_RESERVE_MAX = 1.0, 60.0  # ... within these bounds (seconds)
+
+
+@record(frozen=True)
+class Timing:
+    """The vacate time (soft kill to SIGKILL of everything) and how it is shared out.
+
+    After the vacate time HTCondor SIGKILLs the whole job and uploads nothing (semantics rule 9),
+    so the supervisor's grace and any eviction-time checkpoint must end ``upload_reserve``
+    seconds before it.
+    """
+
+    vacate: float
+    source: str  # which ad attributes gave it
+    upload_reserve: float
+    kill_grace: float
+    kill_grace_derived: bool
+    promise_budget: float  # a promised checkpoint in flight at the soft kill gets this long
+
+    def describe(self, checkpointing: bool = True) -> str:
+        grace = f"kill grace {self.kill_grace:g} s" + (" (derived)" if self.kill_grace_derived else "")
+        budget = (f"; a checkpoint HTCondor asked for that is in flight at the soft kill gets "
+                  f"{self.promise_budget:g} s" if checkpointing else "")
+        return (f"vacate time {self.vacate:g} s ({self.source}): {grace}{budget}; "
+                f"{self.upload_reserve:g} s kept for the upload")
+
+
+def derive_timing(vacate: float, source: str, *, kill_grace: Optional[float],
+                  checkpoint_on_evict: Optional[float], where: str = "") -> Timing:
+    """Share the vacate time out; ConfigError only for explicit values that cannot fit.
+
+    ``kill_grace`` and ``checkpoint_on_evict`` are the values the user gave (None: not given).
+    """
+    reserve = min(UPLOAD_RESERVE_MAX, max(UPLOAD_RESERVE_MIN, UPLOAD_SHARE * vacate))
+    room = max(vacate - reserve, vacate / 2)  # what the supervisor may use
+    evict = checkpoint_on_evict or 0.0
+    used = (kill_grace or 0.0) + evict
+    if used >= vacate > 0 and (kill_grace or checkpoint_on_evict):  # nothing left for the upload
+        given = " plus ".join(f"--{name} {value:g}" for name, value in
+                              (("kill-grace", kill_grace), ("checkpoint-on-evict", checkpoint_on_evict))
+                              if value is not None)
+        verb = "leave" if " plus " in given else "leaves"
+        raise ConfigError(f"{given}{where} {verb} nothing of the vacate time {vacate:g} s ({source}): "
+                          "HTCondor would SIGKILL everything first and upload nothing; lower them, leave "
+                          "them unset to derive them, or raise job_max_vacate_time")
+    derived = kill_grace is None
+    grace = min(DEFAULT_KILL_GRACE, max(0.0, room - evict) / 2) if derived else float(kill_grace or 0.0)
+    budget = checkpoint_on_evict if checkpoint_on_evict is not None else max(0.0, room - grace)
+    left = max(0.0, vacate - grace - budget)  # what is left for HTCondor's upload
+    return Timing(vacate=vacate, source=source, upload_reserve=round(left, 3), kill_grace=round(grace, 3),
+                  kill_grace_derived=derived, promise_budget=round(budget, 3))
+
+
+def vacate_time(job_ad: dict[str, Any], machine_ad_vacate: Optional[float],
+                under_condor: bool) -> Optional[tuple[float, str]]:
+    """min(JobMaxVacateTime, MachineMaxVacateTime (default 600)); None outside HTCondor."""
+    job = job_ad.get("max_vacate_time")
+    job = job if isinstance(job, (int, float)) and job > 0 else None
+    machine = machine_ad_vacate if machine_ad_vacate is not None and machine_ad_vacate > 0 else None
+    if job is None and machine is None:
+        if not under_condor:
+            return None
+        return DEFAULT_VACATE_TIME, "HTCondor's default MachineMaxVacateTime"
+    machine_text = f"MachineMaxVacateTime {machine:g}" if machine is not None else "no MachineMaxVacateTime"
+    if machine is None:
+        machine = DEFAULT_VACATE_TIME
+        machine_text = f"MachineMaxVacateTime {machine:g} by default"
+    if job is None:
+        return machine, machine_text + ", no JobMaxVacateTime"
+    which = "JobMaxVacateTime" if job <= machine else "MachineMaxVacateTime"
+    return min(job, machine), f"the smaller of JobMaxVacateTime {job:g} and {machine_text}: {which}"
+
+
+def unknown_env_warnings(environ: dict[str, str]) -> list[str]:
+    """One line for each CKPT_* variable that is no option, naming the nearest known one."""
+    import difflib
+
+    known = [o.env for o in OPTIONS] + [ENV_PREFIX + "CONFIG"]
+    out = []
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name in known or name.startswith(OTHER_ENV_PREFIXES):
+            continue
+        near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {near[0]}?" if near else f"; the known ones are listed by {PROG_RUN} --help"
+        out.append(f"environment variable {name} is not a {ENV_PREFIX}* setting and is ignored{hint}")
+    return out
+
+
+PROG_RUN = "ckpt-supervisor run"
+# CKPT_* variables that belong to someone else: the dry run's own settings and family marker, and
+# test suites
+OTHER_ENV_PREFIXES = (ENV_PREFIX + "DRYRUN_", ENV_PREFIX + "TEST_")
 
 
 @record(frozen=True)
@@ -206,6 +306,7 @@ class RunConfig:
     exit_code: int = exitstatus.DEFAULT_CHECKPOINT_EXIT_CODE
     exit_signal: Optional[int] = None
     kill_signal: int = 15
+    remove_kill_signal: Optional[int] = None
     kill_grace: float = 10.0
     signal_to: str = "group"
     events: Optional[str] = None
@@ -213,6 +314,9 @@ class RunConfig:
     verbosity: int = 0
     job_ad: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)  # option -> where its value came from
+    timing: Optional[Timing] = None  # the vacate time and what fits in it (under HTCondor)
+    promise_budget: Optional[float] = None  # evicted with a promised checkpoint in flight
+    warnings: tuple[str, ...] = ()  # said once at start (unknown CKPT_* variables, ...)
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -276,6 +380,8 @@ def _from_job_ad(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
         values["trigger_signal"] = [sig]
     if defaults.get("kill_signal") is not None:
         values["kill_signal"] = defaults["kill_signal"]
+    if defaults.get("remove_kill_signal") is not None:
+        values["remove_kill_signal"] = defaults["remove_kill_signal"]
     return values, dict(defaults)
 
 
@@ -347,8 +453,33 @@ def build(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) ->
         merged["exit_code"] = exitstatus.DEFAULT_CHECKPOINT_EXIT_CODE
     if "kill_signal" not in merged:
         merged["kill_signal"] = 15
+    # the vacate time: grace and eviction budgets are derived from it (issue 13.1, rule 9)
+    machine_ad = environ.get("_CONDOR_MACHINE_AD")
+    machine_vacate = None
+    if machine_ad and os.path.isfile(machine_ad):
+        from .jobad import machine_max_vacate_time
+
+        machine_vacate = machine_max_vacate_time(machine_ad)
+    found = vacate_time(job_ad_raw, machine_vacate, under_condor=bool(job_ad_raw) or machine_vacate is not None)
+    timing = None
+    if found is not None:
+        explicit = [sources[d] for d in ("kill_grace", "checkpoint_on_evict") if d in sources]
+        where = f" (from the {', '.join(dict.fromkeys(explicit))})" if explicit and explicit != ["command line"] else ""
+        timing = derive_timing(found[0], found[1], kill_grace=merged.get("kill_grace"),
+                               checkpoint_on_evict=merged.get("checkpoint_on_evict"), where=where)
+        merged["kill_grace"] = timing.kill_grace
+        merged["promise_budget"] = timing.promise_budget
+    else:
+        merged.setdefault("kill_grace", DEFAULT_KILL_GRACE)
+        merged["promise_budget"] = merged.get("checkpoint_on_evict") or DEFAULT_KILL_GRACE
     verbosity = int(getattr(args, "verbose", 0) or 0) - int(getattr(args, "quiet", 0) or 0)
-    cfg = RunConfig(program=tuple(program), verbosity=verbosity, job_ad=job_ad_raw, sources=sources, **merged)
+    warnings = unknown_env_warnings(environ)
+    if timing is not None and timing.upload_reserve < min(UPLOAD_RESERVE_MIN, timing.vacate / 4):
+        warnings.append(f"--kill-grace and --checkpoint-on-evict leave {timing.upload_reserve:g} s of the "
+                        f"vacate time {timing.vacate:g} s for HTCondor's eviction upload; lower them if "
+                        "eviction-time files must reach the spool")
+    cfg = RunConfig(program=tuple(program), verbosity=verbosity, job_ad=job_ad_raw, sources=sources,
+                    timing=timing, warnings=tuple(warnings), **merged)
     validate(cfg)
     return cfg
 
@@ -376,16 +507,15 @@ def validate(cfg: RunConfig) -> None:
     if cfg.kill_signal in cfg.trigger_signal:
         raise ConfigError(f"--trigger-signal and --kill-signal are both {cfg.kill_signal}: HTCondor could "
                           "not tell a checkpoint request from an eviction; choose another CheckpointSig")
+    if cfg.remove_kill_signal is not None and cfg.remove_kill_signal in cfg.trigger_signal:
+        raise ConfigError(f"--trigger-signal and --remove-kill-signal are both {cfg.remove_kill_signal}: "
+                          "a removal could not be told from a checkpoint request; choose another CheckpointSig")
+    if cfg.every and cfg.job_signal is None and not cfg.trigger_signal and not cfg.watch:
+        raise ConfigError(f"--every {cfg.every:g} asks for checkpoints, but no signal would tell the program: "
+                          "give --job-signal SIG (the signal the program saves on), or --watch when it "
+                          "checkpoints on its own")
     if cfg.exit_signal is not None and cfg.exit_signal in cfg.trigger_signal:
         raise ConfigError("--exit-signal equals a --trigger-signal; choose distinct signals")
-    ad_vacate = cfg.job_ad.get("max_vacate_time")
-    if isinstance(ad_vacate, (int, float)) and ad_vacate > 0:
-        needed = cfg.kill_grace + (cfg.checkpoint_on_evict or 0)
-        if needed > ad_vacate:
-            raise ConfigError(f"--kill-grace {cfg.kill_grace:g} plus --checkpoint-on-evict "
-                              f"{cfg.checkpoint_on_evict or 0:g} exceed the job's JobMaxVacateTime "
-                              f"{ad_vacate:g}: HTCondor would SIGKILL us first; lower them or raise "
-                              "job_max_vacate_time")
     store = os.path.realpath(os.path.join(cfg.sandbox, cfg.store))
     for path in cfg.checkpoint:
         if os.path.isabs(path) or ".." in path.split(os.sep):

@@ -16,13 +16,20 @@ Rules it enforces (see ``docs/explanation/htcondor-semantics.md``):
 * One checkpoint is in flight at a time; triggers that arrive meanwhile are coalesced.
 * A checkpoint is complete only when the checkpoint paths changed since the request (in watch
   mode: since the last commit) and then every completion rule holds; a ``command`` rule runs last.
-* After HTCondor's checkpoint signal (a trigger signal) the job must exit with the checkpoint
-  status even if the program just finished: its real status is then committed into the store
-  (``final_status``) and reported at the next start (:func:`plan_start`).
+* After HTCondor's checkpoint signal (a trigger signal) the job owes HTCondor the checkpoint
+  status (:class:`Promise`, semantics rule 8): *every* way out is then the checkpoint status, an
+  eviction included. A program that just finished has its real status committed into the store
+  (``final_status``) and reported at the next start (:func:`plan_start`); a program that ended
+  without a new checkpoint (killed by the soft kill, the grace, or the job signal) leaves the
+  committed store unchanged, and the checkpoint status makes HTCondor restart from it.
 * The program's own exit with the reserved checkpoint code is a distinct failure, unless
   post-exit inspection (``inspect_on_exit``) turns it into a checkpoint.
-* On the soft-kill signal: pass it on, wait ``kill_grace``, SIGKILL the tree (or first try a
-  checkpoint within ``checkpoint_on_evict`` seconds). Exit status then is the program's own.
+* On a soft-kill signal (``KillSig`` or ``RemoveKillSig``): pass it on, wait ``kill_grace``,
+  SIGKILL the tree (or first try a checkpoint within ``checkpoint_on_evict`` seconds; a checkpoint
+  already in flight under a promise gets ``promise_budget`` seconds). Exit status then is the
+  program's own, unless a promise is owed.
+* A program killed by the job signal we sent (a shell wrapper without ``exec``) has not finished:
+  the checkpoint status is reported over the unchanged store, with a line saying how to fix it.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from .rules import Rule, View
 @record(frozen=True)
 class CoreSettings:
     kill_signal: int = 15
+    remove_kill_signal: Optional[int] = None  # RemoveKillSig: a soft kill too (os_proc.cpp:941)
     kill_grace: float = 10.0
     exit_code: int = exitstatus.DEFAULT_CHECKPOINT_EXIT_CODE
     exit_signal: Optional[int] = None
@@ -54,10 +62,26 @@ class CoreSettings:
     inspect_on_exit: frozenset[int] = frozenset()
     complete: Optional[Rule] = None
     checkpoint_on_evict: Optional[float] = None
+    promise_budget: Optional[float] = None  # evicted with a promised checkpoint in flight: its time
     checkpoint_timeout: Optional[float] = None
     on_timeout: str = "continue"  # or "fail"
     min_run: float = 0.0
     exit_after_checkpoint: bool = True  # for timer and watch checkpoints
+
+
+@record(frozen=True)
+class Promise:
+    """The promise owed to HTCondor after its checkpoint signal (semantics rule 8).
+
+    Once the starter sent ``signal`` at ``at``, the job's next exit must be the checkpoint status,
+    whatever happens meanwhile (an eviction included), or HTCondor holds the job (code 36).
+    ``fallback``: the last resort (report the checkpoint status over the unchanged store) was
+    already tried; if that failed too, the failure is reported as it is.
+    """
+
+    signal: int
+    at: float
+    fallback: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -73,6 +97,7 @@ class Observation:
     log_counts: tuple[tuple[str, int], ...] = ()  # (pattern, matches since start)
     open_for_write: Optional[bool] = None
     present: bool = True  # every checkpoint path exists
+    missing: tuple[str, ...] = ()  # the checkpoint paths that do not exist
     newest_ns: Optional[int] = None  # newest mtime among the checkpoint files (for marker rules)
 
 
@@ -82,6 +107,7 @@ class Started:
     pid: int
     observation: Observation
     resumed: bool = False  # working paths were restored from the store
+    job_signal_deaths: int = 0  # earlier runs in a row killed by our job signal with no checkpoint
 
 
 @record(frozen=True)
@@ -164,6 +190,7 @@ class Commit:
     final_status: Optional[int] = None
     program_exited: bool = False
     restart: bool = False  # keep the committed store as it is (or mark a fresh start): no new files
+    job_signal_deaths: int = 0  # with restart: record this many runs in a row killed by our job signal
 
 
 @record(frozen=True)
@@ -229,7 +256,7 @@ TRANSITIONS: tuple[tuple[Phase, Phase, str], ...] = (
     (S.COMMITTING, S.STOPPING, "soft-kill signal arrived during the commit"),
     (S.STOPPING, S.KILLING, "program exited, or the grace ran out"),
     (S.KILLING, S.EXITED, "tree gone: exit with the planned status"),
-    (S.KILLING, S.COMMITTING, "tree gone, but a checkpoint signal came: record the final status"),
+    (S.KILLING, S.COMMITTING, "tree gone, the checkpoint status owed: record the final status or keep the store"),
     (S.STARTING, S.EXITED, "the program could not be started"),
 )
 _ALLOWED = frozenset((a, b) for a, b, _ in TRANSITIONS)
@@ -244,6 +271,7 @@ class StartPlan:
     resume: bool
     exit_now: Optional[int] = None
     reason: str = ""
+    set_aside_working: bool = False  # working files were left by a run that ended without a checkpoint
 
 
 def plan_start(state: Optional[dict[str, Any]]) -> StartPlan:
@@ -255,7 +283,10 @@ def plan_start(state: Optional[dict[str, Any]]) -> StartPlan:
         return StartPlan(resume=False, exit_now=final,
                          reason=f"the program had already finished with status {final}")
     if state.get("empty"):
-        return StartPlan(resume=False, reason="the store holds no checkpoint yet: starting from scratch")
+        # written when a run ended without a checkpoint (killed, interrupted): its working files
+        # may be torn by that end, and are not a checkpoint
+        return StartPlan(resume=False, reason="the store holds no checkpoint yet: starting from scratch",
+                         set_aside_working=True)
 
     return StartPlan(resume=True, reason=f"resuming from committed checkpoint {state.get('sequence', '?')}")
 
@@ -281,7 +312,10 @@ class Core:
         self.started_at = 0.0
         self.child_alive = False
         self.child_result: Optional[tuple[Optional[int], Optional[int]]] = None
-        self.signal_requested = False  # HTCondor's checkpoint signal seen during this run
+        self.promise: Optional[Promise] = None  # owed to HTCondor after its checkpoint signal
+        self.failed_commits = 0
+        self.last_commit_error = ""
+        self.commit_kept_store = False  # the commit in flight (or done) only keeps the store as it is
         self.evicting = False
         self.exit_plan: Optional[Exit] = None
         # checkpoint bookkeeping
@@ -307,6 +341,7 @@ class Core:
         self.exited_while_busy = False  # the program ended on its own during a validation or commit
         self.plan_is_program_end = False  # the planned exit reports the program's own end
         self.sent_job_signals: set[int] = set()  # signals we sent to make the program checkpoint
+        self.prior_job_signal_deaths = 0  # from the store: earlier runs killed by our job signal
 
 
     # ---------------------------------------------------------------- public API
@@ -352,15 +387,21 @@ class Core:
     _pending_exit_at: Optional[float] = None
     _evaluated_at: Optional[float] = None  # when the completion rules were last evaluated
     _soft_kill_sent = False
+    soft_kill_received: Optional[int] = None  # the soft-kill signal HTCondor sent
 
     def _evict_budget_applies(self) -> bool:
         """A validator runs for an eviction checkpoint: the budget bounds it too."""
         return (self.phase == Phase.VALIDATING and self.request_reason == "evict"
                 and self.request_deadline is not None and self.child_alive)
 
-    def _soft_kill(self, now: float, out: list[Command_]) -> None:
-        """Pass KillSig on; the grace starts with the first one sent."""
-        sig = self.s.kill_signal
+    def _is_soft_kill(self, sig: int) -> bool:
+        return sig == self.s.kill_signal or (self.s.remove_kill_signal is not None
+                                              and sig == self.s.remove_kill_signal)
+
+    def _soft_kill(self, now: float, out: list[Command_], sig: Optional[int] = None) -> None:
+        """Pass the soft-kill signal on (the one HTCondor sent); the grace starts with the first."""
+        if sig is None:
+            sig = self.soft_kill_received or self.s.kill_signal
         out.append(SendSignal(sig))
         out.append(Record("kill_sent", {"signal": sig, "grace": self.s.kill_grace}))
         if not self._soft_kill_sent:
@@ -404,10 +445,21 @@ class Core:
         self.baseline_logs = dict(self.obs.log_counts)
 
     def _checkpoint_status(self) -> Exit:
+        reason = "checkpoint committed"
+        if self.commit_kept_store:
+            reason = "no new checkpoint: the committed store is kept unchanged for the restart"
         if self.s.exit_signal is not None:
             return Exit(exitstatus.SIGNAL_BASE + self.s.exit_signal, by_signal=self.s.exit_signal,
-                        reason="checkpoint committed")
-        return Exit(self.s.exit_code, reason="checkpoint committed")
+                        reason=reason)
+        return Exit(self.s.exit_code, reason=reason)
+
+    def checkpoint_status(self) -> Exit:
+        """The Exit that reports a checkpoint (by exit code or by signal)."""
+        return self._checkpoint_status()
+
+    def _is_checkpoint_status(self, plan: Exit) -> bool:
+        want = self._checkpoint_status()
+        return (plan.status, plan.by_signal) == (want.status, want.by_signal)
 
     def _report_program(self, code: Optional[int], signum: Optional[int]) -> Exit:
         status = program_status(code, signum)
@@ -470,7 +522,15 @@ class Core:
             return False
         self.complete_rule = str(self.s.complete) if self.s.complete is not None else "changed"
         latency = None if self.request_at is None else now - self.request_at
-        out.append(Record("checkpoint_complete", {"rule": self.complete_rule, "latency": latency}))
+        after = "" if latency is None else f" {latency:.3f} s after the request"
+        if exited and self.exit_event is not None and self.exit_event.code in self.s.inspect_on_exit \
+                and self.request_reason == "exit":
+            how = (f"the program exited {self.exit_event.code} (--inspect-on-exit) and its checkpoint changed "
+                   f"since this start; completion rule {self.complete_rule!r} holds")
+        else:
+            how = f"the checkpoint changed and completion rule {self.complete_rule!r} holds{after}"
+        out.append(Record("checkpoint_complete", {"rule": self.complete_rule, "latency": latency},
+                          message=f"checkpoint complete: {how}"))
         if self._has_command():
             out.append(RunValidator())
             self._goto(Phase.VALIDATING)
@@ -479,6 +539,7 @@ class Core:
         return True
 
     def _start_commit(self, out: list[Command_], final_status: Optional[int] = None) -> None:
+        self.commit_kept_store = False
         out.append(Commit(final_status=final_status, program_exited=not self.child_alive))
         self.commit_final_status = final_status
         self._goto(Phase.COMMITTING)
@@ -510,10 +571,11 @@ class Core:
     def _program_ended(self, ev: ChildExited, out: list[Command_]) -> None:
         """The program exited while no checkpoint completion is pending (or it failed)."""
         code, signum = ev.code, ev.signum
-        if self.s.checkpointing and self.signal_requested and not self.evicting:
+        if self.s.checkpointing and self.promise is not None:
             # HTCondor sent its checkpoint signal: the job must exit with the checkpoint status.
-            if not self._finished(ev):
-                self._restart_from_last_commit(ev, out)
+            # During an eviction only the done rule can say the program had finished.
+            if not self._finished(ev) or (self.evicting and ev.done is not True):
+                self._keep_promise_over_store(ev, out)
                 return
             status = self._report_program(code, signum).status
             out.append(Record("final_status_recorded", {"status": status},
@@ -522,7 +584,36 @@ class Core:
             self.request_reason = "exit"
             self._start_commit(out, final_status=status)
             return
+        if self.s.checkpointing and self._killed_by_our_job_signal(ev) and not self.evicting:
+            if ev.done:
+                # the program had finished its work when our signal landed (during its shutdown)
+                out.append(Record("finished_before_job_signal", {"signal": signum},
+                                  message=f"the program was killed by signal {signum}, the job signal we sent, "
+                                          "after its done rule held: reporting it as finished (0)"))
+                self._kill_then(Exit(0, reason="program finished (done rule)"), out, program_end=True)
+                return
+            assert signum is not None
+            if not self.commits and self.prior_job_signal_deaths:
+                # the run before ended the same way, and nothing was committed since: a restart
+                # would repeat it forever (a wrapper that never passes the signal on)
+                out.append(Record("killed_by_job_signal", {"signal": signum, "again": True}, level="error",
+                                  message=self._job_signal_death_text(signum) + "; the run before ended the same "
+                                          "way with no checkpoint since, so the job ends here instead of "
+                                          "restarting forever"))
+                self._kill_then(self._report_program(code, signum), out, program_end=True)
+                return
+            self._restart_from_last_commit(ev, out)
+            return
         self._kill_then(self._report_program(code, signum), out, program_end=True)
+
+    @staticmethod
+    def _job_signal_death_text(signum: int) -> str:
+        return (f"the program was killed by signal {signum}, the job signal we sent to ask for a checkpoint: "
+                "the process that got it has no handler (a shell wrapper?); fix: `exec` the program in the "
+                "wrapper, `trap` the signal, or --signal-to child")
+
+    def _killed_by_our_job_signal(self, ev: ChildExited) -> bool:
+        return ev.signum is not None and ev.signum in self.sent_job_signals
 
     def _finished(self, ev: ChildExited) -> bool:
         """Did the program end its work (rather than die from our request)? The done rule decides
@@ -531,23 +622,49 @@ class Core:
             return False
         return ev.done is not False
 
+    def _keep_promise_over_store(self, ev: Optional[ChildExited], out: list[Command_]) -> None:
+        """The last resort of a promise: the checkpoint status over the unchanged store."""
+        assert self.promise is not None
+        self.promise = Promise(self.promise.signal, self.promise.at, fallback=True)
+        if ev is not None:
+            self._restart_from_last_commit(ev, out)
+            return
+        self._restart_from_last_commit(ChildExited(self._now_hint, None, None, self.obs), out)
+
     def _restart_from_last_commit(self, ev: ChildExited, out: list[Command_]) -> None:
-        """After the checkpoint signal the program ended without a checkpoint and without
-        finishing: report the checkpoint status over the last committed store (unchanged), so
-        that HTCondor restarts the job from there instead of holding it or ending it."""
-        status = program_status(ev.code, ev.signum)
-        out.append(Record("interrupted", {"status": status}, level="warning",
-                          message=f"the program ended with status {status} after the checkpoint signal "
-                                  "without a new checkpoint and without finishing; restarting from the "
-                                  "last committed checkpoint"))
+        """The program ended without a checkpoint and without finishing (after the checkpoint
+        signal, or killed by the job signal we sent): report the checkpoint status over the last
+        committed store (unchanged), so that HTCondor restarts the job from there instead of
+        holding it (rule 8) or ending it."""
+        if ev.code is None and ev.signum is None:
+            status_text = "ended"
+        else:
+            status_text = f"ended with status {program_status(ev.code, ev.signum)}"
+        deaths = 0
+        if self._killed_by_our_job_signal(ev) and not self.evicting:
+            assert ev.signum is not None
+            deaths = 1 if self.commits else self.prior_job_signal_deaths + 1
+            out.append(Record("killed_by_job_signal", {"signal": ev.signum}, level="warning",
+                              message=self._job_signal_death_text(ev.signum)
+                              + "; restarting from the last committed checkpoint"))
+        else:
+            why = "during the eviction" if self.evicting else "after the checkpoint signal"
+            out.append(Record("interrupted", {"status": program_status(ev.code, ev.signum)
+                                              if ev.code is not None or ev.signum is not None else None},
+                              level="warning",
+                              message=f"the program {status_text} {why} without a new checkpoint and without "
+                                      "finishing; reporting the checkpoint status over the last committed "
+                                      "checkpoint (unchanged), so that HTCondor restarts the job from it"))
         self.request_reason = "exit"
-        out.append(Commit(program_exited=True, restart=True))
+        self.commit_kept_store = True
+        out.append(Commit(program_exited=True, restart=True, job_signal_deaths=deaths))
         self.commit_final_status = None
         self._goto(Phase.COMMITTING)
 
     # ---------------------------------------------------------------- event handlers
     def _on_Started(self, ev: Started, out: list[Command_]) -> None:
         self.started_at = ev.now
+        self.prior_job_signal_deaths = ev.job_signal_deaths
         self.child_alive = True
         self.obs = ev.observation
         self.start_fp = ev.observation.fingerprint
@@ -561,11 +678,12 @@ class Core:
 
     def _on_SignalReceived(self, ev: SignalReceived, out: list[Command_]) -> None:
         sig = ev.signum
-        if sig == self.s.kill_signal:
+        if self._is_soft_kill(sig):
             self._on_kill_signal(ev, out)
             return
         if sig in self.s.trigger_signals and self.s.checkpointing:
-            self.signal_requested = True
+            if self.promise is None:
+                self.promise = Promise(sig, ev.now)
             if self.phase == Phase.RUNNING and self.child_alive:
                 self._request(ev.now, "signal", out, trigger=sig)
             elif self.phase in (Phase.CHECKPOINTING, Phase.VALIDATING, Phase.COMMITTING):
@@ -580,19 +698,32 @@ class Core:
 
     def _on_kill_signal(self, ev: SignalReceived, out: list[Command_]) -> None:
         sig = ev.signum
+        if self.phase == Phase.EXITED:
+            return
         first = not self.evicting
         self.evicting = True
-        if self.phase in (Phase.KILLING, Phase.EXITED):
-            return
-        if not self.child_alive:
+        if first:
+            self.soft_kill_received = sig
+        busy = self.child_alive and self.phase not in (Phase.KILLING, Phase.EXITED)
+        budget = self.s.checkpoint_on_evict if busy else None
+        in_flight = self.phase in (Phase.CHECKPOINTING, Phase.VALIDATING)
+        if busy and in_flight and not budget and self.promise is not None:
+            budget = self.s.promise_budget  # the promised checkpoint may still complete in time
+        if first:
+            fields: dict[str, Any] = {"signal": sig, "budget": budget, "during": self.phase.value,
+                                      "promise": self.promise is not None}
+            owed = " (the checkpoint status is owed to HTCondor)" if self.promise is not None else ""
+            then = (f"a checkpoint gets {budget:g} s, then the soft kill is passed on" if budget
+                    and (in_flight or (self.phase == Phase.RUNNING and self.s.checkpointing))
+                    else "passing it on")
+            out.append(Record("evicting", fields, message=f"soft-kill signal {sig} received while "
+                              f"{self.phase.value}{owed}: evicting; {then}"))
+        if not busy:
             return  # we are already finishing; the commit or kill in progress completes
-        budget = self.s.checkpoint_on_evict
         if first and budget and self.s.checkpointing and self.phase == Phase.RUNNING:
-            out.append(Record("evicting", {"signal": sig, "budget": budget}))
             self._request(ev.now, "evict", out, budget=budget)
             return
-        if first and budget and self.phase in (Phase.CHECKPOINTING, Phase.VALIDATING):
-            out.append(Record("evicting", {"signal": sig, "budget": budget, "during": self.phase.value}))
+        if first and budget and in_flight:
             self.request_reason = "evict"
             end = ev.now + budget
             self.request_deadline = end if self.request_deadline is None else min(self.request_deadline, end)
@@ -624,6 +755,13 @@ class Core:
         exit_counts = self._has_exit_rule() and (
             phase == Phase.CHECKPOINTING or (phase == Phase.RUNNING and self.s.watch))
         inspected = ev.signum is None and ev.code in self.s.inspect_on_exit and self.s.checkpointing
+        if inspected and not ev.observation.present:
+            missing = ", ".join(ev.observation.missing) or "a checkpoint path"
+            out.append(Record("checkpoint_missing", {"code": ev.code, "missing": list(ev.observation.missing)},
+                              level="warning",
+                              message=f"the program exited {ev.code} (--inspect-on-exit), but {missing} does not "
+                                      "exist: no checkpoint to inspect (is --checkpoint spelled as the program "
+                                      f"writes it?); passing {ev.code} through"))
         if exit_counts or inspected:
             if phase == Phase.RUNNING:
                 # the seed's first work-around: a new complete checkpoint since this start?
@@ -719,6 +857,8 @@ class Core:
         if self.phase != Phase.COMMITTING:
             return
         if not ev.ok:
+            self.failed_commits += 1
+            self.last_commit_error = ev.error
             out.append(Record("commit_failed", {"error": ev.error}, level="error", message=ev.error))
             self.rejected_fp = self.obs.fingerprint  # retried only once the files change again
 
@@ -730,11 +870,17 @@ class Core:
                 return
             self._back_to_running(ev.now)
             return
-        self.commits += 1
+        if not self.commit_kept_store:
+            self.commits += 1
         self.committed_fp = ev.fingerprint if ev.fingerprint is not None else self.obs.fingerprint
-        out.append(Record("committed", {"bytes": ev.bytes, "seconds": ev.seconds,
-                                        "final_status": self.commit_final_status}))
-        if self.evicting and self.request_reason != "evict":
+        if self.commit_kept_store:
+            out.append(Record("store_kept", {"seconds": ev.seconds},
+                              message="no new checkpoint: the committed store is kept as it is (an empty "
+                                      "one marks 'start from scratch' when there was none)"))
+        else:
+            out.append(Record("committed", {"bytes": ev.bytes, "seconds": ev.seconds,
+                                            "final_status": self.commit_final_status}))
+        if self.evicting and self.request_reason != "evict" and self.promise is None:
             self._after_evict_commit(ev.now, out)
             return
         if self.exited_while_busy and self.request_reason in ("watch", "timer") and self.exit_event:
@@ -763,12 +909,16 @@ class Core:
         if self.phase != Phase.KILLING:
             return
         plan = self.exit_plan or Exit(exitstatus.EXIT_INTERNAL, reason="no exit planned")
-        if (self.signal_requested and self.s.checkpointing and not self.evicting
-                and self.plan_is_program_end and self.commit_final_status is None):
-            # HTCondor's checkpoint signal arrived after the program ended (while we killed what
-            # was left): the job must still exit with the checkpoint status, or it is held (36)
-            if self.exit_event is not None and not self._finished(self.exit_event):
-                self._restart_from_last_commit(self.exit_event, out)
+        if (self.promise is not None and self.s.checkpointing and not self.promise.fallback
+                and not self._is_checkpoint_status(plan) and plan.status != exitstatus.EXIT_CHECKPOINT_TIMEOUT):
+            # (--on-timeout fail is the user's explicit choice to stop: 75, which HTCondor holds)
+            # HTCondor's checkpoint signal came (before or while we killed what was left): the
+            # job must still exit with the checkpoint status, or it is held (rule 8)
+            exited = self.exit_event
+            finished = (exited is not None and self.plan_is_program_end and self.commit_final_status is None
+                        and self._finished(exited) and not (self.evicting and exited.done is not True))
+            if not finished:
+                self._keep_promise_over_store(exited, out)
                 return
             out.append(Record("final_status_recorded", {"status": plan.status},
                               message=f"program ended with status {plan.status} around the checkpoint "
@@ -777,6 +927,11 @@ class Core:
             self._start_commit(out, final_status=plan.status)
             return
 
+        if self.failed_commits:
+            out.append(Record("commit_summary", {"failed": self.failed_commits, "committed": self.commits,
+                                                 "error": self.last_commit_error}, level="warning",
+                              message=f"{self.failed_commits} commit(s) failed in this run ({self.commits} "
+                                      f"succeeded); last error: {self.last_commit_error}"))
         how = f"dying from signal {plan.by_signal}" if plan.by_signal is not None else f"exit status {plan.status}"
         out.append(Record("exit", {"status": plan.status, "signal": plan.by_signal, "reason": plan.reason},
                           level="debug" if plan.reason.startswith("program") else "info",

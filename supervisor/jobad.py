@@ -487,7 +487,9 @@ class CheckpointDefaults(TypedDict, total=False):
     want_checkpoint_signal: bool  # WantCheckpointSignal
     checkpoint_signal: int  # CheckpointSig, a signal number
     kill_signal: int  # KillSig, a signal number
+    remove_kill_signal: int  # RemoveKillSig, a signal number (a soft kill too: os_proc.cpp:941)
     max_vacate_time: float  # JobMaxVacateTime, seconds >= 0
+    num_job_starts: int  # NumJobStarts: earlier executions (a per-starter snapshot: rule 6)
 
 
 class _Absent:
@@ -553,8 +555,9 @@ def checkpoint_defaults(ad: Mapping[str, Value]) -> CheckpointDefaults:
     Reads SuccessCheckpointExitCode (``exit_code``, an integer 1-255),
     SuccessCheckpointExitBySignal (``exit_by_signal``), SuccessCheckpointExitSignal
     (``exit_signal``), WantCheckpointSignal (``want_checkpoint_signal``), CheckpointSig
-    (``checkpoint_signal``), KillSig (``kill_signal``) and JobMaxVacateTime
-    (``max_vacate_time``, seconds as a float). Signals may be names or numbers and come back
+    (``checkpoint_signal``), KillSig (``kill_signal``), RemoveKillSig (``remove_kill_signal``),
+    JobMaxVacateTime (``max_vacate_time``, seconds as a float) and, when it is a plain count,
+    NumJobStarts (``num_job_starts``; never an error). Signals may be names or numbers and come back
     as numbers; they must be catchable. An absent or ``undefined`` attribute is an absent key.
     Any other value of the wrong kind, an expression or ``error`` raises JobAdError naming
     the attribute (and its file and line).
@@ -586,6 +589,14 @@ def checkpoint_defaults(ad: Mapping[str, Value]) -> CheckpointDefaults:
     kill_signal = _signal(job_ad, "KillSig", "--kill-signal")
     if not isinstance(kill_signal, _Absent):
         result["kill_signal"] = kill_signal
+    remove_kill_signal = _signal(job_ad, "RemoveKillSig", "--remove-kill-signal")
+    if not isinstance(remove_kill_signal, _Absent):
+        result["remove_kill_signal"] = remove_kill_signal
+
+    # advisory: a snapshot written once per starter; only used for a warning, never to decide
+    starts = job_ad.get("NumJobStarts")
+    if isinstance(starts, int) and not isinstance(starts, bool) and starts >= 0:
+        result["num_job_starts"] = starts
 
     attr, flag = "JobMaxVacateTime", "--kill-grace"
     value = _lookup(job_ad, attr, flag)
@@ -723,3 +734,28 @@ def format_ad(attrs: Mapping[str, object]) -> str:
         seen.add(name.lower())
         lines.append(f"{name} = {format_value(value, old_syntax=True)}\n")
     return "".join(lines)
+
+
+def machine_max_vacate_time(path: str | PathLike[str]) -> float | None:
+    """``MachineMaxVacateTime`` from the machine ad (``$_CONDOR_MACHINE_AD``), in seconds.
+
+    None when the file cannot be read or the attribute is absent or not a number. A product of
+    numbers (``10 * 60``, as HTCondor's default configuration writes it) is evaluated.
+    """
+    try:
+        ad = read_job_ad(path)
+    except (OSError, JobAdError, ConfigError):
+        return None
+    value = ad.get("MachineMaxVacateTime")
+    if isinstance(value, Expression):
+        factors = value.text.split("*")
+        try:
+            product = 1.0
+            for factor in factors:
+                product *= float(factor.strip())
+        except ValueError:
+            return None
+        value = product
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        return None
+    return float(value)

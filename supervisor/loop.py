@@ -84,6 +84,7 @@ class Supervisor:
         self.kill_checked = False
         self.tree_gone = False
         self.log_matched = False
+        self.start_state: dict[str, Any] = {}
 
 
 
@@ -91,6 +92,8 @@ class Supervisor:
     def _install_signals(self) -> None:
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         roles = {self.cfg.kill_signal, *self.cfg.trigger_signal}
+        if self.cfg.remove_kill_signal is not None:
+            roles.add(self.cfg.remove_kill_signal)
         for sig in sorted(signal.valid_signals()):
             if sig in NOT_FORWARDED and sig != signal.SIGCHLD:
                 continue
@@ -151,21 +154,125 @@ class Supervisor:
     # ------------------------------------------------------------------ run
     def run(self) -> Outcome:
         try:
-            return self._run()
+            return self._settle_late_signals(self._run())
         finally:
             self._teardown()
+
+    def _settle_late_signals(self, outcome: Outcome) -> Outcome:
+        """HTCondor's checkpoint signal may land after the core planned the program's own exit
+        (while we return): the checkpoint status is owed all the same (rule 8). The trigger
+        signals are blocked from here on (exit discards them), those that came are looked at,
+        and the program's status is recorded in the store as for a signal seen in time."""
+        cfg = self.cfg
+        core = getattr(self, "core", None)
+        if (not cfg.checkpoint or not cfg.trigger_signal or core is None or self.store is None
+                or not core.plan_is_program_end or core.exit_plan is None
+                or (outcome.status, outcome.by_signal) != (core.exit_plan.status, core.exit_plan.by_signal)):
+            return outcome
+        triggers = set(cfg.trigger_signal)
+        signal.pthread_sigmask(signal.SIG_BLOCK, triggers)
+        late = [ev.signum for ev in self._read_signals() if ev.signum in triggers]
+        late += sorted(triggers & set(signal.sigpending()))
+        if not late:
+            return outcome
+        self.sequence += 1
+        state: dict[str, Any] = {"sequence": self.sequence, "committed_at": time.time(),
+                                 "program": list(cfg.program), "final_status": outcome.status}
+        try:
+            self.store.commit_state(state)
+        except StoreError as exc:
+            self.log.emit("commit_failed", {"error": str(exc)}, level="error", message=str(exc))
+            return outcome
+        plan = core.checkpoint_status()
+        self.log.emit("final_status_recorded", {"status": outcome.status, "late": True},
+                      message=f"HTCondor's checkpoint signal {late[0]} came as the program's end ({outcome.status}) "
+                              "was being reported: recording that status and reporting the checkpoint status")
+        return Outcome(plan.status, plan.by_signal, "checkpoint signal during the exit: final status recorded")
+
+    def _say_settings(self) -> None:
+        """What the user should know before the program starts: ignored settings, the timing."""
+        cfg = self.cfg
+        for text in cfg.warnings:
+            self.log.emit("config_warning", {"warning": text}, level="warning", message=text)
+        if cfg.timing is not None:
+            t = cfg.timing
+            self.log.emit("timing", {"vacate": t.vacate, "source": t.source, "kill_grace": t.kill_grace,
+                                     "kill_grace_derived": t.kill_grace_derived,
+                                     "promise_budget": t.promise_budget, "upload_reserve": t.upload_reserve},
+                          message=t.describe(checkpointing=bool(cfg.checkpoint)))
+
+    def _probe_store(self) -> None:
+        """The store's directory must take new files: find out now, not at the first commit."""
+        store = os.path.join(str(self.sandbox), self.cfg.store)
+        where = os.path.dirname(os.path.abspath(store))
+        probe = os.path.join(where, f".ckpt-probe-{os.getpid()}")
+        try:
+            fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise StoreError(f"--store {self.cfg.store}: cannot create files in {where} ({exc.strerror}); "
+                             "no checkpoint could be committed there: make the sandbox writable or give "
+                             "another --store") from None
+
+    def _warn_working_files_without_store(self) -> None:
+        """A job that ran before but has no committed store: its checkpoints never came back."""
+        starts = self.cfg.job_ad.get("num_job_starts")
+        if not isinstance(starts, int) or starts <= 0:
+            return
+        present = [p for p in self.cfg.checkpoint if os.path.lexists(os.path.join(str(self.sandbox), p))]
+        if present:
+            self.log.emit("store_missing", {"num_job_starts": starts, "present": present}, level="warning",
+                          message=f"this job ran {starts} time(s) before, and {', '.join(present)} exist, but "
+                                  f"there is no committed store {self.cfg.store}: is {self.cfg.store} listed in "
+                                  "transfer_checkpoint_files? The working files are not trusted; starting "
+                                  "from scratch")
+
+    def _set_aside_working_files(self) -> None:
+        """The last run here ended without a checkpoint (our kill may have torn its files): its
+        working checkpoint files are not a checkpoint, so the fresh start must not find them."""
+        moved = []
+        for rel in self.cfg.checkpoint:
+            path = os.path.join(str(self.sandbox), rel)
+            if not os.path.lexists(path):
+                continue
+            aside = path + ".stale"
+            try:
+                if os.path.isdir(aside) and not os.path.islink(aside):
+                    import shutil
+
+                    shutil.rmtree(aside)
+                os.replace(path, aside)
+            except OSError as exc:
+                raise StoreError(f"--checkpoint {rel}: cannot move the working copy left by the last run "
+                                 f"aside to {rel}.stale ({exc.strerror})") from None
+            moved.append(rel)
+        if moved:
+            self.log.emit("working_set_aside", {"paths": moved}, level="warning",
+                          message=f"{', '.join(moved)} left by the last run, which ended without a checkpoint "
+                                  "(maybe torn), moved aside to *.stale: starting from scratch")
 
     def _run(self) -> Outcome:
         cfg = self.cfg
         process.set_subreaper()
         self._install_signals()
+        self._say_settings()
         resume = False
+        deaths = 0
         if cfg.checkpoint:
+            self._probe_store()
             state = self._open_store()
+            self.start_state = dict(state or {})
+            value = self.start_state.get("job_signal_deaths")
+            deaths = value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+            if state is None:
+                self._warn_working_files_without_store()
             plan = C.plan_start(state)
             if plan.exit_now is not None:
                 self.log.emit("finished_earlier", {"status": plan.exit_now}, message=plan.reason)
                 return Outcome(plan.exit_now, reason=plan.reason)
+            if plan.set_aside_working:
+                self._set_aside_working_files()
             if plan.resume:
                 result = self.store.restore()
                 self.sequence = int((state or {}).get("sequence", 0))
@@ -194,7 +301,7 @@ class Supervisor:
             self.sel.register(self.child.pidfd, selectors.EVENT_READ, "child")
         self.core = C.Core(self._core_settings())
         now = self.clock()
-        cmds = self.core.handle(C.Started(now, self.child.pid, before, resumed=resume))
+        cmds = self.core.handle(C.Started(now, self.child.pid, before, resumed=resume, job_signal_deaths=deaths))
         self.log.emit("argv", {"argv": argv}, level="debug")
         outcome = self._execute(cmds)
         self._replay_early_signals()
@@ -206,7 +313,8 @@ class Supervisor:
     def _core_settings(self) -> C.CoreSettings:
         cfg = self.cfg
         return C.CoreSettings(
-            kill_signal=cfg.kill_signal, kill_grace=cfg.kill_grace, exit_code=cfg.exit_code,
+            kill_signal=cfg.kill_signal, remove_kill_signal=cfg.remove_kill_signal,
+            kill_grace=cfg.kill_grace, promise_budget=cfg.promise_budget, exit_code=cfg.exit_code,
             exit_signal=cfg.exit_signal, checkpointing=bool(cfg.checkpoint),
             trigger_signals=frozenset(cfg.trigger_signal), job_signal=cfg.job_signal, every=cfg.every,
             watch=cfg.watch, inspect_on_exit=cfg.inspect_on_exit, complete=self.complete_rule,
@@ -338,8 +446,9 @@ class Supervisor:
 
     def _asks_for_checkpoint(self, ev: C.SignalReceived) -> bool:
         cfg = self.cfg
+        soft_kill = ev.signum in (cfg.kill_signal, cfg.remove_kill_signal)
         return bool(cfg.checkpoint) and self.core.phase == C.Phase.RUNNING and (
-            ev.signum in cfg.trigger_signal or (ev.signum == cfg.kill_signal and bool(cfg.checkpoint_on_evict)))
+            ev.signum in cfg.trigger_signal or (soft_kill and bool(cfg.checkpoint_on_evict)))
 
     def _tree_gone(self) -> tuple[bool, list[C.Event]]:
         """SIGKILL what is left of the tree; (nothing is left, events of what was reaped)."""
@@ -382,9 +491,8 @@ class Supervisor:
             self.child.send_group(cmd.signum)
 
     def _start_commit(self, cmd: C.Commit) -> None:
-        if cmd.restart and self.store.exists():
+        if cmd.restart and self.store.exists() and not cmd.job_signal_deaths:
             # nothing to write: the committed store is what the next start restores
-            self.log.emit("store_kept", {"sequence": self.sequence}, level="debug")
             self._execute(self.core.handle(C.CommitFinished(self.clock(), True)))
             return
         self.sequence += 1
@@ -392,7 +500,10 @@ class Supervisor:
                                  "program": list(self.cfg.program)}
         if cmd.final_status is not None:
             state["final_status"] = cmd.final_status
-        if cmd.restart:
+        if cmd.job_signal_deaths:
+            state["job_signal_deaths"] = cmd.job_signal_deaths  # the files stay as committed
+        if cmd.restart and (not self.store.exists()
+                            or (self.start_state.get("empty") and not self.core.commits)):
             state["empty"] = True  # a store with no checkpoint: the next start begins from scratch
         fingerprint = self.store.fingerprint()
         if self.notify_r < 0:
@@ -465,12 +576,12 @@ class Supervisor:
         # scanning the tree's open files is the expensive fact: only when a checkpoint may be new
         if any("open_files" in r.needs for r in rules) and (core is None or fp != core.committed_fp):
             open_for_write = self._open_for_write()
-        present = all(os.path.lexists(self.sandbox / p) for p in self.cfg.checkpoint)
+        missing = tuple(p for p in self.cfg.checkpoint if not os.path.lexists(self.sandbox / p))
         newest = max((entry[3] for entry in fp or () if len(entry) > 3 and isinstance(entry[3], int)),
                      default=None) if markers else None
         return C.Observation(fingerprint=fp, markers=tuple(markers),
                              log_counts=tuple(sorted(self.log_counts.items())), open_for_write=open_for_write,
-                             present=present, newest_ns=newest)
+                             present=not missing, missing=missing, newest_ns=newest)
 
 
 

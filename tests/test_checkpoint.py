@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from helpers import ROOT, VICTIM, VICTIMS, sleep_until, spawned, supervisor_cmd
 
@@ -23,7 +24,7 @@ STORE = "checkpoint.atomic"
 
 def supervise(sandbox: Path, args, program, **kw):
     return spawned(supervisor_cmd("run", "--events", str(sandbox / "events.jsonl"), *args, "--", *program),
-                   cwd=sandbox, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+                   cwd=sandbox, env=kw.pop("env", ENV), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
 def run(sandbox: Path, args, program, timeout=60):
@@ -289,7 +290,8 @@ def test_checkpoint_timeout_continue_and_fail(sandbox):
         sleep_until(lambda: any(e["event"] == "checkpoint_timed_out" for e in events(sandbox)))
         assert proc.poll() is None  # still running
         os.kill(proc.pid, signal.SIGTERM)
-        assert proc.wait(timeout=20) == 4
+        assert proc.wait(timeout=20) == 85  # evicted after the checkpoint signal: rule 8, not its 4
+    assert verify_store(sandbox).get("empty") is True  # no checkpoint: the next start is from scratch
 
 
 @pytest.mark.timeout(60)
@@ -309,8 +311,9 @@ def test_unchanged_checkpoint_is_not_committed_again(sandbox):
 @pytest.mark.timeout(60)
 def test_store_on_a_full_disk_keeps_the_previous_checkpoint(tmp_path):
     """ENOSPC during a commit (a running program's files must be copied): the previous checkpoint
-    stays intact, the failure is reported, the program keeps running; once it has exited, its files
-    are renamed into the store, which needs no space."""
+    stays intact, the failure is reported, the program keeps running; evicted, it exits with the
+    checkpoint status over the previous store (rule 8), with a summary line of the failed commits
+    (issue 12.5)."""
     mnt = tmp_path / "small"
     mnt.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
@@ -331,7 +334,11 @@ def test_store_on_a_full_disk_keeps_the_previous_checkpoint(tmp_path):
             assert proc.poll() is None  # still running: the next trigger may succeed
             assert committed(mnt) == "small\n"
             os.kill(proc.pid, signal.SIGTERM)
-            assert proc.wait(timeout=20) == 128 + signal.SIGTERM
+            # rule 8: HTCondor's checkpoint signal came, so the eviction still ends with the
+            # checkpoint status, over the previous store; a summary line tells of the failed commit
+            assert proc.wait(timeout=20) == 85
+            err = proc.stderr.read()
+            assert "1 commit(s) failed in this run (0 succeeded)" in err and "No space" in err, err
         from supervisor.store import Store
 
         Store(mnt, mnt / STORE, ["state"]).verify()
@@ -365,3 +372,156 @@ def test_program_killed_by_the_job_signal_restarts_from_the_last_commit(sandbox,
     again = run(sandbox, ["--checkpoint", "state", "--inspect-on-exit", "0"], ["sh", "-c", "echo 2 > state"])
     assert again.returncode == 85  # it ran again (and checkpointed), not "finished earlier"
     assert ("restored" in again.stderr) is with_store
+
+
+SLOW_ON_SIGINT = """\
+import os, signal, sys, time
+def on_int(signum, frame):
+    open("got_sigint", "w").close()
+    time.sleep(float(sys.argv[1]))
+    with open("state.txt", "w") as f:
+        f.write("saved\\n")
+    sys.exit(130)
+signal.signal(signal.SIGINT, on_int)
+print("ready", flush=True)
+while True:
+    time.sleep(0.05)
+"""
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("write_time,vacate,budget", [(1.0, 40, 20), (300.0, 8, 3)], ids=["in-time", "too-slow"])
+def test_eviction_after_the_checkpoint_signal_still_exits_with_the_checkpoint_status(sandbox, write_time, vacate,
+                                                                                     budget):
+    """Rule 8, the hold the real pool showed (issue 11): evicted (SIGTERM) while the program writes
+    the checkpoint HTCondor asked for, the supervisor exits 85, never the program's 143. A checkpoint
+    written within the budget is committed; one that is not leaves the store as it was (here: none,
+    so an empty store marks 'start from scratch'). The whole tree is gone, within the vacate time."""
+    (sandbox / "prog.py").write_text(SLOW_ON_SIGINT)
+    (sandbox / ".job.ad").write_text(f"JobMaxVacateTime = {vacate}\nNumJobStarts = 0\n")
+    args = ["--checkpoint", "state.txt", "--trigger-signal", "SIGUSR2", "--job-signal", "SIGINT",
+            "--complete-when", "exit"]
+    env = {**ENV, "_CONDOR_JOB_AD": str(sandbox / ".job.ad")}
+    with supervise(sandbox, args, [PY, "prog.py", str(write_time)], env=env) as proc:
+        wait_line(proc, "ready")
+        os.kill(proc.pid, signal.SIGUSR2)
+        sleep_until((sandbox / "got_sigint").exists, timeout=20)
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=vacate + 20) == 85, proc.stderr.read()
+        err = proc.stderr.read()
+    # what fits in the vacate time is derived from it and said at start, then honoured
+    assert f"vacate time {vacate} s" in err and f"gets {budget} s" in err, err
+    assert "soft-kill signal 15 received" in err
+    from supervisor.store import Store
+
+    stored = Store(sandbox, sandbox / STORE, ["state.txt"]).verify()
+    if write_time < budget:
+        assert (sandbox / STORE / "state.txt").read_text() == "saved\n"
+        assert "empty" not in stored
+    else:
+        assert stored.get("empty") is True and not (sandbox / STORE / "state.txt").exists()
+        assert "during the eviction" in err
+    left = [p for p in psutil.process_iter(["cwd"]) if p.info.get("cwd") == str(sandbox) and p.pid != os.getpid()]
+    assert left == [], left
+
+
+@pytest.mark.timeout(60)
+def test_shell_wrapper_without_exec_killed_by_the_job_signal_restarts_with_the_fix_named(sandbox):
+    """Issue 13.2: a bash wrapper without exec dies from the job signal sent to the group: one line
+    names the fix (exec, trap, --signal-to child), the checkpoint status is reported over the
+    unchanged store (not 138), so the job restarts from it; the same death in the next run, with no
+    checkpoint in between, ends the job (138) instead of restarting forever."""
+    assert run(sandbox, ["--checkpoint", "state", "--inspect-on-exit", "0"],
+               ["sh", "-c", "echo 1 > state"]).returncode == 85
+    wrapper = sandbox / "wrap.sh"
+    wrapper.write_text("#!/bin/bash\necho ready\n" + f"{PY} -c 'import time; time.sleep(60)'\n")
+    wrapper.chmod(0o755)
+    proc = run(sandbox, ["--checkpoint", "state", "--every", "1", "--job-signal", "SIGUSR1"], ["./wrap.sh"])
+    assert proc.returncode == 85, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if "the job signal we sent" in ln]
+    assert len(lines) == 1 and "`exec`" in lines[0] and "`trap`" in lines[0] and "--signal-to child" in lines[0]
+    assert committed(sandbox) == "1\n" and "empty" not in verify_store(sandbox)
+    # the same death again with no checkpoint in between: a restart would loop forever, so the
+    # job ends with the program's status and the same fix named; the checkpoint stays intact
+    proc = run(sandbox, ["--checkpoint", "state", "--every", "1", "--job-signal", "SIGUSR1"], ["./wrap.sh"])
+    assert proc.returncode == 128 + signal.SIGUSR1, proc.stderr
+    assert "instead of restarting forever" in proc.stderr and "--signal-to child" in proc.stderr
+    assert committed(sandbox) == "1\n"
+
+
+@pytest.mark.timeout(60)
+def test_misspelled_checkpoint_path_on_an_inspected_exit_is_named(sandbox):
+    """Issue 13.6: --inspect-on-exit 77 with a --checkpoint path the program never writes: the
+    code passes through (77), and a log line says that the path does not exist."""
+    proc = run(sandbox, ["--checkpoint", "stat.txt", "--inspect-on-exit", "77"],
+               ["sh", "-c", "echo 1 > state.txt; exit 77"])
+    assert proc.returncode == 77
+    lines = [ln for ln in proc.stderr.splitlines() if "stat.txt does not exist" in ln]
+    assert len(lines) == 1 and lines[0].startswith("ckpt-supervisor["), proc.stderr
+
+
+@pytest.mark.timeout(60)
+def test_inspected_exit_names_its_rule_in_words(sandbox):
+    """Issue 13.6: an inspected exit that is a checkpoint is logged in words, not 'rule=quiet=2'."""
+    proc = run(sandbox, ["--checkpoint", "state", "--inspect-on-exit", "0"], ["sh", "-c", "echo 1 > state"])
+    assert proc.returncode == 85
+    assert "rule=quiet=2" not in proc.stderr
+    assert "exited 0 (--inspect-on-exit) and its checkpoint changed" in proc.stderr, proc.stderr
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("starts", [0, 3])
+def test_stale_job_ad_counters_never_decide_and_lost_stores_are_warned_about(sandbox, starts):
+    """Rule 6: the .job.ad is a per-starter snapshot; a CheckpointNumber there decides nothing
+    (no store: a fresh start). Issue 12.2: on a job that ran before (NumJobStarts > 0), working
+    checkpoint files without a committed store get a warning naming transfer_checkpoint_files."""
+    (sandbox / "state").write_text("left over\n")
+    (sandbox / ".job.ad").write_text(f"CheckpointNumber = 7\nNumJobStarts = {starts}\n")
+    env = {**ENV, "_CONDOR_JOB_AD": str(sandbox / ".job.ad")}
+    proc = subprocess.run(supervisor_cmd("run", "--checkpoint", "state", "--inspect-on-exit", "0", "--",
+                                         "sh", "-c", "cat state; echo 2 > state"),
+                          cwd=sandbox, env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 85, proc.stderr
+    assert "restored" not in proc.stderr
+    warned = [ln for ln in proc.stderr.splitlines() if "transfer_checkpoint_files" in ln]
+    assert bool(warned) is (starts > 0), proc.stderr
+    assert committed(sandbox) == "2\n"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("attempt", range(3))
+def test_checkpoint_signal_racing_the_programs_end_still_gets_the_checkpoint_status(sandbox, attempt):
+    """Rule 8: HTCondor's checkpoint signal landing just as the program ends (before we see the
+    exit, while we kill the tree, or while we return) is owed the checkpoint status all the same:
+    85, with the program's status recorded and reported (without running it) at the next start.
+    The program sends the signal to the supervisor itself as its last act, so the three moments
+    are all hit across runs; whichever it is, the outcome is the same."""
+    args = ["--checkpoint", "state", "--trigger-signal", "SIGUSR2", "--complete-when", "marker=never"]
+    prog = ["sh", "-c", "echo run >> runs.log; echo 1 > state; kill -USR2 $PPID; exit 0"]
+    proc = run(sandbox, args, prog)
+    assert proc.returncode == 85, proc.stderr
+    assert verify_store(sandbox)["final_status"] == 0
+    again = run(sandbox, args, prog)
+    assert again.returncode == 0 and (sandbox / "runs.log").read_text() == "run\n"
+
+
+@pytest.mark.timeout(60)
+def test_working_files_of_a_run_that_ended_without_a_checkpoint_are_set_aside(sandbox):
+    """After a run that ended without any checkpoint (an empty store: killed by the job signal),
+    the working file it left (torn by the kill) is not a checkpoint: the next start moves it aside
+    to PATH.stale and the program starts from scratch without seeing it."""
+    prog = sandbox / "prog.sh"
+    prog.write_text("#!/bin/sh\necho ready\nprintf half > state\nwhile :; do sleep 0.05; done\n")
+    prog.chmod(0o755)
+    args = ["--checkpoint", "state", "--trigger-signal", "SIGUSR2", "--job-signal", "SIGUSR1"]
+    with supervise(sandbox, args, ["./prog.sh"]) as proc:
+        wait_line(proc, "ready")
+        sleep_until((sandbox / "state").exists)
+        os.kill(proc.pid, signal.SIGUSR2)
+        assert proc.wait(timeout=20) == 85
+    assert verify_store(sandbox).get("empty") is True and (sandbox / "state").read_text() == "half"
+    again = run(sandbox, ["--checkpoint", "state", "--inspect-on-exit", "0"],
+                ["sh", "-c", "test ! -e state && echo fresh > state"])
+    assert again.returncode == 85, again.stderr
+    assert (sandbox / "state.stale").read_text() == "half" and committed(sandbox) == "fresh\n"
+    assert "moved aside" in again.stderr

@@ -87,6 +87,16 @@ def finish(core: Core, now: float) -> Exit:
     return exits[0]
 
 
+def checkpoint_via_timer(core: Core, *, t: float = 10.0, fp: Any = "f1") -> list[Any]:
+    """Our own timer (``every=t`` from a start at 0) at t, files change at t+1, quiet=2 at t+3.
+
+    No checkpoint signal from HTCondor: nothing is promised, so an eviction ends with the
+    program's own status."""
+    assert core.handle(Tick(t))
+    core.handle(Observed(t + 1, obs(fp)))
+    return core.handle(Tick(t + 3))
+
+
 def checkpoint_via_signal(core: Core, *, t: float = 10.0, fp: Any = "f1") -> list[Any]:
     """SIGUSR2 at t, files change at t+1, quiet=2 passes at t+3: the Tick's commands."""
     core.handle(SignalReceived(t, SIGUSR2))
@@ -535,11 +545,22 @@ def test_checkpoint_timeout_continue_goes_back_to_running():
 
 
 def test_checkpoint_timeout_fail_exits_75():
-    """--on-timeout fail: kill the tree and exit with 75."""
-    core = start(settings(checkpoint_timeout=30.0, on_timeout="fail"))
-    core.handle(SignalReceived(10.0, SIGUSR2))
+    """--on-timeout fail (our own timer, nothing promised): kill the tree and exit with 75."""
+    core = start(settings(checkpoint_timeout=30.0, on_timeout="fail", every=10.0))
+    core.handle(Tick(10.0))
     core.handle(Observed(20.0, obs("f1")))
     core.handle(Observed(39.0, obs("f2")))  # still being written at the timeout
+    assert actions(core.handle(Tick(40.0))) == [KillTree()]
+    assert finish(core, 40.1).status == exitstatus.EXIT_CHECKPOINT_TIMEOUT
+
+
+def test_checkpoint_timeout_fail_after_the_checkpoint_signal_still_fails():
+    """--on-timeout fail is the user's explicit choice to stop: even after HTCondor's checkpoint
+    signal it exits 75 (HTCondor then holds the job, code 36, which is the failure asked for),
+    instead of keeping the promise and restarting forever."""
+    core = start(settings(checkpoint_timeout=30.0, on_timeout="fail"))
+    core.handle(SignalReceived(10.0, SIGUSR2))
+    core.handle(Observed(39.0, obs("f2")))
     assert actions(core.handle(Tick(40.0))) == [KillTree()]
     assert finish(core, 40.1).status == exitstatus.EXIT_CHECKPOINT_TIMEOUT
 
@@ -637,9 +658,10 @@ def test_evict_budget_bounds_a_slow_validator():
 
 # --- soft kill during commit ---------------------------------------------------------------------
 def test_soft_kill_during_commit_lets_the_commit_finish_then_stops():
-    """KillSig while COMMITTING: passed on; the commit ends, then STOPPING; the grace runs on."""
-    core = start(settings(kill_grace=5.0))
-    checkpoint_via_signal(core)
+    """KillSig while COMMITTING (a timer checkpoint): passed on; the commit ends, then STOPPING;
+    the grace runs on; the program's own status is reported (nothing was promised)."""
+    core = start(settings(kill_grace=5.0, every=10.0))
+    checkpoint_via_timer(core)
     assert core.phase == Phase.COMMITTING
     out = core.handle(SignalReceived(13.5, SIGTERM))
     assert actions(out) == [SendSignal(SIGTERM)]
@@ -653,10 +675,23 @@ def test_soft_kill_during_commit_lets_the_commit_finish_then_stops():
     assert finish(core, 15.1).status == 128 + SIGTERM
 
 
-def test_grace_expiring_during_a_commit_kills_the_tree_but_not_the_commit():
-    """Grace runs out while still COMMITTING: KillTree now, the commit still finishes, then exit."""
+def test_soft_kill_during_a_promised_commit_reports_the_checkpoint():
+    """Rule 8: KillSig while committing the checkpoint HTCondor asked for: the commit ends, the
+    tree is killed and the checkpoint status is reported (HTCondor holds any other status)."""
     core = start(settings(kill_grace=5.0))
     checkpoint_via_signal(core)
+    out = core.handle(SignalReceived(13.5, SIGTERM))
+    assert actions(out) == [SendSignal(SIGTERM)]
+    assert "evicting" in kinds(out)
+    assert actions(core.handle(CommitFinished(14.0, True))) == [KillTree()]
+    core.handle(ChildExited(14.1, None, SIGTERM, obs("f1")))
+    assert finish(core, 14.2).status == CKPT
+
+
+def test_grace_expiring_during_a_commit_kills_the_tree_but_not_the_commit():
+    """Grace runs out while still COMMITTING: KillTree now, the commit still finishes, then exit."""
+    core = start(settings(kill_grace=5.0, every=10.0))
+    checkpoint_via_timer(core)
     core.handle(SignalReceived(13.5, SIGTERM))
     out = core.handle(Tick(18.5))
     assert actions(out) == [KillTree()]
@@ -671,8 +706,8 @@ def test_grace_expiring_during_a_commit_kills_the_tree_but_not_the_commit():
 
 def test_program_exit_during_commit_after_soft_kill_stops_the_grace_timer():
     """Soft kill during a commit, then the program exits: no deadline while the commit finishes."""
-    core = start(settings(kill_grace=5.0))
-    checkpoint_via_signal(core)
+    core = start(settings(kill_grace=5.0, every=10.0))
+    checkpoint_via_timer(core)
     core.handle(SignalReceived(13.5, SIGTERM))
     core.handle(ChildExited(14.0, 0, None, obs("f1")))
     assert core.deadline() is None  # the grace is moot; the loop must not spin on a past deadline
@@ -694,13 +729,32 @@ def test_commit_failure_with_program_alive_keeps_running():
 
 
 def test_commit_failure_with_program_gone_exits_74():
-    """CommitFinished(ok=False) after the program exited: kill what is left, exit 74."""
-    core = start(settings(complete=ExitRule()))
-    core.handle(SignalReceived(10.0, SIGUSR2))
+    """CommitFinished(ok=False) after the program exited (nothing promised): exit 74, and a
+    summary line says how many commits failed."""
+    core = start(settings(complete=ExitRule(), every=10.0))
+    core.handle(Tick(10.0))
     core.handle(ChildExited(11.0, 0, None, obs("f1")))
     out = core.handle(CommitFinished(12.0, False, error="EROFS"))
     assert actions(out) == [KillTree()]
-    assert finish(core, 12.1).status == exitstatus.EXIT_STORE
+    out = core.handle(TreeGone(12.1))
+    assert only(out, Exit)[0].status == exitstatus.EXIT_STORE
+    summary = [r for r in out if isinstance(r, Record) and r.kind == "commit_summary"]
+    assert summary and "1 commit(s) failed" in summary[0].message and "EROFS" in summary[0].message
+
+
+def test_commit_failure_after_the_checkpoint_signal_reports_the_checkpoint_over_the_old_store():
+    """Rule 8: the commit of the promised checkpoint failed and the program is gone: the previous
+    committed store stands unchanged (Commit restart), and the checkpoint status is reported; a
+    failure of that last resort too is reported as it is (74), never retried forever."""
+    for second_ok, status in ((True, CKPT), (False, exitstatus.EXIT_STORE)):
+        core = start(settings(complete=ExitRule()))
+        core.handle(SignalReceived(10.0, SIGUSR2))
+        core.handle(ChildExited(11.0, 0, None, obs("f1")))
+        assert actions(core.handle(CommitFinished(12.0, False, error="EROFS"))) == [KillTree()]
+        assert actions(core.handle(TreeGone(12.1))) == [Commit(program_exited=True, restart=True)]
+        out = core.handle(CommitFinished(12.2, second_ok, error="" if second_ok else "EROFS"))
+        assert actions(out) == [KillTree()]
+        assert finish(core, 12.3).status == status
 
 
 def test_commit_result_is_ignored_when_not_committing():
@@ -788,14 +842,121 @@ def test_program_finishing_after_the_checkpoint_signal_and_a_done_rule():
     assert actions(out) == [Commit(final_status=0, program_exited=True)]
 
 
-def test_finished_after_signal_does_not_apply_during_eviction():
-    """Evicted after a checkpoint signal: HTCondor ignores the exit status; no commit."""
-    core = start(settings())
+def test_evicted_after_the_checkpoint_signal_still_reports_the_checkpoint_status():
+    """Rule 8 (the hold the real pool showed, code 36): evicted while the promised checkpoint is
+    in flight, the checkpoint gets ``promise_budget`` seconds before the soft kill is passed on;
+    when the program then dies from the soft kill, the tree is killed and the checkpoint status
+    is reported over the unchanged store, never the program's 143."""
+    core = start(settings(kill_grace=5.0, promise_budget=3.0))
     core.handle(SignalReceived(10.0, SIGUSR2))
-    core.handle(SignalReceived(10.5, SIGTERM))
-    out = core.handle(ChildExited(11.0, 0, None, obs("f0")))
+    out = core.handle(SignalReceived(12.0, SIGTERM))
+    assert actions(out) == []  # not passed on yet: the checkpoint in flight may still complete
+    assert "evicting" in kinds(out)
+    assert core.deadline() == 15.0
+    out = core.handle(Tick(15.0))
+    assert actions(out) == [SendSignal(SIGTERM)]
+    assert core.phase == Phase.STOPPING
+    assert actions(core.handle(ChildExited(15.5, None, SIGTERM, obs("f0")))) == [KillTree()]
+    out = core.handle(TreeGone(15.6))
+    assert actions(out) == [Commit(program_exited=True, restart=True)]
+    assert "interrupted" in kinds(out)
+    assert actions(core.handle(CommitFinished(15.7, True))) == [KillTree()]
+    assert finish(core, 15.8).status == CKPT
+
+
+def test_evicted_after_the_checkpoint_signal_commits_a_checkpoint_completed_in_time():
+    """Rule 8: the promised checkpoint completes within the budget after the soft kill arrived:
+    it is committed and the checkpoint status is reported."""
+    core = start(settings(kill_grace=5.0, promise_budget=30.0, complete=ExitRule()))
+    core.handle(SignalReceived(10.0, SIGUSR2))
+    core.handle(SignalReceived(12.0, SIGTERM))
+    out = core.handle(ChildExited(17.0, 130, None, obs("f1")))
+    assert actions(out) == [Commit(final_status=None, program_exited=True)]
+    assert actions(core.handle(CommitFinished(17.5, True))) == [KillTree()]
+    assert finish(core, 17.6).status == CKPT
+
+
+def test_evicted_after_the_checkpoint_signal_grace_expiry_still_reports_the_checkpoint():
+    """Rule 8: a program that ignores the soft kill is SIGKILLed after the grace; the exit is
+    still the checkpoint status (by signal when so configured), never 137."""
+    core = start(settings(kill_grace=5.0, exit_signal=SIGUSR1))
+    core.handle(SignalReceived(10.0, SIGUSR2))
+    assert actions(core.handle(SignalReceived(12.0, SIGTERM))) == [SendSignal(SIGTERM)]  # no budget
+    assert actions(core.handle(Tick(17.0))) == [KillTree()]
+    core.handle(ChildExited(17.1, None, SIGKILL, obs("f0")))
+    assert actions(core.handle(TreeGone(17.2))) == [Commit(program_exited=True, restart=True)]
+    core.handle(CommitFinished(17.3, True))
+    plan = finish(core, 17.4)
+    assert (plan.status, plan.by_signal) == (128 + SIGUSR1, SIGUSR1)
+
+
+def test_remove_kill_signal_is_a_soft_kill_passed_on_as_received():
+    """Rule 9 (os_proc.cpp:941): RemoveKillSig is a soft kill like KillSig: it is passed on as
+    received, and the grace, the SIGKILL and the exit follow."""
+    core = start(settings(kill_grace=5.0, remove_kill_signal=3, every=100.0))
+    out = core.handle(SignalReceived(10.0, 3))
+    assert actions(out) == [SendSignal(3)]
+    assert {"evicting", "kill_sent"} <= set(kinds(out))
+    assert core.phase == Phase.STOPPING and core.deadline() == 15.0
+    core.handle(ChildExited(11.0, None, 3, obs()))
+    assert finish(core, 11.1).status == 128 + 3
+
+
+def test_every_soft_kill_is_logged_and_recorded_as_evicting():
+    """Issue 13.5: the soft-kill signal received is always logged, with an ``evicting`` event,
+    not only with --checkpoint-on-evict."""
+    core = start(CoreSettings(kill_grace=5.0))
+    out = core.handle(SignalReceived(10.0, SIGTERM))
+    rec = [r for r in out if isinstance(r, Record) and r.kind == "evicting"]
+    assert rec and rec[0].fields["signal"] == SIGTERM and "soft-kill signal 15" in rec[0].message
+
+
+def test_program_killed_by_the_timer_job_signal_restarts_with_the_fix_named():
+    """Issue 13.2: PROGRAM killed by the job signal we sent (a shell wrapper without exec): one
+    line names the fix, and the checkpoint status is reported over the unchanged store (not 138)."""
+    core = start(settings(every=10.0, job_signal=SIGUSR1))
+    assert actions(core.handle(Tick(10.0))) == [SendSignal(SIGUSR1)]
+    out = core.handle(ChildExited(10.1, None, SIGUSR1, obs("f0")))
+    assert actions(out) == [Commit(program_exited=True, restart=True, job_signal_deaths=1)]
+    rec = [r for r in out if isinstance(r, Record) and r.kind == "killed_by_job_signal"]
+    assert rec and "exec" in rec[0].message and "trap" in rec[0].message and "--signal-to child" in rec[0].message
+    assert actions(core.handle(CommitFinished(10.2, True))) == [KillTree()]
+    assert finish(core, 10.3).status == CKPT
+
+
+def test_program_killed_by_the_job_signal_again_without_progress_ends_the_job():
+    """Issue 13.2: when the run before was killed by our job signal too and nothing was committed
+    since, restarting would repeat it forever: the program's status (138) is reported with the fix;
+    a first death restarts and counts itself in the store; a commit in between resets the count."""
+    core = start(settings(every=10.0, job_signal=SIGUSR1))
+    core.handle(Tick(10.0))
+    out = core.handle(ChildExited(10.1, None, SIGUSR1, obs("f0")))
+    assert actions(out) == [Commit(program_exited=True, restart=True, job_signal_deaths=1)]
+    core = Core(settings(every=10.0, job_signal=SIGUSR1))
+    core.handle(Started(0.0, 4242, obs("f0"), job_signal_deaths=1))
+    core.handle(Tick(10.0))
+    out = core.handle(ChildExited(10.1, None, SIGUSR1, obs("f0")))
     assert actions(out) == [KillTree()]
-    assert finish(core, 11.1).status == 0
+    rec = [r for r in out if isinstance(r, Record) and r.kind == "killed_by_job_signal"]
+    assert rec and rec[0].level == "error" and "`exec`" in rec[0].message and "instead of restarting" in rec[0].message
+    assert finish(core, 10.2).status == 128 + SIGUSR1
+    core = Core(settings(every=10.0, job_signal=SIGUSR1, exit_after_checkpoint=False))
+    core.handle(Started(0.0, 4242, obs("f0"), job_signal_deaths=1))
+    checkpoint_via_timer(core)
+    core.handle(CommitFinished(14.0, True))  # keeps running after the commit
+    core.handle(Tick(24.0))
+    out = core.handle(ChildExited(24.1, None, SIGUSR1, obs("f1")))
+    assert actions(out) == [Commit(program_exited=True, restart=True, job_signal_deaths=1)]
+
+
+def test_program_killed_by_the_job_signal_after_its_done_rule_held_is_finished():
+    """Issue 13.8: the timer's job signal landing during the program's shutdown, after its done
+    rule holds, is a finished run (0), not 138."""
+    core = start(settings(every=10.0, job_signal=SIGUSR1))
+    core.handle(Tick(10.0))
+    out = core.handle(ChildExited(10.1, None, SIGUSR1, obs("f0"), done=True))
+    assert actions(out) == [KillTree()]
+    assert finish(core, 10.2).status == 0
 
 
 def test_no_signal_no_final_status():

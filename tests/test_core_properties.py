@@ -16,6 +16,7 @@ from typing import Any, Optional
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from supervisor import exitstatus
 from supervisor.core import (
     TRANSITIONS,
     ChildExited,
@@ -72,6 +73,7 @@ def core_settings(draw: Any, evict: bool = False) -> CoreSettings:
         inspect_on_exit=frozenset(draw(st.sets(st.sampled_from([0, 1, 77, 85]), max_size=2))),
         complete=draw(st.sampled_from(RULES)),
         checkpoint_on_evict=draw(st.sampled_from([0.5, 5.0, 20.0] if evict else [None, 5.0])),
+        promise_budget=draw(st.sampled_from([None, 3.0])),
         checkpoint_timeout=draw(st.none() | st.floats(1, 60)),
         on_timeout=draw(st.sampled_from(["continue", "fail"])),
         min_run=draw(st.sampled_from([0.0, 0.0, 30.0, 100.0])),
@@ -92,6 +94,7 @@ class Harness:
     kill_pending: bool = False  # a KillTree not yet answered by TreeGone
     plan: Optional[Exit] = None  # the core's planned exit when it entered KILLING
     evicting: bool = False  # KillSig arrived while the program lived
+    promised: bool = False  # HTCondor's checkpoint signal arrived: rule 8 applies
     commits_ok: int = 0
     exited: Optional[Exit] = None
     mtime: int = 0
@@ -113,6 +116,9 @@ class Harness:
         self.trace.append(f"{before.value}: {event}")
         if isinstance(event, SignalReceived) and event.signum == self.s.kill_signal:
             self.evicting = self.evicting or self.child_alive
+        if (isinstance(event, SignalReceived) and event.signum in self.s.trigger_signals
+                and self.s.checkpointing and self.exited is None):
+            self.promised = True
         out = self.core.handle(event)  # never raises: an exception fails the property
         after = self.core.phase
         assert before == after or (before, after) in ALLOWED, f"{before} -> {after}"
@@ -137,6 +143,13 @@ class Harness:
                 assert not self.commit_pending, "Exit while a commit is in flight"
                 if self.is_checkpoint_status(cmd):
                     assert self.commits_ok > 0, f"checkpoint status {cmd} without a commit"
+                # rule 8: after the checkpoint signal every way out is the checkpoint status
+                # (eviction included); only a store that cannot even be kept, and --on-timeout fail,
+                # are reported as they are
+                if self.promised:
+                    assert self.is_checkpoint_status(cmd) or cmd.status in (
+                        exitstatus.EXIT_STORE, exitstatus.EXIT_CHECKPOINT_TIMEOUT), (
+                        f"promised the checkpoint status, exited {cmd}")
                 self.exited = cmd
         if self.exited is not None:
             assert out[-1] is self.exited, "Exit is the last command"

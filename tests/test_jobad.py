@@ -138,6 +138,7 @@ EXPECTED_DEFAULTS = {
         "exit_code": 85,
         "kill_signal": signal.SIGTERM,
         "max_vacate_time": 300.0,
+        "num_job_starts": 0,
     },
     "checkpoint_signal_name.job.ad": {
         "exit_code": 85,
@@ -145,6 +146,7 @@ EXPECTED_DEFAULTS = {
         "checkpoint_signal": signal.SIGUSR2,
         "kill_signal": signal.SIGINT,
         "max_vacate_time": 120.0,
+        "num_job_starts": 4,
     },
     "checkpoint_signal_number.job.ad": {
         "exit_code": 77,
@@ -611,3 +613,23 @@ def test_import_is_cheap_and_stdlib_only() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_remove_kill_sig_is_read_as_a_soft_kill_signal() -> None:
+    """Rule 9 (os_proc.cpp:941): RemoveKillSig, a name or a number, is read like KillSig."""
+    ad = parse_job_ad('KillSig = "SIGTERM"\nRemoveKillSig = "SIGQUIT"\n')
+    assert checkpoint_defaults(ad)["remove_kill_signal"] == signal.SIGQUIT
+    assert checkpoint_defaults(parse_job_ad("RemoveKillSig = 3\n"))["remove_kill_signal"] == 3
+
+
+def test_machine_max_vacate_time_from_the_machine_ad(tmp_path: Path) -> None:
+    """MachineMaxVacateTime is read from the machine ad: a number, or a product as HTCondor's
+    default configuration writes it; anything else (or no file) is None, never an error."""
+    from supervisor.jobad import machine_max_vacate_time
+
+    ad = tmp_path / ".machine.ad"
+    for text, want in (("MachineMaxVacateTime = 60\n", 60.0), ("MachineMaxVacateTime = 10 * 60\n", 600.0),
+                       ("MachineMaxVacateTime = Foo + 1\n", None), ("Cpus = 1\n", None)):
+        ad.write_text(text)
+        assert machine_max_vacate_time(ad) == want
+    assert machine_max_vacate_time(tmp_path / "absent") is None

@@ -277,3 +277,19 @@ def test_signal_during_start_up_is_kept_and_passed_on():
         status = proc.wait(timeout=20)
     # the victim got it: exit 7 from its handler, or 128+10 if it came before the handler existed
     assert status in (7, 128 + signal.SIGUSR1), status
+
+
+@pytest.mark.timeout(60)
+def test_remove_kill_sig_from_the_job_ad_is_passed_on_and_honoured(tmp_path):
+    """Rule 9 (os_proc.cpp:941): RemoveKillSig (graceful condor_rm) is a soft kill like KillSig:
+    the program gets it, the supervisor logs it, and the tree is SIGKILLed after the grace."""
+    ad = tmp_path / ".job.ad"
+    ad.write_text('KillSig = "SIGTERM"\nRemoveKillSig = "SIGQUIT"\n')
+    env = {**ENV, "_CONDOR_JOB_AD": str(ad)}
+    with start(["--kill-grace", "1"], victim_args=["--ignore", "SIGQUIT", "--sleep", "100"], env=env) as proc:
+        read_until(proc, "ready")
+        os.kill(proc.pid, signal.SIGQUIT)
+        assert proc.wait(timeout=30) == 128 + signal.SIGKILL  # ignored it: killed after the grace
+        err = proc.stderr.read()
+    assert f"soft-kill signal {int(signal.SIGQUIT)} received" in err, err
+    assert "grace expired" in err, err

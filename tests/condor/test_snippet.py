@@ -18,7 +18,8 @@ from supervisor.condor.submit import job_from_submit, parse_arguments, parse_sub
 CASES = {
     "default": ["--checkpoint", "state.dat", "--watch"],
     "legacy": ["--legacy", "--checkpoint", "state.dat", "--inspect-on-exit", "77"],
-    "exit-signal": ["--checkpoint", "state.dat", "--every", "600", "--exit-signal", "SIGUSR1"],
+    "exit-signal": ["--checkpoint", "state.dat", "--every", "600", "--job-signal", "SIGUSR2", "--exit-signal",
+                    "SIGUSR1"],
     "trigger": [
         "--checkpoint",
         "s",

@@ -13,6 +13,8 @@ FORMER_BUGS: bugs this sweep found, fixed, and kept as regression tests.
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -57,6 +59,8 @@ BAD: dict[str, dict[str, list[Any]]] = {
                     "env": ["SIGKILL", "x"]},
     "kill-signal": {"cli": ["SIGKILL", "SIGSTOP", "SIGFOO", "0"], "toml": [True, 1.5, [15]],
                     "env": ["SIGSTOP", "x"]},
+    "remove-kill-signal": {"cli": ["SIGKILL", "SIGSTOP", "SIGFOO", "0"], "toml": [True, 1.5, [3]],
+                           "env": ["SIGSTOP", "x"]},
     "kill-grace": {"cli": ["-3", "abc", "nan", "86401", "inf"], "toml": [True, "x", -1, [1]],
                    "env": ["-3", "x"]},
     "signal-to": {"cli": ["everyone", "", "GROUP!"], "toml": [1, ["group"]], "env": ["everyone"]},
@@ -335,3 +339,124 @@ def test_malformed_submit_file_for_the_dry_run(tmp_path, sub):
     assert proc.returncode == 64, (proc.returncode, proc.stderr)
     assert len(lines) == 1 and "job.submit" in lines[0], proc.stderr
     assert not work.exists() or not any(work.iterdir())
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings that are valid alone but cannot work together (issue 13)
+
+
+def _run_cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
+             program: tuple[str, ...] = ("sh", "-c", "touch started")) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in ENV.items() if not k.startswith("CKPT_")}
+    return subprocess.run(supervisor_cmd("run", *args, "--", *program), cwd=tmp_path, env={**base, **(env or {})},
+                          capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.timeout(60)
+def test_every_without_any_signal_is_a_usage_error(tmp_path):
+    """Issue 13.3: --every with no job signal and no trigger signal asks for checkpoints nobody
+    hears: 64 with one line naming the fix; with --watch (the program checkpoints on its own) or
+    a --job-signal it runs."""
+    proc = _run_cli(tmp_path, "--checkpoint", "state", "--every", "1")
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 64, proc.stderr
+    assert len(lines) == 1 and "--every" in lines[0] and "--job-signal" in lines[0] and "--watch" in lines[0]
+    assert not (tmp_path / "started").exists()
+    assert _run_cli(tmp_path, "--checkpoint", "state", "--every", "100", "--watch").returncode == 0
+    assert _run_cli(tmp_path, "--checkpoint", "state", "--every", "100", "--job-signal", "SIGUSR1").returncode == 0
+
+
+def _job_ad(tmp_path: Path, vacate: int, machine: int | None = None) -> dict[str, str]:
+    ad = tmp_path / ".job.ad"
+    ad.write_text(f"JobMaxVacateTime = {vacate}\nNumJobStarts = 0\n")
+    env = {"_CONDOR_JOB_AD": str(ad)}
+    if machine is not None:
+        (tmp_path / ".machine.ad").write_text(f"MachineMaxVacateTime = {machine}\n")
+        env["_CONDOR_MACHINE_AD"] = str(tmp_path / ".machine.ad")
+    return env
+
+
+@pytest.mark.timeout(60)
+def test_short_vacate_time_derives_the_grace_instead_of_refusing(tmp_path):
+    """Issue 13.1: job_max_vacate_time = 5 and nothing set by the user: the run starts (it used to
+    exit 64), with the grace derived from the vacate time and logged."""
+    proc = _run_cli(tmp_path, "--checkpoint", "state", "--inspect-on-exit", "0", env=_job_ad(tmp_path, 5, 60))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "started").exists()
+    assert "vacate time 5 s" in proc.stderr and "kill grace 1.875 s (derived)" in proc.stderr, proc.stderr
+
+
+@pytest.mark.timeout(60)
+def test_machine_vacate_time_is_the_limit_when_smaller(tmp_path):
+    """Rule 9: the vacate time is the smaller of JobMaxVacateTime and the machine ad's
+    MachineMaxVacateTime."""
+    proc = _run_cli(tmp_path, "--checkpoint", "state", "--inspect-on-exit", "0", env=_job_ad(tmp_path, 300, 8))
+    assert proc.returncode == 0, proc.stderr
+    assert "vacate time 8 s" in proc.stderr and "MachineMaxVacateTime" in proc.stderr, proc.stderr
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("source", ["cli", "env", "toml"])
+def test_explicit_grace_that_cannot_fit_the_vacate_time_is_refused(tmp_path, source):
+    """Issue 13.1: only a value the user gave (flag, CKPT_* variable, TOML) that cannot fit in the
+    vacate time is refused: 64, one line naming the option, the vacate time and where it came from."""
+    env = _job_ad(tmp_path, 5)
+    args = ["--checkpoint", "state", "--inspect-on-exit", "0"]
+    if source == "cli":
+        args += ["--kill-grace", "10"]
+    elif source == "env":
+        env["CKPT_KILL_GRACE"] = "10"
+    else:
+        (tmp_path / "c.toml").write_text("kill-grace = 10\n")
+        args += ["--config", str(tmp_path / "c.toml")]
+    proc = _run_cli(tmp_path, *args, env=env)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 64, proc.stderr
+    assert len(lines) == 1 and "--kill-grace 10" in lines[0] and "vacate time 5 s" in lines[0], proc.stderr
+    if source != "cli":
+        assert ("environment" if source == "env" else "config") in lines[0]
+    assert not (tmp_path / "started").exists()
+
+
+@pytest.mark.timeout(60)
+def test_unknown_ckpt_variable_is_named_with_the_nearest_known_one(tmp_path):
+    """Issue 13.6: CKPT_EVREY is not a setting: one warning line naming CKPT_EVERY; the run goes on."""
+    proc = _run_cli(tmp_path, env={"CKPT_EVREY": "5"})
+    assert proc.returncode == 0, proc.stderr
+    warn = [ln for ln in proc.stderr.splitlines() if "CKPT_EVREY" in ln]
+    assert len(warn) == 1 and "CKPT_EVERY" in warn[0] and warn[0].startswith("ckpt-supervisor["), proc.stderr
+
+
+@pytest.mark.timeout(60)
+def test_errors_carry_the_name_and_pid_prefix(tmp_path):
+    """Issue 13.6: the one-line error has the same ``ckpt-supervisor[PID]:`` prefix as the log."""
+    proc = _run_cli(tmp_path, "--checkpoint", "state", "--every", "1")
+    assert re.match(r"ckpt-supervisor\[\d+\]: error: ", proc.stderr), proc.stderr
+
+
+@pytest.mark.timeout(60)
+def test_unwritable_store_location_is_refused_at_start(tmp_path):
+    """Issue 12.5: a store directory that cannot take files is found before the program starts:
+    one line naming --store and the directory, exit 74 (the store could not be written)."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    args = ["--checkpoint", "state", "--inspect-on-exit", "0", "--store", "ro/checkpoint.atomic"]
+    mounted = False
+    if os.geteuid() == 0:  # root ignores permissions: a read-only tmpfs stops it
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)],
+                                 capture_output=True, check=False).returncode == 0
+        if not mounted:
+            pytest.skip("root, and cannot mount a read-only tmpfs here")
+    else:
+        ro.chmod(0o555)
+    try:
+        proc = _run_cli(tmp_path, *args)
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(ro)], check=False)
+        else:
+            ro.chmod(0o755)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 74, proc.stderr
+    assert len(lines) == 1 and "--store" in lines[0] and "ro" in lines[0], proc.stderr
+    assert not (tmp_path / "started").exists()
