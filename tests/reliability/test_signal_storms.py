@@ -162,10 +162,8 @@ def test_soft_kill_during_a_200_mb_commit_never_leaves_half_a_store(sandbox, pro
     if commit:  # finished: the whole new checkpoint
         assert verify_store(sandbox)["sequence"] == 1
         assert complete_value((sandbox / STORE / "state").read_text()) == 0
-        assert elapsed < grace + commit[0]["seconds"] + 1.5, (elapsed, commit[0]["seconds"])
     else:  # rolled back: an empty store (there was none before) marks "start from scratch"
         assert verify_store(sandbox).get("empty") is True
-        assert elapsed < grace + 1.5
     assert all(s == "b'0' b'end 0'" for s in seen), set(seen)
     print(f"soft kill in commit ({program}): exit after {elapsed:.2f} s, committed={bool(commit)}, "
           f"{len(seen)} samples")
