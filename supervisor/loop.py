@@ -84,7 +84,7 @@ class Supervisor:
         self.kill_checked = False
         self.tree_gone = False
         self.log_matched = False
-
+        self.dmtcp: Any = None  # a dmtcp.Session with --dmtcp
 
 
     # ------------------------------------------------------------------ set-up
@@ -133,7 +133,17 @@ class Supervisor:
         """Clean leftovers, verify the committed store, restore it: returns its state or None."""
         from .store import Store
 
-        self.store = Store(self.sandbox, self.sandbox / self.cfg.store, list(self.cfg.checkpoint))
+        store_path = self.sandbox / self.cfg.store
+        if self.cfg.dmtcp:  # the program runs in DMTCP's stable work directory: paths live there
+            from . import dmtcp
+
+            self.dmtcp = dmtcp.Session(self.cfg, self.log.emit)
+            try:
+                kept = Store(self.sandbox, store_path, [dmtcp.IMAGES]).read_state()
+            except SupervisorError:
+                kept = None
+            self.sandbox = self.sandbox.__class__(self.dmtcp.prepare(kept))
+        self.store = Store(self.sandbox, store_path, list(self.cfg.checkpoint))
         for leftover in self.store.cleanup_staging():
             self.log.emit("staging_cleaned", {"path": str(leftover)})
         if not self.store.exists():
@@ -175,6 +185,9 @@ class Supervisor:
         argv = list(cfg.program)
         if resume and cfg.resume_args is not None:
             argv = [argv[0], *cfg.resume_args]
+        if self.dmtcp is not None:
+            self.dmtcp.link_inputs()
+            argv = self.dmtcp.argv(argv, resume)
         self._setup_output()
         self._setup_watch()
         before = self._observe()  # the baseline: what was there before the program ran
@@ -326,6 +339,8 @@ class Supervisor:
                         self.sel.unregister(self.child.pidfd)
                 self.child.close()
                 self._drain_pipes()
+                if self.dmtcp is not None and self.dmtcp.requested:  # the images may still be written
+                    self.dmtcp.wait_complete(lambda: bool(process.descendants()))
                 now = self.clock()
                 obs = self._observe()
                 done = self._done(obs) if self.done_rule is not None else None
@@ -356,10 +371,17 @@ class Supervisor:
 
     # ------------------------------------------------------------------ commands
     def _execute(self, cmds: list[C.Command_]) -> Optional[Outcome]:
+        request_sig = None  # with --dmtcp a checkpoint request goes to DMTCP, not to the program
         for cmd in cmds:
             if isinstance(cmd, C.Record):
                 self.log.emit(cmd.kind, cmd.fields, level=cmd.level, message=cmd.message)
+                if self.dmtcp is not None and cmd.kind == "checkpoint_requested":
+                    request_sig = cmd.fields.get("signal")
+                    self.dmtcp.request()
             elif isinstance(cmd, C.SendSignal):
+                if self.dmtcp is not None and (cmd.signum == request_sig or (
+                        self.core.phase == C.Phase.CHECKPOINTING and cmd.signum in self.core.sent_job_signals)):
+                    continue
                 self._send(cmd)
             elif isinstance(cmd, C.KillTree):
                 self.killing = True
@@ -392,6 +414,8 @@ class Supervisor:
                                  "program": list(self.cfg.program)}
         if cmd.final_status is not None:
             state["final_status"] = cmd.final_status
+        if self.dmtcp is not None:
+            state.update(self.dmtcp.state())
         if cmd.restart:
             state["empty"] = True  # a store with no checkpoint: the next start begins from scratch
         fingerprint = self.store.fingerprint()
@@ -620,6 +644,8 @@ class Supervisor:
             time.sleep(KILL_POLL)
             process.reap()
         process.reap()
+        if self.dmtcp is not None:
+            self.dmtcp.finish()
         self._restore_signals()
         for fd in (self.wake_r, self.wake_w, self.notify_r, self.notify_w, *self.pipes):
             if fd >= 0:
