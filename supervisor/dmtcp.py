@@ -34,7 +34,8 @@ import subprocess
 import tarfile
 import threading
 import time
-from typing import Any, Callable, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any, Callable, Optional
 
 from .errors import ConfigError
 
@@ -44,7 +45,7 @@ PORT_FILE = ".dmtcp-port"
 INSTALL_DIR = ".dmtcp-install"  # where a shipped archive is unpacked, in the sandbox
 STATE_KEY = "dmtcp_token"
 PORT_WAIT = 30.0  # seconds to wait for the coordinator's port file / the first peer
-COMPLETE_WAIT = 600.0  # seconds to wait for the images after the program stopped
+COMPLETE_WAIT = 120.0  # seconds to wait for the images after the program stopped
 POLL = 0.02
 
 
@@ -192,7 +193,9 @@ class Session:
             inner = [self._tool("dmtcp_launch"), *coord, "--ckptdir", ckptdir, *program]
             self.emit("dmtcp_launch", {"workdir": self.workdir, "bin": self.bin})
         # the program's working directory is the stable one; exec keeps the PID
-        return ["/bin/sh", "-c", 'cd "$1" || exit 127; shift; exec "$@"', "sh", self.workdir, *inner]
+        # (the coordinator writes its restart script to $DMTCP_CHECKPOINT_DIR, else to its cwd)
+        return ["/bin/sh", "-c", 'cd "$1" || exit 127; DMTCP_CHECKPOINT_DIR="$2"; export DMTCP_CHECKPOINT_DIR; '
+                'shift 2; exec "$@"', "sh", self.workdir, ckptdir, *inner]
 
     def images(self) -> list[str]:
         """The images of the last checkpoint in the work directory (the restart script lists
@@ -253,7 +256,7 @@ class Session:
         except (OSError, subprocess.SubprocessError) as exc:
             self.request_error = f"dmtcp_command failed: {exc}"
             return
-        if done.returncode != 0:
+        if done.returncode != 0 and "checkpointed" not in done.stdout:
             self.request_error = f"dmtcp_command --kcheckpoint: {done.stderr.strip() or done.returncode}"
 
     def wait_complete(self, alive: Callable[[], bool]) -> bool:
@@ -298,6 +301,9 @@ class Session:
             with contextlib.suppress(OSError):
                 size += entry.stat(follow_symlinks=False).st_size if entry.is_file(follow_symlinks=False) \
                     else sum(os.path.getsize(os.path.join(r, n)) for r, _d, fs in os.walk(entry.path) for n in fs)
+        # HTCondor transfers a symlink as a file (or refuses one to a folder): keep none
+        with contextlib.suppress(OSError):
+            os.unlink(script)
         # drop images of processes that are not part of this checkpoint
         for name in os.listdir(folder):
             if name.endswith(".dmtcp") and name not in names:

@@ -340,7 +340,7 @@ class Supervisor:
                 self.child.close()
                 self._drain_pipes()
                 if self.dmtcp is not None and self.dmtcp.requested:  # the images may still be written
-                    self.dmtcp.wait_complete(lambda: bool(process.descendants()))
+                    self.dmtcp.wait_complete(lambda: any(not process.is_zombie(p) for p in process.descendants()))
                 now = self.clock()
                 obs = self._observe()
                 done = self._done(obs) if self.done_rule is not None else None
