@@ -1,0 +1,163 @@
+"""``run --dmtcp``: programs that cannot checkpoint at all, checkpointed and resumed by DMTCP.
+
+Skipped where DMTCP is not installed (CI unpacks ../shared/dmtcp and puts it on PATH, or sets
+CKPT_DMTCP_PREFIX). Every test resumes in a sandbox at another path, as HTCondor does at each
+execution, and compares with an uninterrupted run byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import psutil
+import pytest
+from dmtcp_programs import C_MEMORY, C_THREADS, PY_MEMORY, PY_PIPE
+from helpers import ROOT, kill_pids, pid_tree, sleep_until
+
+from supervisor import dmtcp
+
+BIN = dmtcp.available()
+pytestmark = pytest.mark.skipif(BIN is None, reason="DMTCP is not installed (no dmtcp_launch on PATH "
+                                "or in $CKPT_DMTCP_PREFIX)")
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(ROOT)
+    env.pop("_CONDOR_JOB_AD", None)
+    return env
+
+
+def _program(kind: str, folder: Path, steps: int) -> list[str]:
+    """The command line of one test program, written (and compiled) into ``folder``."""
+    if kind in ("python", "pipe"):
+        (folder / "prog.py").write_text(PY_MEMORY if kind == "python" else PY_PIPE)
+        return [sys.executable, "prog.py", str(steps)]
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler (cc) to build the test program")
+    (folder / "prog.c").write_text(C_MEMORY if kind == "c" else C_THREADS)
+    subprocess.run([cc, "-O1", "-pthread", "-o", str(folder / "prog"), str(folder / "prog.c")], check=True)
+    return ["./prog", str(steps)]
+
+
+def _supervise(sandbox: Path, options: list[str], program: list[str], *,
+               send: Optional[int] = None, after_lines: int = 5, timeout: float = 60) -> tuple[int, list[int]]:
+    """Run the supervisor in ``sandbox``; send ``send`` once the program printed ``after_lines``
+    lines. Returns (exit status, every PID seen in its tree)."""
+    argv = [sys.executable, "-m", "supervisor", "run", "--dmtcp", "--events", "events.jsonl", *options,
+            "--", *program]
+    seen: set[int] = set()
+    with open(sandbox / "out.txt", "ab") as out, open(sandbox / "err.txt", "ab") as err:
+        proc = subprocess.Popen(argv, cwd=sandbox, env=_env(), stdout=out, stderr=err,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        if send is not None:
+            def printed() -> bool:
+                seen.update(pid_tree(proc.pid))
+                return (sandbox / "out.txt").read_bytes().count(b"\n") >= after_lines
+            sleep_until(printed, timeout=timeout)
+            proc.send_signal(send)
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            seen.update(pid_tree(proc.pid))
+            time.sleep(0.02)
+        status = proc.wait(timeout=1)
+    finally:
+        seen.update(pid_tree(proc.pid))
+        if proc.poll() is None:
+            kill_pids(sorted(seen))
+    return status, sorted(seen)
+
+
+def _left(pids: list[int]) -> list[int]:
+    out = []
+    for p in pids:
+        try:
+            if psutil.Process(p).status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def _reference(kind: str, tmp_path: Path, steps: int) -> tuple[bytes, bytes]:
+    ref = tmp_path / "reference"
+    ref.mkdir()
+    argv = _program(kind, ref, steps)
+    stdout = subprocess.run(argv, cwd=ref, check=True, capture_output=True, timeout=60).stdout
+    return stdout, (ref / "result.txt").read_bytes()
+
+
+TRIGGERS = {
+    "signal": (["--trigger-signal", "SIGUSR1"], signal.SIGUSR1),
+    "every": (["--every", "1.5"], None),
+    "evict": (["--checkpoint-on-evict", "30"], signal.SIGTERM),
+}
+
+
+def _checkpoint_and_resume(kind: str, trigger: str, tmp_path: Path, steps: int = 60) -> dict[str, object]:
+    ref_out, ref_result = _reference(kind, tmp_path, steps)
+    first = tmp_path / "execute-1"
+    first.mkdir()
+    program = _program(kind, first, steps)
+    options, sig = TRIGGERS[trigger]
+    status, pids = _supervise(first, options, program, send=sig)
+    assert status == 85, (first / "err.txt").read_text()
+    assert _left(pids) == [], "a coordinator or program process outlived the supervisor"
+    assert not (first / "result.txt").exists(), "the program finished before its checkpoint"
+    state = json.loads((first / "checkpoint.atomic" / "state.json").read_text())
+    token = state["dmtcp_token"]
+    assert not Path(f"/tmp/ckpt-dmtcp-{token}").exists(), "the work directory was left behind"
+    events = [json.loads(line) for line in (first / "events.jsonl").read_text().splitlines()]
+    ckpt = next(e for e in events if e["event"] == "dmtcp_checkpoint")
+
+    # the next execution: a sandbox at another path, holding the program and the store
+    second = tmp_path / "elsewhere" / "execute-2"
+    second.mkdir(parents=True)
+    for name in os.listdir(first):
+        if name.startswith("prog"):
+            shutil.copy2(first / name, second / name)
+    shutil.copytree(first / "checkpoint.atomic", second / "checkpoint.atomic", symlinks=True)
+    first_out = (first / "out.txt").read_bytes()
+    shutil.rmtree(first)  # the old sandbox is gone, as on a pool
+    t0 = time.monotonic()
+    status, pids = _supervise(second, [o for o in options if trigger != "every"], program)
+    assert status == 0, (second / "err.txt").read_text()
+    assert _left(pids) == []
+    assert (second / "result.txt").read_bytes() == ref_result
+    # the resumed program writes to the job's current output file, and not one line twice
+    assert first_out + (second / "out.txt").read_bytes() == ref_out
+    return {"image_bytes": ckpt["bytes"], "checkpoint_seconds": ckpt["seconds"],
+            "resumed_run_seconds": time.monotonic() - t0}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("kind", "trigger"), [
+    ("python", "signal"), ("c", "every"), ("threads", "evict"), ("pipe", "signal"),
+])
+def test_checkpoint_and_resume_elsewhere(kind, trigger, tmp_path):
+    """A program whose state is only in memory is checkpointed by DMTCP on the trigger, the images
+    are committed, and the next start in a sandbox at another path resumes it: its result file is
+    byte-identical to an uninterrupted run's, and no process or work directory is left."""
+    result = _checkpoint_and_resume(kind, trigger, tmp_path, steps=40)
+    print(f"{kind}/{trigger}: {result}")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("kind", ["python", "c", "threads", "pipe"])
+@pytest.mark.parametrize("trigger", ["signal", "every", "evict"])
+def test_every_program_every_trigger(kind, trigger, tmp_path):
+    """Every program with every trigger (the checkpoint signal, --every, eviction) resumes in
+    another path with the result of an uninterrupted run."""
+    _checkpoint_and_resume(kind, trigger, tmp_path, steps=80)
