@@ -7,8 +7,10 @@ execution, and compares with an uninterrupted run byte for byte.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -161,3 +163,42 @@ def test_every_program_every_trigger(kind, trigger, tmp_path):
     """Every program with every trigger (the checkpoint signal, --every, eviction) resumes in
     another path with the result of an uninterrupted run."""
     _checkpoint_and_resume(kind, trigger, tmp_path, steps=80)
+
+
+def _dry_run(folder: Path, submit: str, *args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+    env = _env()
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env["PATH"]])  # ckpt-supervisor
+    return subprocess.run([sys.executable, "-m", "supervisor", "dry-run", submit, *args, "--quiet",
+                           "--work-dir", str(folder.parent / "work")], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.mark.timeout(180)
+def test_example_resumes_through_evictions_every_four_seconds(tmp_path):
+    """examples/dmtcp under the dry run, evicted every 4 s: memloop.py needs 6 s without
+    interruption, so only resuming from DMTCP's images (in a new sandbox path at each execution)
+    finishes it; result.txt and the job's stdout equal an uninterrupted run's, byte for byte."""
+    folder = tmp_path / "job"
+    shutil.copytree(ROOT / "examples" / "dmtcp", folder)
+    ref = subprocess.run([sys.executable, "memloop.py", "120"], cwd=folder, capture_output=True, check=True,
+                         timeout=60)
+    expected = (folder / "result.txt").read_bytes()
+    (folder / "result.txt").unlink()
+    proc = _dry_run(folder, "memloop.submit", "--evict-every", "4", "--max-starts", "40")
+    context = proc.stdout + proc.stderr
+    assert proc.returncode == 0, context
+    assert (folder / "result.txt").read_bytes() == expected, context
+    assert (folder / "memloop.out").read_bytes() == ref.stdout, "a line was lost or printed twice"
+    evictions = int(re.search(r"evictions (\d+)", proc.stdout).group(1))
+    assert evictions >= 1, context
+    sandboxes = sorted(p.name for p in (tmp_path / "work").iterdir() if p.name.startswith("execute-"))
+    assert len(sandboxes) >= 2, "every execution had a new sandbox path"
+    token = json.loads((tmp_path / "work" / "spool" / "checkpoint.atomic" / "state.json").read_text())["dmtcp_token"]
+    workdir = f"/tmp/ckpt-dmtcp-{token}"
+    assert not os.path.exists(workdir), "the stable work directory was left behind"
+    left = []
+    for p in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if p.cwd().startswith((workdir, str(tmp_path))):
+                left.append(p.pid)
+    assert left == [], "a coordinator or program process was left behind"
