@@ -64,6 +64,27 @@ def adjust(merged: dict[str, Any]) -> None:
         merged["complete_when"] = ("exit", f"marker={MARKER}")
 
 
+def microarch(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """This machine's x86-64 micro-architecture level, as HTCondor's ``Microarch`` attribute
+    names it (``x86_64-v1`` ... ``x86_64-v4``): a DMTCP image resumes only on the same family."""
+    flags: set[str] = set()
+    with contextlib.suppress(OSError), open(cpuinfo) as f:
+        for line in f:
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    levels = [
+        ("x86_64-v4", {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}),
+        ("x86_64-v3", {"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"}),
+        ("x86_64-v2", {"cx16", "lahf_lm", "popcnt", "sse4_1", "sse4_2", "ssse3"}),
+    ]
+    v2 = levels[2][1] <= flags
+    v3 = v2 and levels[1][1] <= flags
+    if v3 and levels[0][1] <= flags:
+        return "x86_64-v4"
+    return "x86_64-v3" if v3 else "x86_64-v2" if v2 else "x86_64-v1"
+
+
 # ------------------------------------------------------------------ locating DMTCP
 def _bin_in(folder: str) -> Optional[str]:
     for cand in (folder, os.path.join(folder, "bin"), os.path.join(folder, "dmtcp", "bin")):

@@ -1,6 +1,6 @@
 """A program with no checkpoint of its own: its whole state is in memory.
 
-It hashes STEPS numbers, one every 0.05 s, prints each step and writes result.txt at the end.
+It hashes STEPS numbers, one every 0.05 s, prints each step and the result at the end.
 Run from scratch it needs STEPS * 0.05 seconds without interruption.
 """
 
@@ -14,5 +14,4 @@ for i in range(steps):
     h.update(str(i).encode())
     print(i, h.hexdigest()[:16], flush=True)
     time.sleep(0.05)
-with open("result.txt", "w") as f:
-    f.write(h.hexdigest() + "\n")
+print("result", h.hexdigest(), flush=True)

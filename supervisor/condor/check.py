@@ -111,6 +111,11 @@ RULES: dict[str, tuple[str, str]] = {
         "transfer_output_files, the list HTCondor uploads at eviction",
     ),
     "no-on-exit-or-evict": (WARNING, "when_to_transfer_output is not ON_EXIT_OR_EVICT"),
+    "dmtcp-no-microarch": (
+        WARNING,
+        "run --dmtcp without a requirements line on Microarch: an image resumed on a CPU "
+        "without the instructions it used crashes",
+    ),
     "vacate-too-short": (
         WARNING,
         "the vacate time leaves the supervisor no margin beyond its kill grace and eviction budget",
@@ -710,6 +715,15 @@ class Checker:
                 "exist "
                 "when the job ends), or drop --checkpoint-on-evict",
             )
+
+        if cfg.dmtcp and "microarch" not in (sub.get("requirements") or "").lower():
+            from ..dmtcp import microarch
+
+            self.add("dmtcp-no-microarch", sub.line_of("requirements") or inv.line,
+                     "--dmtcp: no requirement on Microarch; a DMTCP image holds the CPU's state and "
+                     "crashes on a machine without its instructions",
+                     f'requirements = (Microarch == "{microarch()}") (the family of the machines you '
+                     "run on: condor_status -af Microarch)")
 
         # vacate time
         needed = cfg.kill_grace + (cfg.checkpoint_on_evict or 0.0)

@@ -152,6 +152,10 @@ def snippet_lines(
         ]
     lines.append(f"kill_sig = {signal_name(cfg.kill_signal)}")
     lines.append(f"job_max_vacate_time = {vacate_time(cfg.kill_grace, cfg.checkpoint_on_evict)}")
+    if cfg.dmtcp:  # an image resumes only on the CPU family it was made on
+        from ..dmtcp import microarch
+
+        lines.append(f'requirements = (Microarch == "{microarch()}")')
     if cfg.checkpoint_on_evict:
         lines += [
             "# --checkpoint-on-evict: HTCondor uploads transfer_output_files at eviction; to keep",

@@ -182,13 +182,11 @@ def test_example_resumes_through_evictions_every_four_seconds(tmp_path):
     shutil.copytree(ROOT / "examples" / "dmtcp", folder)
     ref = subprocess.run([sys.executable, "memloop.py", "120"], cwd=folder, capture_output=True, check=True,
                          timeout=60)
-    expected = (folder / "result.txt").read_bytes()
-    (folder / "result.txt").unlink()
     proc = _dry_run(folder, "memloop.submit", "--evict-every", "4", "--max-starts", "40")
     context = proc.stdout + proc.stderr
     assert proc.returncode == 0, context
-    assert (folder / "result.txt").read_bytes() == expected, context
-    assert (folder / "memloop.out").read_bytes() == ref.stdout, "a line was lost or printed twice"
+    # memloop.out ends with the result line: nothing lost, nothing printed twice
+    assert (folder / "memloop.out").read_bytes() == ref.stdout, context
     evictions = int(re.search(r"evictions (\d+)", proc.stdout).group(1))
     assert evictions >= 1, context
     sandboxes = sorted(p.name for p in (tmp_path / "work").iterdir() if p.name.startswith("execute-"))
