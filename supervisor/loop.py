@@ -339,11 +339,17 @@ class Supervisor:
                         self.sel.unregister(self.child.pidfd)
                 self.child.close()
                 self._drain_pipes()
+                lost = False  # --dmtcp: DMTCP stopped the program but wrote no complete checkpoint
                 if self.dmtcp is not None and self.dmtcp.requested:  # the images may still be written
-                    self.dmtcp.wait_complete(lambda: any(not process.is_zombie(p) for p in process.descendants()))
+                    lost = not self.dmtcp.wait_complete(
+                        lambda: any(not process.is_zombie(p) for p in process.descendants()))
+                    if lost:  # never a finished program: reported as killed
+                        code, signum = None, signal.SIGKILL
                 now = self.clock()
                 obs = self._observe()
                 done = self._done(obs) if self.done_rule is not None else None
+                if lost:
+                    done = False
                 out.append(C.ChildExited(now, code, signum, obs, done))
             elif self.validator is not None and pid == self.validator.pid:
                 self.validator.close()
