@@ -52,43 +52,55 @@ def _program(kind: str, folder: Path, steps: int) -> list[str]:
     return ["./prog", str(steps)]
 
 
+def _tree(pid: int) -> dict[int, float]:
+    """The processes of ``pid``'s tree, by PID and start time (a PID can be reused on a busy machine)."""
+    out: dict[int, float] = {}
+    for p in pid_tree(pid):
+        with contextlib.suppress(psutil.Error):
+            out[p] = psutil.Process(p).create_time()
+    return out
+
+
 def _supervise(sandbox: Path, options: list[str], program: list[str], *,
-               send: Optional[int] = None, after_lines: int = 5, timeout: float = 60) -> tuple[int, list[int]]:
+               send: Optional[int] = None, after_lines: int = 5,
+               timeout: float = 60) -> tuple[int, dict[int, float]]:
     """Run the supervisor in ``sandbox``; send ``send`` once the program printed ``after_lines``
-    lines. Returns (exit status, every PID seen in its tree)."""
+    lines. Returns (exit status, every process seen in its tree)."""
     argv = [sys.executable, "-m", "supervisor", "run", "--dmtcp", "--events", "events.jsonl", *options,
             "--", *program]
-    seen: set[int] = set()
+    seen: dict[int, float] = {}
     with open(sandbox / "out.txt", "ab") as out, open(sandbox / "err.txt", "ab") as err:
         proc = subprocess.Popen(argv, cwd=sandbox, env=_env(), stdout=out, stderr=err,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         if send is not None:
             def printed() -> bool:
-                seen.update(pid_tree(proc.pid))
+                seen.update(_tree(proc.pid))
                 return (sandbox / "out.txt").read_bytes().count(b"\n") >= after_lines
             sleep_until(printed, timeout=timeout)
             proc.send_signal(send)
         deadline = time.monotonic() + timeout
         while proc.poll() is None and time.monotonic() < deadline:
-            seen.update(pid_tree(proc.pid))
+            seen.update(_tree(proc.pid))
             time.sleep(0.02)
         status = proc.wait(timeout=1)
     finally:
-        seen.update(pid_tree(proc.pid))
-        if proc.poll() is None:
-            kill_pids(sorted(seen))
-    return status, sorted(seen)
+        if proc.poll() is None:  # (once reaped, its PID may be another process's)
+            seen.update(_tree(proc.pid))
+            kill_pids(sorted(_tree(proc.pid)))
+            kill_pids(_left(seen))
+            proc.wait(timeout=10)
+    return status, seen
 
 
-def _left(pids: list[int]) -> list[int]:
+def _left(seen: dict[int, float]) -> list[int]:
+    """The processes seen in the tree that are still alive (the same process, not a reused PID)."""
     out = []
-    for p in pids:
-        try:
-            if psutil.Process(p).status() != psutil.STATUS_ZOMBIE:
+    for p, started in seen.items():
+        with contextlib.suppress(psutil.Error):
+            proc = psutil.Process(p)
+            if proc.create_time() == started and proc.status() != psutil.STATUS_ZOMBIE:
                 out.append(p)
-        except psutil.NoSuchProcess:
-            pass
     return out
 
 
