@@ -62,3 +62,28 @@ def test_an_archive_prefix_is_unpacked_into_the_sandbox(tmp_path):
     proc = _run(tmp_path, "--dmtcp-prefix", archive.name)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / ".dmtcp-install" / "dmtcp" / "bin" / "dmtcp_launch").is_file()
+
+
+def test_flag_environment_and_toml_twins(tmp_path):
+    """--dmtcp and --dmtcp-prefix have their CKPT_ environment variables and TOML keys like every
+    option; with --dmtcp the images folder is a checkpoint path and a checkpoint is complete once
+    the program stopped and the images are all written."""
+    import argparse
+
+    from supervisor import config
+
+    parser = argparse.ArgumentParser()
+    config.add_run_options(parser)
+    parser.add_argument("program", nargs="*")
+    toml = tmp_path / "run.toml"
+    toml.write_text('dmtcp = true\ndmtcp-prefix = "dmtcp.tar.xz"\n')
+    from_file = config.build(parser.parse_args(["--config", str(toml), "--", "x"]), environ={})
+    from_env = config.build(parser.parse_args(["--checkpoint", "out.txt", "--", "x"]),
+                            environ={"CKPT_DMTCP": "1", "CKPT_DMTCP_PREFIX": "/opt/dmtcp"})
+    from_flag = config.build(parser.parse_args(["--dmtcp", "--dmtcp-prefix", "d", "--", "x"]), environ={})
+    assert (from_file.dmtcp, from_file.dmtcp_prefix) == (True, "dmtcp.tar.xz")
+    assert (from_env.dmtcp, from_env.dmtcp_prefix, from_env.checkpoint) == (True, "/opt/dmtcp", ("out.txt", "dmtcp.ckpt"))
+    assert (from_flag.dmtcp, from_flag.dmtcp_prefix) == (True, "d")
+    assert from_flag.complete_when == ("exit", "marker=dmtcp.ckpt/complete")
+    plain = config.build(parser.parse_args(["--", "x"]), environ={})
+    assert (plain.dmtcp, plain.checkpoint) == (False, ())
