@@ -162,6 +162,10 @@ OPTIONS: tuple[Option, ...] = (
            _choice("on-timeout", ("continue", "fail")), default="continue", metavar="ACTION"),
     Option("min-run", "with --every/--watch: commit locally but exit for transfer only after SECONDS "
            "since this start", _seconds("min-run"), default=0.0, metavar="SECONDS"),
+    Option("dmtcp", "the program cannot checkpoint itself: run it under DMTCP, whose memory images "
+           "are committed with the --checkpoint files", _bool("dmtcp"), default=False, flag=True),
+    Option("dmtcp-prefix", "DMTCP's install folder or .tar.xz/.tar.gz archive (relative to the sandbox; "
+           "default: DMTCP on PATH)", _text("dmtcp-prefix"), metavar="PATH"),
     Option("resume-args", "arguments that replace the program's own when a committed checkpoint was "
            "restored (shell syntax)", _text("resume-args"), metavar="ARGS"),
     # reporting
@@ -303,6 +307,8 @@ class RunConfig:
     on_timeout: str = "continue"
     min_run: float = 0.0
     resume_args: Optional[tuple[str, ...]] = None
+    dmtcp: bool = False
+    dmtcp_prefix: Optional[str] = None
     exit_code: int = exitstatus.DEFAULT_CHECKPOINT_EXIT_CODE
     exit_signal: Optional[int] = None
     kill_signal: int = 15
@@ -441,6 +447,10 @@ def build(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) ->
         if opt.dest not in merged and opt.default is not None:
             merged[opt.dest] = opt.default  # defaults are already of the right type
 
+    if merged.get("dmtcp"):  # its images are a checkpoint path; its completion rule
+        from .dmtcp import adjust
+
+        adjust(merged)
     sandbox = merged.get("sandbox") or environ.get("_CONDOR_SCRATCH_DIR") or os.getcwd()
     merged["sandbox"] = os.path.realpath(sandbox)
 

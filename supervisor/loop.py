@@ -85,8 +85,7 @@ class Supervisor:
         self.tree_gone = False
         self.log_matched = False
         self.start_state: dict[str, Any] = {}
-
-
+        self.dmtcp: Any = None  # a dmtcp.Session with --dmtcp
 
     # ------------------------------------------------------------------ set-up
     def _install_signals(self) -> None:
@@ -136,7 +135,17 @@ class Supervisor:
         """Clean leftovers, verify the committed store, restore it: returns its state or None."""
         from .store import Store
 
-        self.store = Store(self.sandbox, self.sandbox / self.cfg.store, list(self.cfg.checkpoint))
+        store_path = self.sandbox / self.cfg.store
+        if self.cfg.dmtcp:  # the program runs in DMTCP's stable work directory: paths live there
+            from . import dmtcp
+
+            self.dmtcp = dmtcp.Session(self.cfg, self.log.emit)
+            try:
+                kept = Store(self.sandbox, store_path, [dmtcp.IMAGES]).read_state()
+            except SupervisorError:
+                kept = None
+            self.sandbox = self.sandbox.__class__(self.dmtcp.prepare(kept))
+        self.store = Store(self.sandbox, store_path, list(self.cfg.checkpoint))
         for leftover in self.store.cleanup_staging():
             self.log.emit("staging_cleaned", {"path": str(leftover)})
         if not self.store.exists():
@@ -282,6 +291,9 @@ class Supervisor:
         argv = list(cfg.program)
         if resume and cfg.resume_args is not None:
             argv = [argv[0], *cfg.resume_args]
+        if self.dmtcp is not None:
+            self.dmtcp.link_inputs()
+            argv = self.dmtcp.argv(argv, resume)
         self._setup_output()
         self._setup_watch()
         before = self._observe()  # the baseline: what was there before the program ran
@@ -434,9 +446,17 @@ class Supervisor:
                         self.sel.unregister(self.child.pidfd)
                 self.child.close()
                 self._drain_pipes()
+                lost = False  # --dmtcp: DMTCP stopped the program but wrote no complete checkpoint
+                if self.dmtcp is not None and self.dmtcp.requested:  # the images may still be written
+                    lost = not self.dmtcp.wait_complete(
+                        lambda: any(not process.is_zombie(p) for p in process.descendants()))
+                    if lost:  # never a finished program: reported as killed
+                        code, signum = None, signal.SIGKILL
                 now = self.clock()
                 obs = self._observe()
                 done = self._done(obs) if self.done_rule is not None else None
+                if lost:
+                    done = False
                 out.append(C.ChildExited(now, code, signum, obs, done))
             elif self.validator is not None and pid == self.validator.pid:
                 self.validator.close()
@@ -465,10 +485,17 @@ class Supervisor:
 
     # ------------------------------------------------------------------ commands
     def _execute(self, cmds: list[C.Command_]) -> Optional[Outcome]:
+        request_sig = None  # with --dmtcp a checkpoint request goes to DMTCP, not to the program
         for cmd in cmds:
             if isinstance(cmd, C.Record):
                 self.log.emit(cmd.kind, cmd.fields, level=cmd.level, message=cmd.message)
+                if self.dmtcp is not None and cmd.kind == "checkpoint_requested":
+                    request_sig = cmd.fields.get("signal")
+                    self.dmtcp.request()
             elif isinstance(cmd, C.SendSignal):
+                if self.dmtcp is not None and (cmd.signum == request_sig or (
+                        self.core.phase == C.Phase.CHECKPOINTING and cmd.signum in self.core.sent_job_signals)):
+                    continue
                 self._send(cmd)
             elif isinstance(cmd, C.KillTree):
                 self.killing = True
@@ -502,6 +529,8 @@ class Supervisor:
             state["final_status"] = cmd.final_status
         if cmd.job_signal_deaths:
             state["job_signal_deaths"] = cmd.job_signal_deaths  # the files stay as committed
+        if self.dmtcp is not None:
+            state.update(self.dmtcp.state())
         if cmd.restart and (not self.store.exists()
                             or (self.start_state.get("empty") and not self.core.commits)):
             state["empty"] = True  # a store with no checkpoint: the next start begins from scratch
@@ -731,6 +760,8 @@ class Supervisor:
             time.sleep(KILL_POLL)
             process.reap()
         process.reap()
+        if self.dmtcp is not None:
+            self.dmtcp.finish()
         self._restore_signals()
         for fd in (self.wake_r, self.wake_w, self.notify_r, self.notify_w, *self.pipes):
             if fd >= 0:

@@ -23,7 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 # Real-application examples with their own prepare scripts and tests (marker "realapp").
-NOT_HERE = {"gromacs", "john"}
+NOT_HERE = {"gromacs", "john", "dmtcp"}  # dmtcp needs DMTCP: tests/dmtcp runs it
 WORKERS = 4
 
 

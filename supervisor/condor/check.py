@@ -151,6 +151,11 @@ RULES: dict[str, tuple[str, str]] = {
         "PROGRAM is a shell script whose last command is not exec'ed and the job signal goes to "
         "the process group: the shell dies from it",
     ),
+    "dmtcp-no-microarch": (
+        WARNING,
+        "run --dmtcp without a requirements line on Microarch: an image resumed on a CPU "
+        "without the instructions it used crashes",
+    ),
     "vacate-too-short": (
         WARNING,
         "the vacate time leaves the supervisor no margin beyond its kill grace and eviction budget",
@@ -901,6 +906,14 @@ class Checker:
         self._evict_outputs(when, ckpt_paths | {store})
         self._hold_policy()
         self._shell_without_exec(program, cfg)
+        if cfg.dmtcp and "microarch" not in (sub.get("requirements") or "").lower():
+            from ..dmtcp import microarch
+
+            self.add("dmtcp-no-microarch", sub.line_of("requirements") or inv.line,
+                     "--dmtcp: no requirement on Microarch; a DMTCP image holds the CPU's state and "
+                     "crashes on a machine without its instructions",
+                     f'requirements = (Microarch == "{microarch()}") (the family of the machines you '
+                     "run on: condor_status -af Microarch)")
         self._vacate(cfg, vacate, inv)
 
     def _vacate(self, cfg: config.RunConfig, vacate: Optional[int], inv: Invocation) -> None:

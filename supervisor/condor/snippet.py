@@ -253,6 +253,10 @@ def snippet_lines(
         grace = cfg.kill_grace if explicit_grace else 0.0
         lines.append(f"job_max_vacate_time = {vacate_time(grace, cfg.checkpoint_on_evict)}")
     lines += hold_policy_lines()
+    if cfg.dmtcp:  # an image resumes only on the CPU family it was made on
+        from ..dmtcp import microarch
+
+        lines.append(f'requirements = (Microarch == "{microarch()}")')
     lines.append(
         "# --- end of checkpoint-supervisor lines; add output, error, log, resources, queue ---"
     )

@@ -1,0 +1,214 @@
+"""``run --dmtcp``: programs that cannot checkpoint at all, checkpointed and resumed by DMTCP.
+
+Skipped where DMTCP is not installed (CI unpacks ../shared/dmtcp and puts it on PATH, or sets
+CKPT_DMTCP_PREFIX). Every test resumes in a sandbox at another path, as HTCondor does at each
+execution, and compares with an uninterrupted run byte for byte.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import psutil
+import pytest
+from dmtcp_programs import C_MEMORY, C_THREADS, PY_MEMORY, PY_PIPE
+from helpers import ROOT, kill_pids, pid_tree, sleep_until
+
+from supervisor import dmtcp
+
+BIN = dmtcp.available()
+pytestmark = pytest.mark.skipif(BIN is None, reason="DMTCP is not installed (no dmtcp_launch on PATH "
+                                "or in $CKPT_DMTCP_PREFIX)")
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(ROOT)
+    env.pop("_CONDOR_JOB_AD", None)
+    return env
+
+
+def _program(kind: str, folder: Path, steps: int) -> list[str]:
+    """The command line of one test program, written (and compiled) into ``folder``."""
+    if kind in ("python", "pipe"):
+        (folder / "prog.py").write_text(PY_MEMORY if kind == "python" else PY_PIPE)
+        return [sys.executable, "prog.py", str(steps)]
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler (cc) to build the test program")
+    (folder / "prog.c").write_text(C_MEMORY if kind == "c" else C_THREADS)
+    subprocess.run([cc, "-O1", "-pthread", "-o", str(folder / "prog"), str(folder / "prog.c")], check=True)
+    return ["./prog", str(steps)]
+
+
+def _tree(pid: int) -> dict[int, float]:
+    """The processes of ``pid``'s tree, by PID and start time (a PID can be reused on a busy machine)."""
+    out: dict[int, float] = {}
+    for p in pid_tree(pid):
+        with contextlib.suppress(psutil.Error):
+            out[p] = psutil.Process(p).create_time()
+    return out
+
+
+def _supervise(sandbox: Path, options: list[str], program: list[str], *,
+               send: Optional[int] = None, after_lines: int = 5,
+               timeout: float = 60) -> tuple[int, dict[int, float]]:
+    """Run the supervisor in ``sandbox``; send ``send`` once the program printed ``after_lines``
+    lines. Returns (exit status, every process seen in its tree)."""
+    argv = [sys.executable, "-m", "supervisor", "run", "--dmtcp", "--events", "events.jsonl", *options,
+            "--", *program]
+    seen: dict[int, float] = {}
+    with open(sandbox / "out.txt", "ab") as out, open(sandbox / "err.txt", "ab") as err:
+        proc = subprocess.Popen(argv, cwd=sandbox, env=_env(), stdout=out, stderr=err,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        if send is not None:
+            def printed() -> bool:
+                seen.update(_tree(proc.pid))
+                return (sandbox / "out.txt").read_bytes().count(b"\n") >= after_lines
+            sleep_until(printed, timeout=timeout)
+            proc.send_signal(send)
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            seen.update(_tree(proc.pid))
+            time.sleep(0.02)
+        status = proc.wait(timeout=1)
+    finally:
+        if proc.poll() is None:  # (once reaped, its PID may be another process's)
+            seen.update(_tree(proc.pid))
+            kill_pids(sorted(_tree(proc.pid)))
+            kill_pids(_left(seen))
+            proc.wait(timeout=10)
+    return status, seen
+
+
+def _left(seen: dict[int, float]) -> list[int]:
+    """The processes seen in the tree that are still alive (the same process, not a reused PID)."""
+    out = []
+    for p, started in seen.items():
+        with contextlib.suppress(psutil.Error):
+            proc = psutil.Process(p)
+            if proc.create_time() == started and proc.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+    return out
+
+
+def _reference(kind: str, tmp_path: Path, steps: int) -> tuple[bytes, bytes]:
+    ref = tmp_path / "reference"
+    ref.mkdir()
+    argv = _program(kind, ref, steps)
+    stdout = subprocess.run(argv, cwd=ref, check=True, capture_output=True, timeout=60).stdout
+    return stdout, (ref / "result.txt").read_bytes()
+
+
+TRIGGERS = {
+    "signal": (["--trigger-signal", "SIGUSR1"], signal.SIGUSR1),
+    "every": (["--every", "1.5"], None),
+    "evict": (["--checkpoint-on-evict", "30"], signal.SIGTERM),
+}
+
+
+def _checkpoint_and_resume(kind: str, trigger: str, tmp_path: Path, steps: int = 60) -> dict[str, object]:
+    ref_out, ref_result = _reference(kind, tmp_path, steps)
+    first = tmp_path / "execute-1"
+    first.mkdir()
+    program = _program(kind, first, steps)
+    options, sig = TRIGGERS[trigger]
+    status, pids = _supervise(first, options, program, send=sig)
+    assert status == 85, (first / "err.txt").read_text()
+    assert _left(pids) == [], "a coordinator or program process outlived the supervisor"
+    assert not (first / "result.txt").exists(), "the program finished before its checkpoint"
+    state = json.loads((first / "checkpoint.atomic" / "state.json").read_text())
+    token = state["dmtcp_token"]
+    assert not Path(f"/tmp/ckpt-dmtcp-{token}").exists(), "the work directory was left behind"
+    events = [json.loads(line) for line in (first / "events.jsonl").read_text().splitlines()]
+    ckpt = next(e for e in events if e["event"] == "dmtcp_checkpoint")
+
+    # the next execution: a sandbox at another path, holding the program and the store
+    second = tmp_path / "elsewhere" / "execute-2"
+    second.mkdir(parents=True)
+    for name in os.listdir(first):
+        if name.startswith("prog"):
+            shutil.copy2(first / name, second / name)
+    shutil.copytree(first / "checkpoint.atomic", second / "checkpoint.atomic", symlinks=True)
+    first_out = (first / "out.txt").read_bytes()
+    shutil.rmtree(first)  # the old sandbox is gone, as on a pool
+    t0 = time.monotonic()
+    status, pids = _supervise(second, [o for o in options if trigger != "every"], program)
+    assert status == 0, (second / "err.txt").read_text()
+    assert _left(pids) == []
+    assert (second / "result.txt").read_bytes() == ref_result
+    # the resumed program writes to the job's current output file, and not one line twice
+    assert first_out + (second / "out.txt").read_bytes() == ref_out
+    return {"image_bytes": ckpt["bytes"], "checkpoint_seconds": ckpt["seconds"],
+            "resumed_run_seconds": time.monotonic() - t0}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("kind", "trigger"), [
+    ("python", "signal"), ("c", "every"), ("threads", "evict"), ("pipe", "signal"),
+])
+def test_checkpoint_and_resume_elsewhere(kind, trigger, tmp_path):
+    """A program whose state is only in memory is checkpointed by DMTCP on the trigger, the images
+    are committed, and the next start in a sandbox at another path resumes it: its result file is
+    byte-identical to an uninterrupted run's, and no process or work directory is left."""
+    result = _checkpoint_and_resume(kind, trigger, tmp_path, steps=40)
+    print(f"{kind}/{trigger}: {result}")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("kind", ["python", "c", "threads", "pipe"])
+@pytest.mark.parametrize("trigger", ["signal", "every", "evict"])
+def test_every_program_every_trigger(kind, trigger, tmp_path):
+    """Every program with every trigger (the checkpoint signal, --every, eviction) resumes in
+    another path with the result of an uninterrupted run."""
+    _checkpoint_and_resume(kind, trigger, tmp_path, steps=80)
+
+
+def _dry_run(folder: Path, submit: str, *args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+    env = _env()
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env["PATH"]])  # ckpt-supervisor
+    return subprocess.run([sys.executable, "-m", "supervisor", "dry-run", submit, *args, "--quiet",
+                           "--work-dir", str(folder.parent / "work")], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.mark.timeout(180)
+def test_example_resumes_through_evictions_every_four_seconds(tmp_path):
+    """examples/dmtcp under the dry run, evicted every 4 s: memloop.py needs 6 s without
+    interruption, so only resuming from DMTCP's images (in a new sandbox path at each execution)
+    finishes it; result.txt and the job's stdout equal an uninterrupted run's, byte for byte."""
+    folder = tmp_path / "job"
+    shutil.copytree(ROOT / "examples" / "dmtcp", folder)
+    ref = subprocess.run([sys.executable, "memloop.py", "120"], cwd=folder, capture_output=True, check=True,
+                         timeout=60)
+    proc = _dry_run(folder, "memloop.submit", "--evict-every", "4", "--max-starts", "40")
+    context = proc.stdout + proc.stderr
+    assert proc.returncode == 0, context
+    # memloop.out ends with the result line: nothing lost, nothing printed twice
+    assert (folder / "memloop.out").read_bytes() == ref.stdout, context
+    evictions = int(re.search(r"evictions (\d+)", proc.stdout).group(1))
+    assert evictions >= 1, context
+    sandboxes = sorted(p.name for p in (tmp_path / "work").iterdir() if p.name.startswith("execute-"))
+    assert len(sandboxes) >= 2, "every execution had a new sandbox path"
+    token = json.loads((tmp_path / "work" / "spool" / "checkpoint.atomic" / "state.json").read_text())["dmtcp_token"]
+    workdir = f"/tmp/ckpt-dmtcp-{token}"
+    assert not os.path.exists(workdir), "the stable work directory was left behind"
+    left = []
+    for p in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if p.cwd().startswith((workdir, str(tmp_path))):
+                left.append(p.pid)
+    assert left == [], "a coordinator or program process was left behind"
