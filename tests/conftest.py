@@ -15,3 +15,16 @@ def sandbox(tmp_path, monkeypatch):
     """A scratch directory, as HTCondor's sandbox; the supervisor runs with it as cwd."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+# Settings a developer's shell (or an HTCondor job) may carry that would change what the code
+# under test does; the tests' own switches (CKPT_TEST_*, CKPT_SLOW_TESTS) are kept.
+_KEEP = ("CKPT_TEST_", "CKPT_SLOW_TESTS")
+
+
+@pytest.fixture(autouse=True)
+def _clean_settings_environment(monkeypatch):
+    """Every test starts without CKPT_* and _CONDOR_* settings from the environment it ran in."""
+    for name in list(os.environ):
+        if (name.startswith("CKPT_") and not name.startswith(_KEEP)) or name.startswith("_CONDOR_"):
+            monkeypatch.delenv(name)
