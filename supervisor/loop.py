@@ -26,7 +26,7 @@ from .config import RunConfig
 from .errors import CorruptStore, ProgramError, StoreError, SupervisorError
 from .events import EventLog
 from .records import record
-from .rules import Rule, View, parse_rules
+from .rules import Rule, View, parse_rules, ready
 from .signals import NOT_FORWARDED
 
 KILL_POLL = 0.02
@@ -84,6 +84,9 @@ class Supervisor:
         self.kill_checked = False
         self.tree_gone = False
         self.log_matched = False
+        self.frozen: Any = None  # supervisor.freeze.Freeze while the tree is held for a copy
+        self.progress: dict[str, Any] = {}  # what this execution restored (supervisor.progress)
+        self.reference_files = 0  # files in the last checkpoint restored or committed
 
 
 
@@ -167,7 +170,13 @@ class Supervisor:
                 self.log.emit("finished_earlier", {"status": plan.exit_now}, message=plan.reason)
                 return Outcome(plan.exit_now, reason=plan.reason)
             if plan.resume:
+                from .progress import check_at_start
+
+                stop = check_at_start(self, state or {})
+                if stop is not None:
+                    return stop  # type: ignore[no-any-return]
                 result = self.store.restore()
+                self.reference_files = result.files
                 self.sequence = int((state or {}).get("sequence", 0))
                 self.log.emit("restored", {"sequence": self.sequence, "bytes": result.bytes,
                                            "seconds": round(result.seconds, 6), "files": result.files})
@@ -374,7 +383,7 @@ class Supervisor:
         return None
 
     def _send(self, cmd: C.SendSignal) -> None:
-        if self.child is None:
+        if self.child is None or (self.frozen is not None and self.frozen.hold(cmd.signum)):
             return
         if cmd.target == C.Target.CHILD or self.cfg.signal_to == "child":
             self.child.send(cmd.signum)
@@ -387,6 +396,15 @@ class Supervisor:
             self.log.emit("store_kept", {"sequence": self.sequence}, level="debug")
             self._execute(self.core.handle(C.CommitFinished(self.clock(), True)))
             return
+        # a final status keeps the last committed files (or none): never the working files, which
+        # a finished or crashed program may have left half-written
+        final_only = cmd.final_status is not None or cmd.restart
+        from .freeze import hold_for_commit
+        from .store import CheckpointChanged
+
+        expect, fingerprint = hold_for_commit(self, final_only or cmd.program_exited)
+        if fingerprint is None:
+            return  # moved on since the rules looked: the core was told and looked again
         self.sequence += 1
         state: dict[str, Any] = {"sequence": self.sequence, "committed_at": time.time(),
                                  "program": list(self.cfg.program)}
@@ -394,13 +412,11 @@ class Supervisor:
             state["final_status"] = cmd.final_status
         if cmd.restart:
             state["empty"] = True  # a store with no checkpoint: the next start begins from scratch
-        fingerprint = self.store.fingerprint()
+        state.update(self.progress)
         if self.notify_r < 0:
             self.notify_r, self.notify_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
             self.sel.register(self.notify_r, selectors.EVENT_READ, "commit")
-        # a final status keeps the last committed files (or none): never the working files, which
-        # a finished or crashed program may have left half-written
-        final_only = cmd.final_status is not None or cmd.restart
+        thaw = self.frozen.thaw if self.frozen is not None else None
 
 
         def work() -> None:
@@ -411,21 +427,29 @@ class Supervisor:
                 else:
                     # the program is gone: its files can be renamed into the store instead of copied
                     # (the next start restores them; a failed commit puts them back)
-                    res = self.store.commit(state, move=cmd.program_exited)
+                    res = self.store.commit(state, move=cmd.program_exited, expect=expect,
+                                            on_staged=thaw, allow_empty=False)
 
                 result = C.CommitFinished(self.clock(), True, bytes=res.bytes, seconds=res.seconds,
-                                          fingerprint=fingerprint)
+                                          fingerprint=res.fingerprint or fingerprint)
+                if not final_only:
+                    self.reference_files = res.files
                 if os.environ.get("_CONDOR_CHIRP_CONFIG"):
                     from . import chirp  # only on a pool with chirp; never raises, never blocks
 
                     chirp.publish_commit(state["sequence"], state["committed_at"], res.seconds, res.bytes,
                                          log=self.log.say)
 
+            except CheckpointChanged as exc:
+                result = C.CommitFinished(self.clock(), False, error=str(exc), changed=True)
             except StoreError as exc:
                 result = C.CommitFinished(self.clock(), False, error=str(exc),
                                           seconds=time.monotonic() - start)
             except Exception as exc:  # a bug must not leave the loop waiting forever
                 result = C.CommitFinished(self.clock(), False, error=f"internal error during commit: {exc!r}")
+            finally:
+                if thaw is not None:
+                    thaw()  # never leave the program stopped, whatever happened
             self.commit_result = result
             with contextlib.suppress(OSError):
                 os.write(self.notify_w, b"x")
@@ -466,6 +490,7 @@ class Supervisor:
         if any("open_files" in r.needs for r in rules) and (core is None or fp != core.committed_fp):
             open_for_write = self._open_for_write()
         present = all(os.path.lexists(self.sandbox / p) for p in self.cfg.checkpoint)
+        present = present and ready(fp, self.complete_rule, self.reference_files)  # never empty or half
         newest = max((entry[3] for entry in fp or () if len(entry) > 3 and isinstance(entry[3], int)),
                      default=None) if markers else None
         return C.Observation(fingerprint=fp, markers=tuple(markers),
@@ -610,6 +635,8 @@ class Supervisor:
     def _teardown(self) -> None:
         if self.commit_thread is not None:
             self.commit_thread.join()
+        if self.frozen is not None:
+            self.frozen.thaw()
         # never leave a process behind, whatever went wrong (nothing to do when the tree is known gone)
         for _ in range(0 if self.tree_gone else 100):
 

@@ -1,0 +1,298 @@
+"""The torn-checkpoint torture (issue 12): programs that rewrite their checkpoint in place at
+random intervals, every trigger mode and completion rule, evictions at random moments; every
+committed store is checked by the program's own consistency check.
+
+Shared by the quick test (``tests/reliability/test_torture.py``) and the long run
+(``bench/torture.py``). Two ways to drive a job:
+
+* ``via_run``: ``ckpt-supervisor run`` again and again in one sandbox (HTCondor restarts in place
+  after a checkpoint); each execution is evicted (SIGTERM, the default KillSig) at a random
+  moment from 1 ms to 1.5 s, or left to end by itself; after each execution the committed store
+  is verified and checked by ``rewriter.py --check``: every commit is checked, because every
+  execution commits at most once (no ``--min-run``).
+* ``via_dryrun``: ``ckpt-supervisor dry-run`` of a submit file with ``--evict-random``: evictions
+  at random moments, restarts from the emulated spool in a fresh sandbox; the program checks the
+  store it was restored from at each start (``--report``: "TORN ..." lines) and the final store is
+  checked at the end.
+
+A scenario pairs a trigger mode and a completion rule with a writer that the docs
+(docs/howto/non-atomic-checkpoints.md) call safe for that rule.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+REWRITER = str(ROOT / "tests" / "victims" / "rewriter.py")
+PY = sys.executable
+STORE = "checkpoint.atomic"
+MULTI = "a.bin,b.bin,meta.json"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    args: tuple[str, ...]  # supervisor options (before --)
+    program: tuple[str, ...]  # rewriter options
+    top: str  # the checkpoint path to check in the store
+    names: str  # the files a complete checkpoint has (in a directory checkpoint)
+    signal_period: float = 0.0  # dry run: +WantCheckpointSignal every S seconds (0: none)
+
+
+def _validator() -> str:
+    return f"command={PY} {REWRITER} --check --names {MULTI}"
+
+
+CONT = ("--min", "0.001", "--max", "1.0")  # rewrite at random intervals from 1 ms to 1 s
+DIR = ("--dir", "ckpt", "--meta", "meta.json")
+ONE = ("--files", "state.bin")
+
+SCENARIOS: tuple[Scenario, ...] = (
+    # the program checkpoints on its own schedule (--watch)
+    Scenario("watch-marker-multi", ("--checkpoint", "ckpt", "--watch", "--complete-when",
+                                    "marker=ckpt/meta.json"), DIR + CONT, "ckpt", MULTI),
+    Scenario("watch-quiet-multi", ("--checkpoint", "ckpt", "--watch", "--complete-when", "quiet=0.3"),
+             DIR + CONT, "ckpt", MULTI),
+    Scenario("watch-command-multi", ("--checkpoint", "ckpt", "--watch", "--complete-when", _validator()),
+             DIR + CONT, "ckpt", MULTI),
+    Scenario("watch-closed-single", ("--checkpoint", "state.bin", "--watch", "--complete-when", "closed"),
+             ONE + CONT, "state.bin", ""),
+    Scenario("watch-quiet-single", ("--checkpoint", "state.bin", "--watch", "--complete-when", "quiet=0.3"),
+             ONE + CONT, "state.bin", ""),
+    # our own timer asks (job signal SIGUSR1); the program also rewrites on its own meanwhile
+    Scenario("timer-marker-multi", ("--checkpoint", "ckpt", "--every", "0.4", "--job-signal", "SIGUSR1",
+                                    "--complete-when", "marker=ckpt/meta.json", "--checkpoint-timeout", "5"),
+             DIR + CONT + ("--on-signal", "SIGUSR1", "--also-auto"), "ckpt", MULTI),
+    Scenario("timer-closed-single", ("--checkpoint", "state.bin", "--every", "0.4", "--job-signal", "SIGUSR1",
+                                     "--complete-when", "closed", "--checkpoint-timeout", "5"),
+             ONE + CONT + ("--on-signal", "SIGUSR1", "--also-auto"), "state.bin", ""),
+    # the program writes only when asked and says so on stdout (log=): safe when it does not
+    # write again before it is asked again
+    Scenario("timer-log-multi", ("--checkpoint", "ckpt", "--every", "0.4", "--job-signal", "SIGUSR1",
+                                 "--complete-when", "log=^checkpoint [0-9]+ done$", "--checkpoint-timeout", "5"),
+             DIR + ("--on-signal", "SIGUSR1", "--log"), "ckpt", MULTI),
+    # the program exits after each checkpoint (the seed's 77 case): --inspect-on-exit
+    Scenario("exit-multi", ("--checkpoint", "ckpt", "--inspect-on-exit", "17", "--complete-when", "exit"),
+             DIR + CONT + ("--exit-after-ckpt", "17"), "ckpt", MULTI),
+    # HTCondor's checkpoint signal (the dry run sends it: +WantCheckpointSignal), SIGUSR2
+    Scenario("signal-marker-multi", ("--checkpoint", "ckpt", "--trigger-signal", "SIGUSR2", "--job-signal",
+                                     "SIGUSR1", "--complete-when", "marker=ckpt/meta.json"),
+             DIR + CONT + ("--on-signal", "SIGUSR1", "--also-auto"), "ckpt", MULTI, signal_period=0.7),
+)
+BY_NAME = {s.name: s for s in SCENARIOS}
+
+
+@dataclass
+class Result:
+    scenario: str
+    via: str
+    executions: int = 0
+    evictions: int = 0
+    commits: int = 0
+    checks: int = 0  # committed stores checked by the program's own check
+    bad: list[str] = field(default_factory=list)  # mixed or torn stores, and TORN starts
+    seconds: float = 0.0
+    status: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return {"scenario": self.scenario, "via": self.via, "executions": self.executions,
+                "evictions": self.evictions, "commits": self.commits, "checks": self.checks,
+                "bad": len(self.bad), "examples": self.bad[:3], "seconds": round(self.seconds, 1),
+                "status": self.status}
+
+
+def _env(tag: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "CKPT_TEST_TAG": tag}
+
+
+def check_store(sandbox: Path, sc: Scenario) -> tuple[bool, str]:
+    """(complete, why) of the committed store in ``sandbox`` (verify, then the program's check)."""
+    sys.path.insert(0, str(ROOT))
+    from supervisor.errors import StoreError
+    from supervisor.store import Store
+
+    try:
+        Store(sandbox, sandbox / STORE, [sc.top]).verify()
+    except StoreError as e:
+        return False, f"verify: {e}"
+    cmd = [PY, REWRITER, "--check"] + (["--names", sc.names] if sc.names else []) + [str(sandbox / STORE / sc.top)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    return res.returncode == 0, (res.stdout + res.stderr).strip()
+
+
+def _count(path: Path, kind: str) -> int:
+    if not path.exists():
+        return 0
+    n = 0
+    for line in path.read_text().splitlines():
+        try:
+            n += json.loads(line).get("event") == kind
+        except ValueError:
+            continue
+    return n
+
+
+def _torn_starts(report: Path) -> list[str]:
+    if not report.exists():
+        return []
+    return [ln for ln in report.read_text().splitlines() if ln.startswith("TORN")]
+
+
+def _kill_tree(proc: subprocess.Popen[bytes], tag: str) -> None:
+    import psutil
+
+    pids = []
+    for p in psutil.process_iter(["environ"]):
+        try:
+            if (p.info.get("environ") or {}).get("CKPT_TEST_TAG") == tag:
+                pids.append(p.pid)
+        except psutil.Error:
+            continue
+    for pid in [proc.pid, *pids]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def via_run(sc: Scenario, work: Path, *, seconds: float, seed: int, size: int = 1 << 20,
+            max_executions: int = 1_000_000) -> Result:
+    """Drive ``sc`` with ``ckpt-supervisor run``; evict at random moments; check every store."""
+    rng = random.Random(seed)
+    res = Result(sc.name, "run")
+    sandbox = work / sc.name
+    if sandbox.exists():
+        shutil.rmtree(sandbox)
+    sandbox.mkdir(parents=True)
+    events = work / f"{sc.name}.events.jsonl"
+    report = work / f"{sc.name}.report.txt"
+    for p in (events, report):
+        if p.exists():
+            p.unlink()
+    tag = f"torture-{sc.name}-{os.getpid()}-{seed}"
+    prog = [PY, REWRITER, *sc.program, "--size", str(size), "--report", str(report), "--seed", str(seed)]
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds and res.executions < max_executions:
+        before = _count(events, "committed")
+        argv = [PY, "-m", "supervisor", "run", "-q", "--events", str(events), "--kill-grace", "2",
+                *sc.args, "--", *prog]
+        proc = subprocess.Popen(argv, cwd=sandbox, env=_env(tag), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, start_new_session=True)
+        evict = rng.random() < 0.6
+        at = time.monotonic() + (math_exp_uniform(rng, 0.001, 1.5) if evict else 30.0)
+        try:
+            while proc.poll() is None and time.monotonic() < at:
+                time.sleep(0.001)
+            if proc.poll() is None:
+                res.evictions += 1
+                proc.send_signal(signal.SIGTERM)
+            status = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            status = -1
+        finally:
+            if proc.poll() is None:
+                _kill_tree(proc, tag)
+            else:
+                _kill_tree(proc, tag)  # anything the execution left (there should be nothing)
+            stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            if proc.stderr:
+                proc.stderr.close()
+        res.executions += 1
+        if status not in (0, 85, 143, 137, 128 + 10, -15, -9) and "Traceback" in stderr:
+            res.bad.append(f"execution ended {status}: {stderr.strip()[-300:]}")
+        if _count(events, "committed") > before and (sandbox / STORE).exists():
+            ok, why = check_store(sandbox, sc)
+            res.checks += 1
+            if not ok:
+                res.bad.append(why)
+    res.commits = _count(events, "committed")
+    res.bad.extend(_torn_starts(report))
+    res.seconds = time.monotonic() - t0
+    res.status = "done"
+    return res
+
+
+def math_exp_uniform(rng: random.Random, lo: float, hi: float) -> float:
+    """A random time from ``lo`` to ``hi``, uniform on a log scale (as many 1-10 ms as 0.1-1 s)."""
+    import math
+
+    return math.exp(rng.uniform(math.log(lo), math.log(hi)))
+
+
+def _quote(word: str) -> str:
+    return "'" + word.replace("'", "''") + "'" if (" " in word or "'" in word or '"' in word) else word
+
+
+def via_dryrun(sc: Scenario, work: Path, *, steps: int, seed: int, evict_mean: float = 1.0,
+               size: int = 1 << 20, timeout: float = 600.0) -> Result:
+    """Drive ``sc`` through ``ckpt-supervisor dry-run`` with random evictions, until the program
+    has written ``steps`` checkpoints and exits 0."""
+    res = Result(sc.name, "dry-run")
+    job = work / f"{sc.name}.dryrun"
+    if job.exists():
+        shutil.rmtree(job)
+    job.mkdir(parents=True)
+    events = work / f"{sc.name}.dryrun.events.jsonl"
+    report = work / f"{sc.name}.dryrun.report.txt"
+    for p in (events, report):
+        if p.exists():
+            p.unlink()
+    words = ["-m", "supervisor", "run", "-q", "--events", str(events), "--kill-grace", "2", *sc.args, "--",
+             PY, REWRITER, *sc.program, "--size", str(size), "--report", str(report), "--steps", str(steps)]
+    lines = [
+        f"executable = {PY}",
+        "transfer_executable = false",
+        'arguments = "' + " ".join(_quote(w) for w in words) + '"',
+        f'environment = "PYTHONPATH={ROOT}"',
+        "should_transfer_files = YES",
+        "when_to_transfer_output = ON_EXIT",
+        "checkpoint_exit_code = 85",
+        "transfer_checkpoint_files = checkpoint.atomic",
+        "transfer_output_files = result.txt",
+        "job_max_vacate_time = 5",
+        "log = job.log",
+    ]
+    if sc.signal_period:
+        lines += ["+WantCheckpointSignal = true", '+CheckpointSig = "SIGUSR2"']
+    lines.append("queue")
+    (job / "job.submit").write_text("\n".join(lines) + "\n")
+    argv = [PY, "-m", "supervisor", "dry-run", "job.submit", "--quiet", "--evict-random", str(evict_mean),
+            "--seed", str(seed), "--max-starts", "100000", "--work-dir", str(job / "work"), "--keep"]
+    if sc.signal_period:
+        argv += ["--checkpoint-period", str(sc.signal_period)]
+    tag = f"torture-dry-{sc.name}-{os.getpid()}-{seed}"
+    t0 = time.monotonic()
+    proc = subprocess.Popen(argv, cwd=job, env=_env(tag), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        res.status = f"exit {proc.returncode}: " + out.decode(errors="replace").strip().splitlines()[-1:][0] \
+            if out.strip() else f"exit {proc.returncode}"
+        if proc.returncode != 0:
+            res.bad.append(f"dry run did not finish the job: {res.status}")
+    except subprocess.TimeoutExpired:
+        _kill_tree(proc, tag)
+        res.status = "timeout"
+    res.commits = _count(events, "committed")
+    res.executions = _count(events, "started") or len((report.read_text().splitlines() if report.exists() else []))
+    if report.exists():
+        starts = report.read_text().splitlines()
+        res.executions = len(starts)
+        res.checks = sum(1 for ln in starts if ln.startswith("start ") and ln != "start 0")
+    res.bad.extend(_torn_starts(report))
+    res.seconds = time.monotonic() - t0
+    return res
