@@ -34,6 +34,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 REWRITER = str(ROOT / "tests" / "victims" / "rewriter.py")
+# the supervisor under test (default: this tree); CKPT_TORTURE_CODE=DIR runs another checkout's,
+# e.g. the code before a fix, with this tree's victim and checks
+CODE = Path(os.environ.get("CKPT_TORTURE_CODE", str(ROOT)))
 PY = sys.executable
 STORE = "checkpoint.atomic"
 MULTI = "a.bin,b.bin,meta.json"
@@ -112,7 +115,7 @@ class Result:
 
 
 def _env(tag: str) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "CKPT_TEST_TAG": tag}
+    return {**os.environ, "PYTHONPATH": str(CODE), "CKPT_TEST_TAG": tag}
 
 
 def check_store(sandbox: Path, sc: Scenario) -> tuple[bool, str]:
@@ -122,9 +125,11 @@ def check_store(sandbox: Path, sc: Scenario) -> tuple[bool, str]:
     from supervisor.store import Store
 
     try:
-        Store(sandbox, sandbox / STORE, [sc.top]).verify()
+        state = Store(sandbox, sandbox / STORE, [sc.top]).verify()
     except StoreError as e:
         return False, f"verify: {e}"
+    if state.get("empty") or ("final_status" in state and not (sandbox / STORE / sc.top).exists()):
+        return True, "a store without checkpoint files (nothing committed yet; the next start is fresh)"
     cmd = [PY, REWRITER, "--check"] + (["--names", sc.names] if sc.names else []) + [str(sandbox / STORE / sc.top)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     return res.returncode == 0, (res.stdout + res.stderr).strip()
@@ -170,7 +175,8 @@ def _kill_tree(proc: subprocess.Popen[bytes], tag: str) -> None:
 
 
 def via_run(sc: Scenario, work: Path, *, seconds: float, seed: int, size: int = 1 << 20,
-            max_executions: int = 1_000_000) -> Result:
+            max_executions: int = 1_000_000, evict_share: float = 0.5, min_commits: int = 0,
+            max_seconds: float = 0.0) -> Result:
     """Drive ``sc`` with ``ckpt-supervisor run``; evict at random moments; check every store."""
     rng = random.Random(seed)
     res = Result(sc.name, "run")
@@ -186,16 +192,28 @@ def via_run(sc: Scenario, work: Path, *, seconds: float, seed: int, size: int = 
     tag = f"torture-{sc.name}-{os.getpid()}-{seed}"
     prog = [PY, REWRITER, *sc.program, "--size", str(size), "--report", str(report), "--seed", str(seed)]
     t0 = time.monotonic()
-    while time.monotonic() - t0 < seconds and res.executions < max_executions:
+    def more() -> bool:
+        spent = time.monotonic() - t0
+        if spent < seconds:
+            return res.executions < max_executions
+        # past the planned time: go on (up to max_seconds) only until min_commits were seen
+        return spent < max_seconds and _count(events, "committed") < min_commits
+
+    while more():
         before = _count(events, "committed")
         argv = [PY, "-m", "supervisor", "run", "-q", "--events", str(events), "--kill-grace", "2",
                 *sc.args, "--", *prog]
         proc = subprocess.Popen(argv, cwd=sandbox, env=_env(tag), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, start_new_session=True)
-        evict = rng.random() < 0.6
+        evict = rng.random() < evict_share
         at = time.monotonic() + (math_exp_uniform(rng, 0.001, 1.5) if evict else 30.0)
+        # HTCondor's checkpoint signal, for the scenarios that expect it, at a random moment
+        ask = time.monotonic() + rng.uniform(0.05, sc.signal_period) if sc.signal_period else None
         try:
             while proc.poll() is None and time.monotonic() < at:
+                if ask is not None and time.monotonic() >= ask:
+                    ask = None
+                    proc.send_signal(signal.SIGUSR2)
                 time.sleep(0.001)
             if proc.poll() is None:
                 res.evictions += 1
@@ -251,13 +269,13 @@ def via_dryrun(sc: Scenario, work: Path, *, steps: int, seed: int, evict_mean: f
     for p in (events, report):
         if p.exists():
             p.unlink()
-    words = ["-m", "supervisor", "run", "-q", "--events", str(events), "--kill-grace", "2", *sc.args, "--",
+    words = [PY, "-m", "supervisor", "run", "-q", "--events", str(events), "--kill-grace", "2", *sc.args, "--",
              PY, REWRITER, *sc.program, "--size", str(size), "--report", str(report), "--steps", str(steps)]
     lines = [
-        f"executable = {PY}",
+        "executable = /usr/bin/env",  # the sandbox gets a copy of the executable: not the venv's python
         "transfer_executable = false",
         'arguments = "' + " ".join(_quote(w) for w in words) + '"',
-        f'environment = "PYTHONPATH={ROOT}"',
+        f'environment = "PYTHONPATH={CODE}"',
         "should_transfer_files = YES",
         "when_to_transfer_output = ON_EXIT",
         "checkpoint_exit_code = 85",
@@ -288,11 +306,14 @@ def via_dryrun(sc: Scenario, work: Path, *, steps: int, seed: int, evict_mean: f
         _kill_tree(proc, tag)
         res.status = "timeout"
     res.commits = _count(events, "committed")
-    res.executions = _count(events, "started") or len((report.read_text().splitlines() if report.exists() else []))
+    res.executions = _count(events, "started") or len(report.read_text().splitlines() if report.exists() else [])
     if report.exists():
         starts = report.read_text().splitlines()
         res.executions = len(starts)
         res.checks = sum(1 for ln in starts if ln.startswith("start ") and ln != "start 0")
     res.bad.extend(_torn_starts(report))
+    log = job / "job.log"
+    if log.exists():
+        res.evictions = sum(1 for ln in log.read_text().splitlines() if ln.startswith("004 "))
     res.seconds = time.monotonic() - t0
     return res
