@@ -42,7 +42,7 @@ def main() -> int:
     work = a.work or Path(tempfile.mkdtemp(prefix="ckpt-torture-"))
     scenarios = [torture.BY_NAME[n] for n in a.only] if a.only else list(torture.SCENARIOS)
     results: list[dict[str, object]] = []
-    commits = bad = checks = executions = evictions = 0
+    commits = bad = checks = executions = evictions = mixed = torn_starts = 0
     t0 = time.monotonic()
     rnd = 0
     while commits < a.target:
@@ -65,12 +65,15 @@ def main() -> int:
             executions += r.executions
             evictions += r.evictions
             bad += len(r.bad)
+            mixed += r.mixed
+            torn_starts += r.torn_starts
             print(f"round {rnd} {via:7} {sc.name:22} executions {r.executions:4} evictions {r.evictions:4} "
-                  f"commits {r.commits:4} checked {r.checks:4} bad {len(r.bad)} {r.bad[:1] or ''}", flush=True)
+                  f"commits {r.commits:4} checked {r.checks:4} mixed {r.mixed} torn starts {r.torn_starts} "
+                  f"{r.bad[:1] or ''}", flush=True)
             if commits >= a.target:
                 break
     summary = {"commits": commits, "checked": checks, "executions": executions, "evictions": evictions,
-               "mixed_or_torn": bad, "rounds": rnd, "seconds": round(time.monotonic() - t0, 1),
+               "mixed_stores": mixed, "torn_starts": torn_starts, "other_failures": bad - mixed - torn_starts, "rounds": rnd, "seconds": round(time.monotonic() - t0, 1),
                "size": a.size, "seed": a.seed}
     print("summary", json.dumps(summary), flush=True)
     if a.json:

@@ -292,7 +292,10 @@ def ready(fingerprint: object, rule: Optional[Rule], reference_files: int) -> bo
     no fewer files than the last checkpoint committed or restored (``reference_files``)."""
     if not isinstance(fingerprint, tuple):
         return True  # not measured: the other facts decide
-    files = [e for e in fingerprint if isinstance(e, tuple) and len(e) > 2 and e[1] == "f"]
+    entries = [e for e in fingerprint if isinstance(e, tuple) and len(e) > 2]
+    files = [e for e in entries if e[1] == "f"]
+    if any(e[1] in ("l", "s") for e in entries):
+        return True  # a symlink or special file: the store refuses it, with a message saying why
     if sum(e[2] for e in files if isinstance(e[2], int)) == 0:
         return False
     return not guesses_only(rule) or len(files) >= reference_files

@@ -53,6 +53,12 @@ real path. Symlinks *inside* a checkpoint directory are stored as symlinks (thei
 never followed. Other special files (FIFOs, sockets, devices) inside a directory are skipped with
 a warning. Hard links inside a directory become independent copies.
 
+A copy is not a snapshot: a program may rewrite its files while they are copied. ``commit(expect=
+fingerprint)`` commits only the state the completion rules approved: the working paths must
+have that fingerprint before the copy and still after it (else ``CheckpointChanged``, nothing
+committed); the supervisor also holds the program still for the copy (supervisor/freeze.py) and
+continues it through ``on_staged``.
+
 Every file-system call that can fail goes through an ``FS`` object, so tests fail each step in
 turn. See docs/explanation/store.md for the protocol, step by step, and what a crash at each step
 leaves behind.
@@ -564,7 +570,8 @@ class Store:
             out.append((rel, "missing"))
             return
         mode = st.st_mode
-        kind = "d" if stat.S_ISDIR(mode) else "l" if stat.S_ISLNK(mode) else "f"
+        kind = ("d" if stat.S_ISDIR(mode) else "l" if stat.S_ISLNK(mode) else "f" if stat.S_ISREG(mode)
+                else "s")  # "s": a FIFO, socket or device
         out.append((rel, kind, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
         if kind == "d":
             try:

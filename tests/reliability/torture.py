@@ -104,13 +104,16 @@ class Result:
     commits: int = 0
     checks: int = 0  # committed stores checked by the program's own check
     bad: list[str] = field(default_factory=list)  # mixed or torn stores, and TORN starts
+    mixed: int = 0  # committed stores that failed the program's check
+    torn_starts: int = 0  # starts that found their restored checkpoint torn
     seconds: float = 0.0
     status: str = ""
 
     def as_dict(self) -> dict[str, object]:
         return {"scenario": self.scenario, "via": self.via, "executions": self.executions,
                 "evictions": self.evictions, "commits": self.commits, "checks": self.checks,
-                "bad": len(self.bad), "examples": self.bad[:3], "seconds": round(self.seconds, 1),
+                "bad": len(self.bad), "mixed": self.mixed, "torn_starts": self.torn_starts,
+                "examples": self.bad[:3], "seconds": round(self.seconds, 1),
                 "status": self.status}
 
 
@@ -236,8 +239,10 @@ def via_run(sc: Scenario, work: Path, *, seconds: float, seed: int, size: int = 
             ok, why = check_store(sandbox, sc)
             res.checks += 1
             if not ok:
+                res.mixed += 1
                 res.bad.append(why)
     res.commits = _count(events, "committed")
+    res.torn_starts = len(_torn_starts(report))
     res.bad.extend(_torn_starts(report))
     res.seconds = time.monotonic() - t0
     res.status = "done"
@@ -311,6 +316,7 @@ def via_dryrun(sc: Scenario, work: Path, *, steps: int, seed: int, evict_mean: f
         starts = report.read_text().splitlines()
         res.executions = len(starts)
         res.checks = sum(1 for ln in starts if ln.startswith("start ") and ln != "start 0")
+    res.torn_starts = len(_torn_starts(report))
     res.bad.extend(_torn_starts(report))
     log = job / "job.log"
     if log.exists():
