@@ -36,6 +36,8 @@ def main() -> int:
                    help="share of executions evicted at a random moment from 1 ms to 1.5 s (default 0.4)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--only", action="append", help="run only this scenario (repeatable)")
+    p.add_argument("--via", choices=("both", "run", "dry-run"), default="both",
+                   help="drive the scenarios through run, the dry run, or both (default)")
     p.add_argument("--work", type=Path, default=None, help="work directory (default: a temporary one)")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     a = p.parse_args()
@@ -47,8 +49,10 @@ def main() -> int:
     rnd = 0
     while commits < a.target:
         rnd += 1
-        runs = [("run", sc) for sc in scenarios]
-        if a.dryrun_steps:
+        runs = [("run", sc) for sc in scenarios] if a.via != "dry-run" else []
+        if a.via == "dry-run":
+            runs = [("dry-run", sc) for sc in scenarios]
+        elif a.dryrun_steps and a.via == "both":
             runs.append(("dry-run", scenarios[rnd % len(scenarios)]))
         for via, sc in runs:
             seed = a.seed * 1000 + rnd

@@ -23,7 +23,7 @@ def test_torture_via_run(tmp_path, name):
     """One scenario through ``ckpt-supervisor run``, evicted (SIGTERM) at random moments from
     1 ms to 1.5 s in half of its executions: no mixed or torn store, no torn restore, and at
     least one checkpoint committed."""
-    res = torture.via_run(torture.BY_NAME[name], tmp_path, seconds=1.5, seed=12, size=256 << 10,
+    res = torture.via_run(torture.BY_NAME[name], tmp_path, seconds=1.0, seed=12, size=128 << 10,
                           min_commits=1, max_seconds=90)
     assert res.bad == [], res.as_dict()
     assert res.commits >= 1 and res.checks >= 1, res.as_dict()
@@ -35,8 +35,8 @@ def test_torture_via_dry_run(tmp_path, name):
     """A continuous multi-file writer through ``ckpt-supervisor dry-run`` with evictions at
     random moments (mean 0.7 s) and, for the signal scenario, HTCondor's checkpoint signal: the
     job finishes (exit 0), checkpoints were committed, and no start found a torn checkpoint."""
-    steps = 20 if name.startswith("signal") else 5  # enough steps for the checkpoint signal to come
+    steps = 12 if name.startswith("signal") else 5  # enough steps for the checkpoint signal to come
     res = torture.via_dryrun(torture.BY_NAME[name], tmp_path, steps=steps, seed=5, evict_mean=0.7,
-                             size=256 << 10, timeout=150)
+                             size=128 << 10, timeout=150)
     assert res.bad == [], res.as_dict()
     assert res.commits >= 1, res.as_dict()
