@@ -121,3 +121,31 @@ def test_after_a_restore_guesses_never_commit_fewer_files_than_the_last_checkpoi
     ok, why = store_check(sandbox, names="a.bin,b.bin")
     assert ok, why
     assert (sandbox / "report.txt").read_text().splitlines() == ["start 5"]
+
+
+@pytest.mark.timeout(180)
+def test_the_dry_run_of_a_job_without_progress_ends_with_76(tmp_path):
+    """Item 3, through the dry run: the same program and rules in a submit file; instead of
+    restarting forever (the dry run counted executions, never ending), the job terminates with
+    exit code 76 after --max-no-progress 3 executions that committed what they had restored."""
+    from relutil import ENV, ROOT
+
+    words = [PY, "-m", "supervisor", "run", "--checkpoint", "ckpt", "--watch", "--complete-when", "closed",
+             "--max-no-progress", "3", "--", PY, REWRITER, "--dir", "ckpt", "--files", "a.bin,b.bin", "--fresh",
+             "--gap", "0.6", "--size", "65536", "--min", "0.3", "--max", "0.3"]
+    (tmp_path / "job.submit").write_text("\n".join([
+        "executable = /usr/bin/env",
+        "transfer_executable = false",
+        'arguments = "' + " ".join(words) + '"',
+        f'environment = "PYTHONPATH={ROOT}"',
+        "should_transfer_files = YES",
+        "when_to_transfer_output = ON_EXIT",
+        "checkpoint_exit_code = 85",
+        "transfer_checkpoint_files = checkpoint.atomic",
+        "log = job.log",
+        "queue",
+    ]) + "\n")
+    res = subprocess.run([PY, "-m", "supervisor", "dry-run", "job.submit", "--max-starts", "20"], cwd=tmp_path,
+                         env=ENV, capture_output=True, text=True, timeout=150)
+    assert res.returncode == 76, res.stdout + res.stderr
+    assert "exit code 76" in res.stdout, res.stdout
