@@ -158,6 +158,18 @@ def open_for_writing(paths: Iterable[str], exclude: Iterable[int] = ()) -> bool:
     return False
 
 
+def _marker_not_last(sup: Any, markers: list[str], held: bool) -> bool:
+    """Was a checkpoint file written after the marker (its time may still look no newer), or,
+    with the tree held, is a marker open for writing (truncated, not yet written)?"""
+    if held and open_for_writing(markers, exclude=[sup.validator.pid] if sup.validator else []):
+        return True
+    if sup.inotify is None:
+        return False  # polling: only the file times tell the order
+    sup.inotify.drain()  # every event up to the hold; nothing is lost: what they changed is in `now`
+    sup._watch_new_dirs()
+    return bool(sup.inotify.written_after(markers, [str(sup.sandbox / p) for p in sup.cfg.checkpoint]))
+
+
 def hold_for_commit(sup: Any, skip: bool) -> tuple[Any, Any]:
     """Before a commit of the working files: hold the tree still (``--freeze``, default on) and
     check that the files are still the ones the completion rules approved.
@@ -183,8 +195,7 @@ def hold_for_commit(sup: Any, skip: bool) -> tuple[Any, Any]:
     now = sup.store.fingerprint()
     markers = [str(sup.sandbox / m) for r in (sup.complete_rule,) if r is not None for m in r.markers()]
     held = sup.frozen is not None and sup.frozen.active
-    if (approved is None or now == approved) and not (
-            held and markers and open_for_writing(markers, exclude=[sup.validator.pid] if sup.validator else [])):
+    if (approved is None or now == approved) and not (markers and _marker_not_last(sup, markers, held)):
         return now, now
     sup._execute(sup.core.handle(C.CommitFinished(
         sup.clock(), False, changed=True,

@@ -149,3 +149,39 @@ def test_the_dry_run_of_a_job_without_progress_ends_with_76(tmp_path):
                          env=ENV, capture_output=True, text=True, timeout=150)
     assert res.returncode == 76, res.stdout + res.stderr
     assert "exit code 76" in res.stdout, res.stdout
+
+
+STEP_AFTER_MARKER = r"""
+import os, struct, sys, time
+def put(name, step, size, upto=None):
+    fd = os.open(os.path.join("ckpt", name), os.O_WRONLY | os.O_CREAT, 0o644)
+    data = struct.pack("<Q", step) * (size // 8)
+    os.pwrite(fd, data[:upto] if upto is not None else data, 0)
+    os.ftruncate(fd, size)
+    os.close(fd)
+def meta(step):
+    with open(os.path.join("ckpt", "meta.json"), "w") as f:
+        f.write('{"step": %d}\n' % step)
+os.makedirs("ckpt", exist_ok=True)
+size = 1 << 20
+put("a.bin", 1, size); put("b.bin", 1, size); meta(1)
+put("a.bin", 2, size, upto=size // 2)   # the next step starts at once: a.bin half rewritten
+print("ready", flush=True)
+time.sleep(1.5)
+put("a.bin", 2, size); put("b.bin", 2, size); meta(2)
+time.sleep(60)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_file_written_after_the_marker_in_the_same_clock_tick_is_not_complete(sandbox):
+    """Item 1: the program writes step 1 (a.bin, b.bin, then the marker meta.json) and at once
+    rewrites half of a.bin for step 2, then pauses: a.bin's time is the marker's (Linux gives a
+    file nobody looked at since its last write the same coarse timestamp), so file times cannot
+    tell that a.bin came after the marker. The order of inotify events can: that state is never
+    committed; step 2, once complete, is."""
+    args = ["--checkpoint", "ckpt", "--watch", "--complete-when", "marker=ckpt/meta.json"]
+    res = run(sandbox, args, [PY, "-c", STEP_AFTER_MARKER], timeout=50)
+    assert res.returncode == CHECKPOINT_STATUS, res.stderr
+    ok, why = store_check(sandbox)
+    assert ok, why
