@@ -314,11 +314,17 @@ def via_dryrun(sc: Scenario, work: Path, *, steps: int, seed: int, evict_mean: f
     res.commits = _count(events, "committed")
     res.executions = _count(events, "started") or len(report.read_text().splitlines() if report.exists() else [])
     if report.exists():
-        starts = report.read_text().splitlines()
-        res.executions = len(starts)
-        res.checks = sum(1 for ln in starts if ln.startswith("start ") and ln != "start 0")
+        res.executions = len(report.read_text().splitlines())
     res.torn_starts = len(_torn_starts(report))
     res.bad.extend(_torn_starts(report))
+    # the store each execution left in its sandbox (--keep): every commit's result, checked
+    for sandbox in sorted((job / "work").glob("execute-*")):
+        if (sandbox / STORE).exists():
+            ok, why = check_store(sandbox, sc)
+            res.checks += 1
+            if not ok:
+                res.mixed += 1
+                res.bad.append(why)
     log = job / "job.log"
     if log.exists():
         res.evictions = sum(1 for ln in log.read_text().splitlines() if ln.startswith("004 "))
