@@ -185,3 +185,29 @@ def test_a_file_written_after_the_marker_in_the_same_clock_tick_is_not_complete(
     assert res.returncode == CHECKPOINT_STATUS, res.stderr
     ok, why = store_check(sandbox)
     assert ok, why
+
+
+@pytest.mark.timeout(30)
+def test_inotify_order_tells_a_write_after_the_marker(tmp_path):
+    """watch.Inotify.written_after: a checkpoint file written after the marker is seen as such
+    even when its time equals the marker's; a marker written last clears it."""
+    from supervisor.watch import Inotify
+
+    ino = Inotify()
+    try:
+        ckpt = tmp_path / "ckpt"
+        ckpt.mkdir()
+        ino.watch_dirs([tmp_path, ckpt])
+        marker, roots = [str(ckpt / "meta.json")], [str(ckpt)]
+        (ckpt / "a.bin").write_bytes(b"1")
+        (ckpt / "meta.json").write_text("1")
+        ino.drain()
+        assert not ino.written_after(marker, roots)
+        (ckpt / "a.bin").write_bytes(b"2")
+        ino.drain()
+        assert ino.written_after(marker, roots)
+        (ckpt / "meta.json").write_text("2")
+        ino.drain()
+        assert not ino.written_after(marker, roots)
+    finally:
+        ino.close()
