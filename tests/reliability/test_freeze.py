@@ -85,3 +85,25 @@ def test_a_program_stopped_for_the_copy_still_dies_at_an_eviction(sandbox):
         status = proc.wait(timeout=30)
     assert status == 128 + signal.SIGKILL, proc.stderr.read()
     assert tagged_pids(tag) == []
+
+
+@pytest.mark.timeout(90)
+def test_a_stop_signal_passed_on_during_the_hold_is_not_undone_by_the_thaw(sandbox):
+    """SIGTSTP passed on to the program while it is held for the copy: the kernel discards a
+    pending stop signal when SIGCONT is sent (even one the program catches), so it is held back
+    and sent after the thaw: the program (which catches and echoes it) still gets it."""
+    args = ["--checkpoint", "state", "--watch", "--complete-when", "quiet=0.2", "--min-run", "3600",
+            "--kill-grace", "2"]
+    prog = victim("--ckpt", "state", "--ckpt-on", "SIGUSR2", "--ckpt-bytes", str(48 << 20), "--sleep", "60")
+    tag = "freeze-tstp"
+    with supervise(sandbox, args, prog, env=tagged_env(tag)) as proc:
+        pid = int(wait_line(proc, "ready").split()[1])
+        os.kill(pid, signal.SIGUSR2)
+        sleep_until(lambda: proc_state(pid) == "T" or "committed" in kinds(sandbox), timeout=60,
+                    interval=0.0005)
+        os.kill(proc.pid, signal.SIGTSTP)  # passed on to the program's group
+        assert wait_line(proc, f"signal {int(signal.SIGTSTP)}", timeout=30)
+        sleep_until(lambda: "committed" in kinds(sandbox), timeout=60)
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    assert tagged_pids(tag) == []
