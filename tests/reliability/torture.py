@@ -5,11 +5,12 @@ committed store is checked by the program's own consistency check.
 Shared by the quick test (``tests/reliability/test_torture.py``) and the long run
 (``bench/torture.py``). Two ways to drive a job:
 
-* ``via_run``: ``ckpt-supervisor run`` again and again in one sandbox (HTCondor restarts in place
-  after a checkpoint); each execution is evicted (SIGTERM, the default KillSig) at a random
-  moment from 1 ms to 1.5 s, or left to end by itself; after each execution the committed store
-  is verified and checked by ``rewriter.py --check``: every commit is checked, because every
-  execution commits at most once (no ``--min-run``).
+* ``via_run``: ``ckpt-supervisor run`` again and again, as HTCondor would: in place after a
+  checkpoint exit (85, whose store is copied to a "spool"), in a fresh sandbox holding only the
+  spool's store after an eviction (SIGTERM, the default KillSig, at a random moment from 1 ms to
+  1.5 s in a share of the executions); after each execution the committed store is verified and
+  checked by ``rewriter.py --check``: every commit is checked, because every execution commits
+  at most once (no ``--min-run``).
 * ``via_dryrun``: ``ckpt-supervisor dry-run`` of a submit file with ``--evict-random``: evictions
   at random moments, restarts from the emulated spool in a fresh sandbox; the program checks the
   store it was restored from at each start (``--report``: "TORN ..." lines) and the final store is
@@ -193,6 +194,9 @@ def via_run(sc: Scenario, work: Path, *, seconds: float, seed: int, size: int = 
     for p in (events, report):
         if p.exists():
             p.unlink()
+    spool = work / f"{sc.name}.spool"
+    if spool.exists():
+        shutil.rmtree(spool)
     tag = f"torture-{sc.name}-{os.getpid()}-{seed}"
     prog = [PY, REWRITER, *sc.program, "--size", str(size), "--report", str(report), "--seed", str(seed)]
     t0 = time.monotonic()
@@ -236,6 +240,23 @@ def via_run(sc: Scenario, work: Path, *, seconds: float, seed: int, size: int = 
         res.executions += 1
         if status not in (0, 85, 143, 137, 128 + 10, -15, -9) and "Traceback" in stderr:
             res.bad.append(f"execution ended {status}: {stderr.strip()[-300:]}")
+        if status == 85 and (sandbox / STORE).exists():  # HTCondor uploads the store to its spool
+            if spool.exists():
+                shutil.rmtree(spool)
+            shutil.copytree(sandbox / STORE, spool, symlinks=True)
+        elif status != 0:  # evicted (or failed): HTCondor starts over in a fresh sandbox
+            checked_here = _count(events, "committed") > before and (sandbox / STORE).exists()
+            if checked_here:
+                ok, why = check_store(sandbox, sc)
+                res.checks += 1
+                if not ok:
+                    res.mixed += 1
+                    res.bad.append(why)
+            shutil.rmtree(sandbox)
+            sandbox.mkdir()
+            if spool.exists():
+                shutil.copytree(spool, sandbox / STORE, symlinks=True)
+            continue
         if _count(events, "committed") > before and (sandbox / STORE).exists():
             ok, why = check_store(sandbox, sc)
             res.checks += 1

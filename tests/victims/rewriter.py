@@ -35,7 +35,11 @@ Modes:
     --log                          print "checkpoint N done" after each checkpoint
     --report FILE                  append one line per start to FILE: "start STEP" when the
                                    checkpoint found was complete (or absent: STEP 0), or
-                                   "TORN reason" when it was not (the torture test counts these)
+                                   "TORN reason" when it was not although the supervisor had
+                                   restored it (a store ``checkpoint.atomic`` that is not marked
+                                   empty or finished is beside it: the torture test counts these),
+                                   or "LEFTOVER reason" when no restore happened (the program's
+                                   own half-written files, after a restart in place)
     --seed N                       random seed (default: from the pid)
 
 It prints ``ready <pid>`` once its handlers are installed.
@@ -106,6 +110,16 @@ def check(paths: list[str], names: list[str] = ()) -> tuple[int | None, str]:
     return next(iter(steps.values())), ""
 
 
+def restored() -> bool:
+    """Whether the supervisor restored the working files from its store before starting us."""
+    try:
+        with open(os.path.join("checkpoint.atomic", "state.json")) as f:
+            state = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return not state.get("empty") and "final_status" not in state
+
+
 def write_file(path: str, step: int, size: int) -> None:
     block = word(step) * (PIECE // 8)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
@@ -160,7 +174,7 @@ def main() -> int:
     if present:
         found, why = check(paths)
         if found is None:
-            line = f"TORN {why}"
+            line = f"{'TORN' if restored() else 'LEFTOVER'} {why}"
         else:
             step = found
             line = f"start {step}"
