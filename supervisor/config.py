@@ -99,6 +99,21 @@ def _bool(name: str) -> Callable[[Any], bool]:
     return conv
 
 
+def _count(name: str) -> Callable[[Any], int]:
+    def conv(value: Any) -> int:
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            number = int(str(value), 10) if not isinstance(value, int) else value
+        except (TypeError, ValueError):
+            raise ConfigError(f"--{name}: {value!r} is not a whole number") from None
+        if not 0 <= number <= 1_000_000:
+            raise ConfigError(f"--{name}: {number} is out of range; give 0 to 1000000")
+        return number
+
+    return conv
+
+
 def _text(name: str) -> Callable[[Any], str]:
     def conv(value: Any) -> str:
         if not isinstance(value, str):
@@ -166,6 +181,12 @@ OPTIONS: tuple[Option, ...] = (
            "are committed with the --checkpoint files", _bool("dmtcp"), default=False, flag=True),
     Option("dmtcp-prefix", "DMTCP's install folder or .tar.xz/.tar.gz archive (relative to the sandbox; "
            "default: DMTCP on PATH)", _text("dmtcp-prefix"), metavar="PATH"),
+    Option("freeze", "hold the program's process tree still (SIGSTOP, then SIGCONT) while its "
+           "checkpoint files are copied, so that a program rewriting them cannot tear the copy; "
+           "false to let it run", _bool("freeze"), default=True, metavar="BOOL"),
+    Option("max-no-progress", "end the job with status 76 after N executions in a row that "
+           "committed, byte for byte, the checkpoint they had restored (0: never)",
+           _count("max-no-progress"), default=10, metavar="N"),
     Option("resume-args", "arguments that replace the program's own when a committed checkpoint was "
            "restored (shell syntax)", _text("resume-args"), metavar="ARGS"),
     # reporting
@@ -309,6 +330,8 @@ class RunConfig:
     resume_args: Optional[tuple[str, ...]] = None
     dmtcp: bool = False
     dmtcp_prefix: Optional[str] = None
+    freeze: bool = True
+    max_no_progress: int = 10
     exit_code: int = exitstatus.DEFAULT_CHECKPOINT_EXIT_CODE
     exit_signal: Optional[int] = None
     kill_signal: int = 15

@@ -152,6 +152,7 @@ class CommitFinished:
     bytes: int = 0
     seconds: float = 0.0
     fingerprint: Hashable = None
+    changed: bool = False  # nothing committed: the files changed before or during the copy
 
 
 @record(frozen=True)
@@ -254,6 +255,7 @@ TRANSITIONS: tuple[tuple[Phase, Phase, str], ...] = (
     (S.COMMITTING, S.RUNNING, "committed, keep running (watch/--min-run) or commit failed"),
     (S.COMMITTING, S.KILLING, "committed: kill the tree, then report the checkpoint"),
     (S.COMMITTING, S.STOPPING, "soft-kill signal arrived during the commit"),
+    (S.COMMITTING, S.CHECKPOINTING, "the files changed during the copy: the request stands"),
     (S.STOPPING, S.KILLING, "program exited, or the grace ran out"),
     (S.KILLING, S.EXITED, "tree gone: exit with the planned status"),
     (S.KILLING, S.COMMITTING, "tree gone, the checkpoint status owed: record the final status or keep the store"),
@@ -855,6 +857,18 @@ class Core:
 
     def _on_CommitFinished(self, ev: CommitFinished, out: list[Command_]) -> None:
         if self.phase != Phase.COMMITTING:
+            return
+        if not ev.ok and ev.changed and not (self.evicting and self.request_reason != "evict"):
+            # not a failure: the copy would have mixed two versions; wait for the next complete one
+            out.append(Record("checkpoint_changed", {"reason": self.request_reason}, level="debug",
+                              message=ev.error))
+            if not self.child_alive and self.exit_event is not None:
+                self._back_to_running(ev.now)
+                self._on_ChildExited(self.exit_event, out)
+            elif self.request_reason in ("signal", "timer", "evict"):
+                self._goto(Phase.CHECKPOINTING)  # the request stands, with its baseline and deadline
+            else:
+                self._back_to_running(ev.now)
             return
         if not ev.ok:
             self.failed_commits += 1

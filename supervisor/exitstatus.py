@@ -18,6 +18,8 @@ status     meaning
 74         the store could not be written or read (ENOSPC, EROFS, ...); the previous
            committed checkpoint is intact
 75         a checkpoint did not complete in time and ``--on-timeout fail`` was set
+76         no progress: ``--max-no-progress`` executions in a row committed, byte for
+           byte, the checkpoint they had restored
 =========  ======================================================================
 
 ``ckpt-supervisor check`` runs no program and has its own two statuses: 0 when the submit file
@@ -41,6 +43,7 @@ EXIT_PROGRAM_USED_CHECKPOINT_CODE = 65
 EXIT_INTERNAL = 70
 EXIT_STORE = 74
 EXIT_CHECKPOINT_TIMEOUT = 75
+EXIT_NO_PROGRESS = 76
 
 # ``ckpt-supervisor check``: the submit file has at least one error finding.
 EXIT_CHECK_FAILED = 1
@@ -57,6 +60,7 @@ SUPERVISOR_CODES = {
     EXIT_INTERNAL: "internal error of the supervisor",
     EXIT_STORE: "the checkpoint store could not be written or read",
     EXIT_CHECKPOINT_TIMEOUT: "checkpoint timed out (--on-timeout fail)",
+    EXIT_NO_PROGRESS: "no progress: executions keep committing the checkpoint they restored",
     EXIT_CANNOT_EXECUTE: "PROGRAM could not be executed",
     EXIT_NOT_FOUND: "PROGRAM was not found",
 }

@@ -26,7 +26,7 @@ from .config import RunConfig
 from .errors import CorruptStore, ProgramError, StoreError, SupervisorError
 from .events import EventLog
 from .records import record
-from .rules import Rule, View, parse_rules
+from .rules import Rule, View, parse_rules, ready
 from .signals import NOT_FORWARDED
 
 KILL_POLL = 0.02
@@ -86,6 +86,10 @@ class Supervisor:
         self.log_matched = False
         self.start_state: dict[str, Any] = {}
         self.dmtcp: Any = None  # a dmtcp.Session with --dmtcp
+        self.frozen: Any = None  # supervisor.freeze.Freeze while the tree is held for a copy
+        self.progress: dict[str, Any] = {}  # what this execution restored (supervisor.progress)
+        self.reference_files = 0  # files in the last checkpoint restored or committed
+
 
     # ------------------------------------------------------------------ set-up
     def _install_signals(self) -> None:
@@ -283,7 +287,13 @@ class Supervisor:
             if plan.set_aside_working:
                 self._set_aside_working_files()
             if plan.resume:
+                from .progress import check_at_start
+
+                stop = check_at_start(self, state or {})
+                if stop is not None:
+                    return stop  # type: ignore[no-any-return]
                 result = self.store.restore()
+                self.reference_files = result.files
                 self.sequence = int((state or {}).get("sequence", 0))
                 self.log.emit("restored", {"sequence": self.sequence, "bytes": result.bytes,
                                            "seconds": round(result.seconds, 6), "files": result.files})
@@ -510,7 +520,7 @@ class Supervisor:
         return None
 
     def _send(self, cmd: C.SendSignal) -> None:
-        if self.child is None:
+        if self.child is None or (self.frozen is not None and self.frozen.hold(cmd.signum)):
             return
         if cmd.target == C.Target.CHILD or self.cfg.signal_to == "child":
             self.child.send(cmd.signum)
@@ -522,6 +532,15 @@ class Supervisor:
             # nothing to write: the committed store is what the next start restores
             self._execute(self.core.handle(C.CommitFinished(self.clock(), True)))
             return
+        # a final status keeps the last committed files (or none): never the working files, which
+        # a finished or crashed program may have left half-written
+        final_only = cmd.final_status is not None or cmd.restart
+        from .freeze import hold_for_commit
+        from .store import CheckpointChanged
+
+        expect, fingerprint = hold_for_commit(self, final_only or cmd.program_exited)
+        if fingerprint is None:
+            return  # moved on since the rules looked: the core was told and looked again
         self.sequence += 1
         state: dict[str, Any] = {"sequence": self.sequence, "committed_at": time.time(),
                                  "program": list(self.cfg.program)}
@@ -534,13 +553,11 @@ class Supervisor:
         if cmd.restart and (not self.store.exists()
                             or (self.start_state.get("empty") and not self.core.commits)):
             state["empty"] = True  # a store with no checkpoint: the next start begins from scratch
-        fingerprint = self.store.fingerprint()
+        state.update(self.progress)
         if self.notify_r < 0:
             self.notify_r, self.notify_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
             self.sel.register(self.notify_r, selectors.EVENT_READ, "commit")
-        # a final status keeps the last committed files (or none): never the working files, which
-        # a finished or crashed program may have left half-written
-        final_only = cmd.final_status is not None or cmd.restart
+        thaw = self.frozen.thaw if self.frozen is not None else None
 
 
         def work() -> None:
@@ -551,21 +568,29 @@ class Supervisor:
                 else:
                     # the program is gone: its files can be renamed into the store instead of copied
                     # (the next start restores them; a failed commit puts them back)
-                    res = self.store.commit(state, move=cmd.program_exited)
+                    res = self.store.commit(state, move=cmd.program_exited, expect=expect,
+                                            on_staged=thaw, allow_empty=False)
 
                 result = C.CommitFinished(self.clock(), True, bytes=res.bytes, seconds=res.seconds,
-                                          fingerprint=fingerprint)
+                                          fingerprint=res.fingerprint or fingerprint)
+                if not final_only:
+                    self.reference_files = res.files
                 if os.environ.get("_CONDOR_CHIRP_CONFIG"):
                     from . import chirp  # only on a pool with chirp; never raises, never blocks
 
                     chirp.publish_commit(state["sequence"], state["committed_at"], res.seconds, res.bytes,
                                          log=self.log.say)
 
+            except CheckpointChanged as exc:
+                result = C.CommitFinished(self.clock(), False, error=str(exc), changed=True)
             except StoreError as exc:
                 result = C.CommitFinished(self.clock(), False, error=str(exc),
                                           seconds=time.monotonic() - start)
             except Exception as exc:  # a bug must not leave the loop waiting forever
                 result = C.CommitFinished(self.clock(), False, error=f"internal error during commit: {exc!r}")
+            finally:
+                if thaw is not None:
+                    thaw()  # never leave the program stopped, whatever happened
             self.commit_result = result
             with contextlib.suppress(OSError):
                 os.write(self.notify_w, b"x")
@@ -606,11 +631,12 @@ class Supervisor:
         if any("open_files" in r.needs for r in rules) and (core is None or fp != core.committed_fp):
             open_for_write = self._open_for_write()
         missing = tuple(p for p in self.cfg.checkpoint if not os.path.lexists(self.sandbox / p))
+        present = not missing and ready(fp, self.complete_rule, self.reference_files)  # never empty or half
         newest = max((entry[3] for entry in fp or () if len(entry) > 3 and isinstance(entry[3], int)),
                      default=None) if markers else None
         return C.Observation(fingerprint=fp, markers=tuple(markers),
                              log_counts=tuple(sorted(self.log_counts.items())), open_for_write=open_for_write,
-                             present=not missing, missing=missing, newest_ns=newest)
+                             present=present, missing=missing, newest_ns=newest)
 
 
 
@@ -750,6 +776,8 @@ class Supervisor:
     def _teardown(self) -> None:
         if self.commit_thread is not None:
             self.commit_thread.join()
+        if self.frozen is not None:
+            self.frozen.thaw()
         # never leave a process behind, whatever went wrong (nothing to do when the tree is known gone)
         for _ in range(0 if self.tree_gone else 100):
 

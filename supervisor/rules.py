@@ -277,6 +277,30 @@ def parse_rule(text: str, *, option: str = "--complete-when") -> Rule:
 DONE_RULES = (Marker, Log, Command)
 
 
+def guesses_only(rule: Optional[Rule]) -> bool:
+    """True when only ``quiet=`` and ``closed`` decide: rules that judge a moment, not a set of
+    files, and so cannot tell a pause between two files of one checkpoint from its end."""
+    if rule is None:
+        return False
+    return all(n == "closed" or n.startswith("quiet=") for n in rule.names())
+
+
+def ready(fingerprint: object, rule: Optional[Rule], reference_files: int) -> bool:
+    """Whether checkpoint paths with this ``fingerprint`` (``Store.fingerprint()``) may be judged
+    complete at all: they hold at least one byte (an empty directory, or files just created or
+    truncated, are never a checkpoint), and, when only guesses decide (:func:`guesses_only`),
+    no fewer files than the last checkpoint committed or restored (``reference_files``)."""
+    if not isinstance(fingerprint, tuple):
+        return True  # not measured: the other facts decide
+    entries = [e for e in fingerprint if isinstance(e, tuple) and len(e) > 2]
+    files = [e for e in entries if e[1] == "f"]
+    if any(e[1] in ("l", "s") for e in entries):
+        return True  # a symlink or special file: the store refuses it, with a message saying why
+    if sum(e[2] for e in files if isinstance(e[2], int)) == 0:
+        return False
+    return not guesses_only(rule) or len(files) >= reference_files
+
+
 def parse_rules(texts: list[str], *, option: str = "--complete-when", done: bool = False) -> Optional[Rule]:
     """All of ``texts`` must hold; None when empty."""
     rules = [parse_rule(t, option=option) for t in texts]

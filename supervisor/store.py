@@ -58,6 +58,12 @@ real path. Symlinks *inside* a checkpoint directory are stored as symlinks (thei
 never followed. Other special files (FIFOs, sockets, devices) inside a directory are skipped with
 a warning. Hard links inside a directory become independent copies.
 
+A copy is not a snapshot: a program may rewrite its files while they are copied. ``commit(expect=
+fingerprint)`` commits only the state the completion rules approved: the working paths must
+have that fingerprint before the copy and still after it (else ``CheckpointChanged``, nothing
+committed); the supervisor also holds the program still for the copy (supervisor/freeze.py) and
+continues it through ``on_staged``.
+
 Every file-system call that can fail goes through an ``FS`` object, so tests fail each step in
 turn. See docs/explanation/store.md for the protocol, step by step, and what a crash at each step
 leaves behind.
@@ -140,6 +146,19 @@ class CommitResult:
     seconds: float
     files: int
     method: str  # "rename" | "reflink" | "copy": the slowest method any file needed
+    fingerprint: Any = None  # the working paths' fingerprint the commit was checked against
+
+
+class CheckpointChanged(StoreError):
+    """The checkpoint paths changed before or while they were copied: nothing was committed.
+
+    Not a failure of the store: the copy would have mixed two versions of the checkpoint. The
+    caller waits for the next complete checkpoint.
+    """
+
+
+class EmptyCheckpoint(StoreError):
+    """The checkpoint paths hold no data (no file, only empty ones): nothing was committed."""
 
 
 @dataclass(frozen=True)
@@ -634,7 +653,8 @@ class Store:
             out.append((rel, "missing"))
             return
         mode = st.st_mode
-        kind = "d" if stat.S_ISDIR(mode) else "l" if stat.S_ISLNK(mode) else "f"
+        kind = ("d" if stat.S_ISDIR(mode) else "l" if stat.S_ISLNK(mode) else "f" if stat.S_ISREG(mode)
+                else "s")  # "s": a FIFO, socket or device
         out.append((rel, kind, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
         if kind == "d":
             try:
@@ -1055,18 +1075,70 @@ class Store:
     # ---------------------------------------------------------------- commit
 
     @_store_errors("checkpoint commit")
-    def commit(self, state: dict[str, Any], *, move: bool = False) -> CommitResult:
+    def commit(
+        self,
+        state: dict[str, Any],
+        *,
+        move: bool = False,
+        expect: Any = None,
+        on_staged: Optional[Callable[[], None]] = None,
+        allow_empty: bool = True,
+    ) -> CommitResult:
         """Commit every checkpoint path and ``state`` as one all-or-nothing step.
 
         ``move=True`` renames the working paths into the store (O(1)); only once the program
         has exited: afterwards the working paths are gone (restore() brings them back).
+
+        ``expect``: the fingerprint (``fingerprint()``) of the working paths that the completion
+        rules approved. The commit checks it before staging and, for a copy, again after every
+        file was copied; a difference raises :class:`CheckpointChanged` and commits nothing, so
+        a file rewritten during the copy is never stored torn or beside files of another step.
+        ``on_staged`` is called once the working paths are no longer read (after that check),
+        even when the commit fails: the caller continues a program it held still.
+        ``allow_empty=False`` refuses (:class:`EmptyCheckpoint`) paths that hold no byte of data.
         """
         payload = self._encode_state(state)
 
         def stage(staging: Path, moved: list[str]) -> _Staged:
-            return self._stage_from_working(staging, move, moved)
+            try:
+                if expect is not None:
+                    self._unchanged(expect, "before it was copied")
+                staged = self._stage_from_working(staging, move, moved)
+                if expect is not None and not move:
+                    self._unchanged(expect, "while it was copied")
+            finally:
+                if on_staged is not None:
+                    on_staged()
+            if not allow_empty and staged.bytes == 0:
+                raise EmptyCheckpoint(
+                    f"the checkpoint paths hold no data (no file, or only empty files); nothing "
+                    f"was committed; {self._intact()}"
+                )
+            return staged
 
-        return self._retrying(lambda: self._commit_once(payload, stage, self.paths, move, True))
+        result = self._retrying(lambda: self._commit_once(payload, stage, self.paths, move, True))
+        if expect is not None:
+            result = CommitResult(result.bytes, result.seconds, result.files, result.method, expect)
+        return result
+
+    def _unchanged(self, expect: Any, when: str) -> None:
+        if self.fingerprint() != expect:
+            raise CheckpointChanged(
+                f"the checkpoint files changed {when}; nothing was committed (a copy now would mix "
+                f"two versions); {self._intact()}"
+            )
+
+    def content_id(self) -> str:
+        """A digest of the committed files' names, types, sizes, checksums and link targets.
+
+        Two stores with the same content_id hold the same bytes (times and modes aside).
+        """
+        man = self._load_manifest()
+        keys = sorted(
+            (e["path"], e["type"], e.get("size", 0), e.get(CHECKSUM, ""), e.get("target", ""))
+            for e in man["entries"]
+        )
+        return hashlib.sha256(json.dumps(keys).encode()).hexdigest()[:32]
 
     @_store_errors("checkpoint commit")
     def commit_state(self, state: dict[str, Any]) -> CommitResult:

@@ -486,3 +486,91 @@ def test_nested_checkpoint_path(tmp_path: Path) -> None:
     shutil.rmtree(tmp_path / "out")
     store.restore()
     assert (tmp_path / "out" / "ckpt.dat").read_bytes() == b"nested"
+
+
+# ------------------------------------------------------------------ issue 12: torn, mixed, empty
+
+
+def leftovers(sandbox: Path) -> list[str]:
+    return sorted(n for n in os.listdir(sandbox) if ".staging-" in n or ".old-" in n)
+
+
+def test_commit_checks_the_approved_fingerprint_before_copying(sandbox: Path) -> None:
+    """commit(expect=fp): files that changed since the rules approved ``fp`` are not committed
+    (CheckpointChanged, a StoreError); the previous store stays; nothing is left behind."""
+    from supervisor.store import CheckpointChanged
+
+    store = new_store(sandbox)
+    fp = store.fingerprint()
+    res = store.commit({"seq": 1}, expect=fp)
+    assert res.fingerprint == fp
+    approved = store.fingerprint()
+    write_checkpoint(sandbox, 2)
+    with pytest.raises(CheckpointChanged, match="changed before it was copied"):
+        store.commit({"seq": 2}, expect=approved)
+    assert isinstance(CheckpointChanged("x"), StoreError)
+    assert store.verify() == {"seq": 1} and store_seqs(store.store) == {1}
+    assert leftovers(sandbox) == []
+
+
+def test_a_file_rewritten_during_the_copy_is_never_committed(sandbox: Path) -> None:
+    """A program that rewrites b.bin while a.bin is being copied: the store's after-copy check
+    finds the change and commits nothing (the copy would mix steps 1 and 2, with checksums that
+    verify); ``on_staged`` is still called once, so a held program is always continued."""
+    from supervisor.store import CheckpointChanged
+
+    calls: list[str] = []
+
+    class Racing(FS):
+        def copy(self, src_fd: int, dst_fd: int) -> str:
+            how = super().copy(src_fd, dst_fd)
+            if not calls:
+                write_checkpoint(sandbox, 2)  # the program's next step, mid-copy
+                calls.append("wrote")
+            return how
+
+    store = new_store(sandbox, fs=Racing())
+    thawed: list[int] = []
+    with pytest.raises(CheckpointChanged, match="changed while it was copied"):
+        store.commit({"seq": 1}, expect=store.fingerprint(), on_staged=lambda: thawed.append(1))
+    assert thawed == [1]
+    assert not store.exists() and leftovers(sandbox) == []
+    # without the check, the same race commits a mixed store that verifies: the bug of issue 12
+    calls.clear()
+    write_checkpoint(sandbox, 1)
+    store.commit({"seq": 1})
+    assert store.verify() == {"seq": 1}
+    assert store_seqs(store.store) == {1, 2}
+
+
+def test_an_empty_checkpoint_is_refused(tmp_path: Path) -> None:
+    """allow_empty=False: checkpoint paths with no byte of data (an empty directory tree, an
+    empty or just-truncated file) are never committed (EmptyCheckpoint)."""
+    from supervisor.store import EmptyCheckpoint
+
+    (tmp_path / "ckpt" / "sub").mkdir(parents=True)
+    (tmp_path / "state").write_bytes(b"")
+    store = Store(tmp_path, STORE, ["ckpt", "state"])
+    with pytest.raises(EmptyCheckpoint, match="hold no data"):
+        store.commit({"seq": 1}, allow_empty=False)
+    assert not store.exists() and leftovers(tmp_path) == []
+    (tmp_path / "state").write_bytes(b"x")
+    store.commit({"seq": 1}, allow_empty=False)
+    assert store.verify() == {"seq": 1}
+
+
+def test_content_id_is_the_same_for_the_same_bytes(sandbox: Path) -> None:
+    """content_id(): equal for two commits of the same bytes (new inodes, new times), different
+    after any change of content."""
+    store = new_store(sandbox)
+    store.commit({"seq": 1})
+    first = store.content_id()
+    shutil.rmtree(sandbox / "dir")
+    (sandbox / "a.bin").unlink()
+    (sandbox / "b.bin").unlink()
+    write_checkpoint(sandbox, 1)
+    store.commit({"seq": 2})
+    assert store.content_id() == first
+    write_checkpoint(sandbox, 2)
+    store.commit({"seq": 3})
+    assert store.content_id() != first

@@ -66,6 +66,9 @@ BAD: dict[str, dict[str, list[Any]]] = {
     "signal-to": {"cli": ["everyone", "", "GROUP!"], "toml": [1, ["group"]], "env": ["everyone"]},
     "events": {"cli": [], "toml": [5, True, ["e.jsonl"]], "env": []},
     "poll-interval": {"cli": ["0", "-1", "3601", "abc", "nan"], "toml": [True, "x", 0], "env": ["0", "x"]},
+    "freeze": {"cli": ["maybe", "2", "stop"], "toml": [3, "maybe", [True]], "env": ["maybe", "yes please"]},
+    "max-no-progress": {"cli": ["-1", "abc", "1.5", "1e9", ""], "toml": [True, "x", -1, 2.5, [3]],
+                        "env": ["-1", "x"]},
 }
 
 # Wrong values the supervisor once accepted, or answered with an internal error: each was a bug
