@@ -543,7 +543,11 @@ def validate(cfg: RunConfig) -> None:
     if cfg.remove_kill_signal is not None and cfg.remove_kill_signal in cfg.trigger_signal:
         raise ConfigError(f"--trigger-signal and --remove-kill-signal are both {cfg.remove_kill_signal}: "
                           "a removal could not be told from a checkpoint request; choose another CheckpointSig")
-    if cfg.every and cfg.job_signal is None and not cfg.trigger_signal and not cfg.watch:
+    if cfg.dmtcp_prefix is not None and not cfg.dmtcp:
+        raise ConfigError(f"--dmtcp-prefix {cfg.dmtcp_prefix!r} has no effect without --dmtcp: add --dmtcp, or drop it")
+    if cfg.dmtcp_prefix is not None and not cfg.dmtcp_prefix.strip():
+        raise ConfigError("--dmtcp-prefix is empty: name DMTCP's folder or archive, or drop it to use DMTCP on PATH")
+    if cfg.every and cfg.job_signal is None and not cfg.trigger_signal and not cfg.watch and not cfg.dmtcp:
         raise ConfigError(f"--every {cfg.every:g} asks for checkpoints, but no signal would tell the program: "
                           "give --job-signal SIG (the signal the program saves on), or --watch when it "
                           "checkpoints on its own")

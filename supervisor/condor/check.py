@@ -503,7 +503,7 @@ class Checker:
             )
 
     def _hold_policy(self) -> None:
-        """The supervisor's own failures (64, 70, 74) should hold the job, keeping SPOOL."""
+        """The supervisor's own failures (64, 70, 74, 76) should hold the job, keeping SPOOL."""
         expr = self.sub.get("on_exit_hold")
         statuses = [exitstatus.EXIT_USAGE, exitstatus.EXIT_INTERNAL, exitstatus.EXIT_STORE]
         named = set() if expr is None else {int(n) for n in re.findall(r"(?<![\w.])\d+", expr)}

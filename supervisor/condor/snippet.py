@@ -125,7 +125,8 @@ def vacate_time(kill_grace: float, checkpoint_on_evict: Optional[float]) -> int:
 
 # The supervisor's own failures: HTCondor would end the job and discard the checkpoint in SPOOL;
 # held, the job keeps it and condor_release starts it again once the cause is fixed.
-HOLD_STATUSES = (exitstatus.EXIT_USAGE, exitstatus.EXIT_INTERNAL, exitstatus.EXIT_STORE)
+HOLD_STATUSES = (exitstatus.EXIT_USAGE, exitstatus.EXIT_INTERNAL, exitstatus.EXIT_STORE,
+                 exitstatus.EXIT_NO_PROGRESS)
 
 
 def hold_policy_lines() -> list[str]:

@@ -224,7 +224,7 @@ def test_hold_policy_for_the_supervisors_failures(capsys, monkeypatch, tmp_path)
     subcode 74, the reason in condor_q's HoldReason; exit 0 completes.)"""
     text = snippet(capsys, monkeypatch, tmp_path, CASES["default"])
     lines = text.splitlines()
-    assert "on_exit_hold = ExitBySignal =?= false && member(ExitCode, {64, 70, 74})" in lines
+    assert "on_exit_hold = ExitBySignal =?= false && member(ExitCode, {64, 70, 74, 76})" in lines
     [reason] = [x for x in lines if x.startswith("on_exit_hold_reason = ")]
     assert 'strcat("ckpt-supervisor exit status ", ExitCode' in reason
     assert "the checkpoint store could not be written or read" in reason

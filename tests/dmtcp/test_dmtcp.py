@@ -192,6 +192,7 @@ def test_example_resumes_through_evictions_every_four_seconds(tmp_path):
     finishes it; result.txt and the job's stdout equal an uninterrupted run's, byte for byte."""
     folder = tmp_path / "job"
     shutil.copytree(ROOT / "examples" / "dmtcp", folder)
+    (folder / "checkpoint.atomic").mkdir(exist_ok=True)  # shipped empty, as the submit file says
     ref = subprocess.run([sys.executable, "memloop.py", "120"], cwd=folder, capture_output=True, check=True,
                          timeout=60)
     proc = _dry_run(folder, "memloop.submit", "--evict-every", "4", "--max-starts", "40")

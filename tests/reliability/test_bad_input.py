@@ -67,6 +67,8 @@ BAD: dict[str, dict[str, list[Any]]] = {
     "events": {"cli": [], "toml": [5, True, ["e.jsonl"]], "env": []},
     "poll-interval": {"cli": ["0", "-1", "3601", "abc", "nan"], "toml": [True, "x", 0], "env": ["0", "x"]},
     "freeze": {"cli": ["maybe", "2", "stop"], "toml": [3, "maybe", [True]], "env": ["maybe", "yes please"]},
+    "dmtcp": {"cli": ["--dmtcp=maybe"], "toml": [3, "maybe", [True]], "env": ["maybe", "2"]},
+    "dmtcp-prefix": {"cli": ["", "/nonexistent-dmtcp"], "toml": [5, True, ["dmtcp"]], "env": ["", "/nonexistent-dmtcp"]},
     "max-no-progress": {"cli": ["-1", "abc", "1.5", "1e9", ""], "toml": [True, "x", -1, 2.5, [3]],
                         "env": ["-1", "x"]},
 }
