@@ -1,4 +1,5 @@
-"""The seed's vuc.py and vuc.submit, unmodified, through the dry run, with and without failures.
+"""The seed's vuc.py (writing its checkpoint atomically) and vuc.submit through the dry run, with and
+without failures.
 
 All scenarios start together (module fixture) so the module costs about one slow scenario; vuc.py
 sleeps 1 s per step and checkpoints at steps 3, 6 and 9.
@@ -35,6 +36,21 @@ def _seed_copy(dest):
     example's file follows the current manual, whose evictions upload nothing."""
     submit = copy_example("vuc", dest) / "vuc.submit"
     submit.write_text((JOBS / "vuc-seed.submit").read_text())
+    # The seed rewrites vuc.ckpt in place, and ON_EXIT_OR_EVICT uploads it at every eviction: an
+    # eviction between the truncation and the write uploads a torn file, and the next execution
+    # dies reading it (issue 12.2; real HTCondor does the same, and `check` now calls that setup
+    # an error). This module tests the dry run's cycle, not that hazard: the copy writes
+    # atomically, so the outcome does not depend on where a busy machine puts the eviction.
+    vuc = submit.parent / "vuc.py"
+    text = vuc.read_text()
+    torn = """    with open('vuc.ckpt', 'w') as f:
+        f.write("{0}".format(value))
+"""
+    assert torn in text
+    vuc.write_text(text.replace("import sys\n", "import os\nimport sys\n", 1).replace(torn, """    with open('vuc.ckpt.tmp', 'w') as f:
+        f.write("{0}".format(value))
+    os.replace('vuc.ckpt.tmp', 'vuc.ckpt')
+"""))
     return submit
 
 

@@ -531,6 +531,13 @@ def outcome(job: Job, before: set[str]) -> Outcome:
     return o
 
 
+
+def _reason(text: str) -> str:
+    """A hold reason without what differs by machine: slot and host names, sandbox paths."""
+    text = re.sub(r"slot[\w.]*@\S+?(?=[:\s]|$)", "SLOT", text)
+    text = re.sub(r"access point \S+?(?=\.\s|\s|$)", "access point HOST", text)
+    return re.sub(r"/\S*/([^/\s:]+)", r"SANDBOX/\1", text)
+
 def differences(dry: Outcome, real: Outcome) -> list[str]:
     """Each field where the dry run and the real pool disagree, one readable line each."""
     out = []
@@ -539,7 +546,7 @@ def differences(dry: Outcome, real: Outcome) -> list[str]:
         a, b = getattr(dry, name), getattr(real, name)
         if a != b:
             out.append(f"{name}: dry run {a!r}, real pool {b!r}")
-    if dry.state == "held" and real.state == "held" and dry.hold_reason != real.hold_reason:
+    if dry.state == "held" and real.state == "held" and _reason(dry.hold_reason) != _reason(real.hold_reason):
         out.append(f"hold reason: dry run {dry.hold_reason!r}, real pool {real.hold_reason!r}")
     for name in sorted(set(dry.files) | set(real.files)):
         a, b = dry.files.get(name), real.files.get(name)

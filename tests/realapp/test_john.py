@@ -38,8 +38,10 @@ CRACKED = "$1$aaaaaaaa$LTe87lnvK04LKv6YKnHUK/:7391"
 PERIOD = 8.0  # seconds from each start to the dry run's checkpoint signal
 # Without ON_EXIT_OR_EVICT (and so without --checkpoint-on-evict) an eviction uploads nothing:
 # the work since the last checkpoint upload is done again. Here up to ~PERIOD + 0.5 s before
-# the first eviction, ~1.5 s before the crash and up to PERIOD before the second eviction.
-MAX_WORK_RATIO = 2.3
+# the first eviction, ~1.5 s before the crash and up to PERIOD before the second eviction, and a
+# loaded machine stretches each of those: 2.39 was seen with two busy loops. Starting from scratch
+# at each of the four executions would cost about 4 times an uninterrupted session.
+MAX_WORK_RATIO = 3.2
 
 
 @dataclass(frozen=True)
