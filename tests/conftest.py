@@ -1,4 +1,5 @@
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -6,6 +7,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# A shell starts background jobs (`cmd &`) with SIGINT and SIGQUIT ignored, and an ignored
+# signal stays ignored across exec: the supervisor (rightly) keeps its caller's ignored set, so
+# the tests that send those signals would see nothing. Tests start from the default dispositions.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+if signal.getsignal(signal.SIGQUIT) is signal.SIG_IGN:
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 # The htcondor wheel (a test oracle only) must not look for a pool configuration.
 os.environ.setdefault("CONDOR_CONFIG", "/dev/null")
 

@@ -522,12 +522,12 @@ def test_a_file_rewritten_during_the_copy_is_never_committed(sandbox: Path) -> N
     calls: list[str] = []
 
     class Racing(FS):
-        def copy(self, src_fd: int, dst_fd: int) -> str:
-            how = super().copy(src_fd, dst_fd)
+        def copy_checksum(self, src_fd: int, dst_fd: int) -> tuple[str, int, int]:
+            result = super().copy_checksum(src_fd, dst_fd)
             if not calls:
                 write_checkpoint(sandbox, 2)  # the program's next step, mid-copy
                 calls.append("wrote")
-            return how
+            return result
 
     store = new_store(sandbox, fs=Racing())
     thawed: list[int] = []
