@@ -1220,18 +1220,28 @@ class Store:
         return (json.dumps(state, sort_keys=True, indent=1) + "\n").encode("utf-8")
 
     def _retrying(self, attempt: Callable[[], CommitResult]) -> CommitResult:
-        import tenacity  # lazily: importing tenacity costs more than a cold supervisor start
-
-        retryer = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(_is_transient),
-            stop=tenacity.stop_after_delay(self.retry_seconds),
-            wait=tenacity.wait_exponential(multiplier=0.02, max=1.0),
-            reraise=True,
-            before_sleep=lambda rs: log.info(
-                "transient error during commit, retrying: %s", rs.outcome and rs.outcome.exception()
-            ),
-        )
+        started = time.monotonic()
         try:
+            # The first attempt runs without tenacity: importing it costs ~3 MB of RSS and several
+            # ms at every commit, and it is needed only after a transient error.
+            try:
+                return attempt()
+            except OSError as e:
+                if not _is_transient(e) or time.monotonic() - started >= self.retry_seconds:
+                    raise
+                log.info("transient error during commit, retrying: %s", e)
+                time.sleep(0.02)  # the first wait of the exponential backoff below
+            import tenacity
+
+            retryer = tenacity.Retrying(
+                retry=tenacity.retry_if_exception(_is_transient),
+                stop=tenacity.stop_after_delay(max(0.0, self.retry_seconds - (time.monotonic() - started))),
+                wait=tenacity.wait_exponential(multiplier=0.04, max=1.0),  # 0.04, 0.08... after the 0.02
+                reraise=True,
+                before_sleep=lambda rs: log.info(
+                    "transient error during commit, retrying: %s", rs.outcome and rs.outcome.exception()
+                ),
+            )
             result: CommitResult = retryer(attempt)
         except OSError as e:  # transient errors that outlasted the budget
             raise StoreError(

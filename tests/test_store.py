@@ -609,3 +609,18 @@ def test_the_state_digest_is_the_same_sha256_as_hashlib(sandbox: Path) -> None:
     store.commit({"seq": 7})
     man = json.loads((store.store / MANIFEST).read_text())
     assert man["state"]["sha256"] == hashlib.sha256((store.store / STATE).read_bytes()).hexdigest()
+
+
+def test_a_commit_without_transient_errors_does_not_import_tenacity(sandbox: Path) -> None:
+    """tenacity (~3 MB of RSS, several ms to import) is loaded only to retry a transient error:
+    a plain commit does without it, and the store it writes verifies."""
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from supervisor.store import Store\n"
+        f"s = Store({str(sandbox)!r}, {str(STORE)!r}, {PATHS!r})\n"
+        "s.commit({'seq': 3})\n"
+        "print(s.verify()['seq'], 'tenacity' in sys.modules, '_hashlib' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["3", "False", "False"]
