@@ -43,6 +43,15 @@ def sup_cmd(*args: str) -> list[str]:
     return [*SCRIPT, "run", *args] if SCRIPT else common.sup_cmd(*args)
 
 
+def run_env() -> dict[str, str]:
+    """common.sup_env(), without its PYTHONPATH for an installed --supervisor: that would make the
+    console script import this worktree's package instead of its own."""
+    env = sup_env()
+    if SCRIPT:
+        env.pop("PYTHONPATH", None)
+    return env
+
+
 def idle(work: Path) -> dict[str, Any]:
     procs = Procs()
     sleep = shutil.which("sleep") or "/bin/sleep"
@@ -58,7 +67,7 @@ def idle(work: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     try:
         (work / "ck").write_text("0\n")
-        started = {k: procs.start(v, env=sup_env(), cwd=work) for k, v in plan.items()}
+        started = {k: procs.start(v, env=run_env(), cwd=work) for k, v in plan.items()}
         time.sleep(3.0)
         for k, p in started.items():
             out[k] = {"rss_mb": round((status_kb(p.pid, "VmRSS") or 0) / 1024, 1),
@@ -94,7 +103,7 @@ def commit_peak(work: Path, size: int) -> dict[str, Any]:
                    "--events", str(events), "--", shutil.which("sleep") or "/bin/sleep", "600")
     procs = Procs()
     try:
-        p = procs.start(argv, env=sup_env(), cwd=d)
+        p = procs.start(argv, env=run_env(), cwd=d)
         if not wait_event(events, "started", 60):
             return {"error": "not started"}
         time.sleep(0.5)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Start-up of ``ckpt-supervisor run -- /bin/true`` as users install it, against its peers.
 
-    python3 bench/startup_ratio.py [--runs 40] [--before REF] [--work DIR] [--rebuild]
+    python3 bench/startup_ratio.py [--runs 40] [--before REF] [--work DIR] [--rebuild] [--checkpoint]
 
 Builds (once, into --work, default /tmp/ckpt-bench-startup) a plain ``pip install`` of this
 worktree into a fresh venv (the console script) and the single-file ``.pyz``
@@ -12,6 +12,8 @@ rounds), and the script prints a JSON summary: median and p90 in ms, the time ov
 and that figure's ratio to the interpreter's own start (``python -I -c pass`` in the same venv:
 the floor no Python program can go below). On a loaded machine read the ratio: the quiet-machine
 estimate is ratio x the interpreter's quiet start (11 ms on the reference machine).
+With ``--checkpoint`` the console scripts are also measured as ``run --checkpoint ck -- /bin/true``
+(the store is imported and opened; ``ck`` exists, no store does, nothing is committed).
 The CPU time of each start (user + sys, from wait4; it moves much less with the load than the
 wall time) is reported too, with its ratio to the interpreter's. The load average is recorded
 before and after.
@@ -87,6 +89,8 @@ def main() -> int:
     ap.add_argument("--before", metavar="REF", help="also measure the install of this git commit")
     ap.add_argument("--work", default="/tmp/ckpt-bench-startup")
     ap.add_argument("--rebuild", action="store_true", help="reinstall this worktree's venv and .pyz")
+    ap.add_argument("--checkpoint", action="store_true",
+                    help="also time the console scripts with --checkpoint ck (the store imported and opened)")
     a = ap.parse_args()
     work = Path(a.work)
     now = prepare(REPO, work / "now", a.rebuild)
@@ -106,12 +110,16 @@ def main() -> int:
     for tag, b in builds.items():
         cmds[f"console script ({tag})"] = [str(b["venv"] / "bin" / "ckpt-supervisor"), "run", "--", "/bin/true"]
         cmds[f".pyz ({tag})"] = [venv_py, str(b["pyz"]), "run", "--", "/bin/true"]
+        if a.checkpoint:
+            cmds[f"console script --checkpoint ({tag})"] = [str(b["venv"] / "bin" / "ckpt-supervisor"), "run",
+                                                           "--checkpoint", "ck", "--", "/bin/true"]
     samples: dict[str, list[float]] = {k: [] for k in cmds}
     cpu: dict[str, list[float]] = {k: [] for k in cmds}
     load = [loadavg()]
     devnull = os.open(os.devnull, os.O_WRONLY)
     cwd = tempfile.mkdtemp(prefix="startup-")
     os.chdir(cwd)
+    Path(cwd, "ck").write_text("0\n")
     try:
         for _ in range(3):
             for argv in cmds.values():

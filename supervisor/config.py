@@ -291,13 +291,13 @@ def vacate_time(job_ad: dict[str, Any], machine_ad_vacate: Optional[float],
 
 def unknown_env_warnings(environ: dict[str, str]) -> list[str]:
     """One line for each CKPT_* variable that is no option, naming the nearest known one."""
-    import difflib
-
     known = [o.env for o in OPTIONS] + [ENV_PREFIX + "CONFIG"]
     out = []
     for name in sorted(environ):
         if not name.startswith(ENV_PREFIX) or name in known or name.startswith(OTHER_ENV_PREFIXES):
             continue
+        import difflib  # only for a misspelt setting: it costs ~1 ms at every start
+
         near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
         hint = f"; did you mean {near[0]}?" if near else f"; the known ones are listed by {PROG_RUN} --help"
         out.append(f"environment variable {name} is not a {ENV_PREFIX}* setting and is ignored{hint}")

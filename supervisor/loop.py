@@ -16,9 +16,8 @@ import re
 import selectors
 import shlex
 import signal
-import threading
 import time
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from . import core as C
 from . import process
@@ -28,6 +27,9 @@ from .events import EventLog
 from .records import record
 from .rules import Rule, View, parse_rules, ready
 from .signals import NOT_FORWARDED
+
+if TYPE_CHECKING:
+    import threading  # imported at the first commit: a supervisor that never commits needs no thread
 
 KILL_POLL = 0.02
 SAFETY_POLL = 30.0  # with inotify: a re-check in case an event was missed
@@ -594,6 +596,8 @@ class Supervisor:
             self.commit_result = result
             with contextlib.suppress(OSError):
                 os.write(self.notify_w, b"x")
+
+        import threading
 
         self.commit_thread = threading.Thread(target=work, name="commit", daemon=True)
         self.commit_thread.start()

@@ -76,25 +76,55 @@ import ctypes
 import errno
 import fcntl
 import functools
-import hashlib
-import json
-import logging
 import os
-import platform
-import secrets
-import shutil
 import stat
 import time
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar, cast
 
 from .errors import CheckpointPathMissing, ConfigError, CorruptStore, StoreError
+from .records import record
 
-log = logging.getLogger(__name__)
+# The supervisor imports this module at every start with --checkpoint, and then idles for hours:
+# what it does not need until a commit or a warning is imported there, not here (hashlib with
+# OpenSSL's libcrypto, secrets, logging, dataclasses, datetime, shutil, json: ~7 MB of RSS).
+
+
+class _LazyLogger:
+    """``logging.getLogger(__name__)``, imported at the first message (logging costs ~1 MB)."""
+
+    def __getattr__(self, name: str) -> Any:
+        import logging
+
+        return getattr(logging.getLogger(__name__), name)
+
+
+log: Any = _LazyLogger()
+
+
+@functools.cache
+def _sha256_type() -> Any:
+    """CPython's built-in SHA-256 (``_sha2`` from 3.12, ``_sha256`` before), else hashlib's.
+
+    The digests are the same; hashlib would map OpenSSL's libcrypto (3.5 MB of RSS) for the few
+    small digests the store takes (state.json, content_id).
+    """
+    import importlib
+
+    for name in ("_sha2", "_sha256"):
+        try:
+            return importlib.import_module(name).sha256
+        except (ImportError, AttributeError):
+            continue
+    import hashlib  # pragma: no cover - a build without the built-in hashes
+
+    return hashlib.sha256  # pragma: no cover
+
+
+def _sha256_hex(data: bytes) -> str:
+    return str(_sha256_type()(data).hexdigest())
 
 MANIFEST = "MANIFEST.json"
 STATE = "state.json"
@@ -140,7 +170,7 @@ _SYS_RENAMEAT2 = {
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CommitResult:
     bytes: int
     seconds: float
@@ -161,7 +191,7 @@ class EmptyCheckpoint(StoreError):
     """The checkpoint paths hold no data (no file, only empty ones): nothing was committed."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RestoreResult:
     bytes: int
     seconds: float
@@ -191,7 +221,7 @@ def _load_renameat2() -> Optional[_RenameFn]:
             return int(fn(_AT_FDCWD, a, _AT_FDCWD, b, _RENAME_EXCHANGE))
 
         return exchange
-    nr = _SYS_RENAMEAT2.get(platform.machine())  # pragma: no cover - old libc only
+    nr = _SYS_RENAMEAT2.get(os.uname().machine)  # pragma: no cover - old libc only
     if nr is None:  # pragma: no cover
         return None
     syscall = libc.syscall  # pragma: no cover
@@ -352,6 +382,8 @@ class FS:
         os.unlink(path)
 
     def rmtree(self, path: Path) -> None:
+        import shutil
+
         shutil.rmtree(path)
 
 
@@ -379,7 +411,7 @@ def _writeback_starter() -> Optional[Callable[[int, int, int], None]]:
     It only starts writeback of dirty pages and returns; it is a hint (fsync still decides
     durability), so its errors are ignored.
     """
-    if platform.system() != "Linux":
+    if os.uname().sysname != "Linux":
         return None
     try:
         fn = ctypes.CDLL(None, use_errno=True).sync_file_range
@@ -430,11 +462,16 @@ def _is_within(inner: Path, outer: Path) -> bool:
 
 
 def _token() -> str:
-    return f"{os.getpid()}-{secrets.token_hex(4)}"
+    return f"{os.getpid()}-{os.urandom(4).hex()}"  # secrets.token_hex(4), without hmac/hashlib
 
 
 def _utc_stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+def _utc_iso() -> str:
+    """``datetime.now(timezone.utc).isoformat(timespec="seconds")``, without datetime."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
 
 
 def _normalize(raw: object) -> str:
@@ -505,7 +542,7 @@ def _store_errors(what: str) -> Callable[[_F], _F]:
     return wrap
 
 
-@dataclass
+@record
 class _Staged:
     entries: list[dict[str, Any]]
     bytes: int = 0
@@ -704,6 +741,8 @@ class Store:
         except OSError as e:  # an I/O error is not proof of damage: do not quarantine for it
             raise StoreError(f"cannot read {root / MANIFEST}: {_describe(e, root)}", cause=e) from e
         try:
+            import json
+
             man = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as e:
             raise CorruptStore(f"{root / MANIFEST} is not valid JSON ({e})", cause=e) from e
@@ -761,8 +800,10 @@ class Store:
             raise CorruptStore(f"store {root} has no {STATE}") from None
         except OSError as e:
             raise StoreError(f"cannot read {root / STATE}: {_describe(e, root)}", cause=e) from e
-        if len(raw) != want.get("size") or hashlib.sha256(raw).hexdigest() != want.get("sha256"):
+        if len(raw) != want.get("size") or _sha256_hex(raw) != want.get("sha256"):
             raise CorruptStore(f"{root / STATE} does not match the manifest's digest")
+        import json
+
         try:
             state = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as e:  # pragma: no cover - digest matched
@@ -1138,7 +1179,9 @@ class Store:
             (e["path"], e["type"], e.get("size", 0), e.get(CHECKSUM, ""), e.get("target", ""))
             for e in man["entries"]
         )
-        return hashlib.sha256(json.dumps(keys).encode()).hexdigest()[:32]
+        import json
+
+        return _sha256_hex(json.dumps(keys).encode())[:32]
 
     @_store_errors("checkpoint commit")
     def commit_state(self, state: dict[str, Any]) -> CommitResult:
@@ -1172,21 +1215,33 @@ class Store:
     def _encode_state(state: dict[str, Any]) -> bytes:
         if not isinstance(state, dict):
             raise TypeError(f"state must be a dict, not {type(state).__name__}")
+        import json
+
         return (json.dumps(state, sort_keys=True, indent=1) + "\n").encode("utf-8")
 
     def _retrying(self, attempt: Callable[[], CommitResult]) -> CommitResult:
-        import tenacity  # lazily: importing tenacity costs more than a cold supervisor start
-
-        retryer = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(_is_transient),
-            stop=tenacity.stop_after_delay(self.retry_seconds),
-            wait=tenacity.wait_exponential(multiplier=0.02, max=1.0),
-            reraise=True,
-            before_sleep=lambda rs: log.info(
-                "transient error during commit, retrying: %s", rs.outcome and rs.outcome.exception()
-            ),
-        )
+        started = time.monotonic()
         try:
+            # The first attempt runs without tenacity: importing it costs ~3 MB of RSS and several
+            # ms at every commit, and it is needed only after a transient error.
+            try:
+                return attempt()
+            except OSError as e:
+                if not _is_transient(e) or time.monotonic() - started >= self.retry_seconds:
+                    raise
+                log.info("transient error during commit, retrying: %s", e)
+                time.sleep(0.02)  # the first wait of the exponential backoff below
+            import tenacity
+
+            retryer = tenacity.Retrying(
+                retry=tenacity.retry_if_exception(_is_transient),
+                stop=tenacity.stop_after_delay(max(0.0, self.retry_seconds - (time.monotonic() - started))),
+                wait=tenacity.wait_exponential(multiplier=0.04, max=1.0),  # 0.04, 0.08... after the 0.02
+                reraise=True,
+                before_sleep=lambda rs: log.info(
+                    "transient error during commit, retrying: %s", rs.outcome and rs.outcome.exception()
+                ),
+            )
             result: CommitResult = retryer(attempt)
         except OSError as e:  # transient errors that outlasted the budget
             raise StoreError(
@@ -1244,14 +1299,16 @@ class Store:
                 "version": VERSION,
                 "checksum": CHECKSUM,
                 "commit": token,
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "created": _utc_iso(),
                 "paths": list(paths),
                 "state": {"file": STATE, "size": len(payload),
-                          "sha256": hashlib.sha256(payload).hexdigest()},
+                          "sha256": _sha256_hex(payload)},
                 "bytes": staged.bytes,
                 "files": staged.files,
                 "entries": staged.entries,
             }
+            import json
+
             self._write_file(staging / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
             fs.fsync_dir(staging)
             old = self._swap(staging, token)

@@ -574,3 +574,53 @@ def test_content_id_is_the_same_for_the_same_bytes(sandbox: Path) -> None:
     write_checkpoint(sandbox, 2)
     store.commit({"seq": 3})
     assert store.content_id() != first
+
+
+# ------------------------------------------------------------------ issue 15: idle memory
+
+
+def test_opening_and_restoring_a_store_loads_no_openssl_logging_or_dataclasses(sandbox: Path) -> None:
+    """The supervisor imports the store at start and then idles: opening a store, verifying and
+    restoring a committed checkpoint (its state's SHA-256 included) imports neither hashlib's
+    OpenSSL (~3.5 MB of RSS), nor logging, dataclasses, datetime or secrets."""
+    new_store(sandbox).commit({"seq": 1})
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from supervisor.store import Store\n"
+        f"s = Store({str(sandbox)!r}, {str(STORE)!r}, {PATHS!r})\n"
+        "s.cleanup_staging()\n"
+        "assert s.exists()\n"
+        "print(s.verify()['seq'])\n"
+        "s.restore()\n"
+        "heavy = ('_hashlib', 'hashlib', 'logging', 'dataclasses', 'datetime', 'secrets')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["1", "[]"]
+
+
+def test_the_state_digest_is_the_same_sha256_as_hashlib(sandbox: Path) -> None:
+    """The manifest's digest of state.json, taken without hashlib, is hashlib's SHA-256: stores
+    written before and after verify alike."""
+    import hashlib
+
+    store = new_store(sandbox)
+    store.commit({"seq": 7})
+    man = json.loads((store.store / MANIFEST).read_text())
+    assert man["state"]["sha256"] == hashlib.sha256((store.store / STATE).read_bytes()).hexdigest()
+
+
+def test_a_commit_without_transient_errors_does_not_import_tenacity(sandbox: Path) -> None:
+    """tenacity (~3 MB of RSS, several ms to import) is loaded only to retry a transient error:
+    a plain commit does without it, and the store it writes verifies."""
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from supervisor.store import Store\n"
+        f"s = Store({str(sandbox)!r}, {str(STORE)!r}, {PATHS!r})\n"
+        "s.commit({'seq': 3})\n"
+        "print(s.verify()['seq'], 'tenacity' in sys.modules, '_hashlib' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["3", "False", "False"]
