@@ -952,6 +952,7 @@ class Emulator:
                 "APPTAINER_CACHEDIR": str(sandbox),
                 "SINGULARITY_CACHEDIR": str(sandbox),
                 "CONDOR_STARTER_PID": str(os.getpid()),
+                "_CONDOR_JOB_PIDS": "",
                 "BATCH_SYSTEM": "HTCondor",
                 "_CONDOR_JOB_AD": str(sandbox / JOB_AD_NAME),
                 "_CONDOR_MACHINE_AD": str(sandbox / MACHINE_AD_NAME),
