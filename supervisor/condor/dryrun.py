@@ -506,7 +506,16 @@ class Emulator:
         try:
             exe = self._populate(sandbox)
         except MissingFile as exc:
-            return self._hold(f"Transfer input files failure: {exc}", HOLD_TRANSFER_INPUT, 2)
+            # as HTCondor 25.0.13 logs it: 021 (the starter), 004 and 012, no 001
+            details = f"Details: 1 total failures: first failure: {exc}"
+            return self._hold(
+                f"Transfer input files failure at access point {ACCESS_POINT} while sending files "
+                f"to execution point {SLOT_NAME}. {details}",
+                HOLD_TRANSFER_INPUT, 2, evicted=True,
+                starter=(f"Failed to transfer files: SHADOW at 127.0.0.1 failed to send file(s) "
+                         f"to <127.0.0.1:0>: |Error: 1 total failures: first failure: {exc}; "
+                         f"STARTER failed to receive file(s) from <127.0.0.1:0>",
+                         HOLD_TRANSFER_INPUT, 2))
         baseline = _snapshot(sandbox)
         self.family = Family(uuid.uuid4().hex)
         self.log.execute()

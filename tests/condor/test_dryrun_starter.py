@@ -254,7 +254,8 @@ def test_starter_holds_log_021_004_012(tmp_path, htcondor2):
     from starter on SLOT:" with the starter's code and subcode, then 004 with the hold's code
     and subcode, then 012. A missing output file at the final transfer: 040 started, 021 with
     code 13/2, 004 and 012 with 12/2. An executable that cannot start: 021, 004, 012 with
-    code 6 and the errno, reason "Error from <slot>: Failed to execute ..."."""
+    code 6 and the errno, reason "Error from <slot>: Failed to execute ...". A missing input
+    file: 021, 004, 012 with 13/2 and no 001 (the job never started)."""
     out = tmp_path / "out"
     submit = script_job(out, "exit 0\n", "transfer_output_files = missing.txt\n")
     r = run_dryrun(submit)
@@ -275,3 +276,15 @@ def test_starter_holds_log_021_004_012(tmp_path, htcondor2):
     assert [int(e.type) for e in evs] == [0, 1, 21, 4, 12]
     assert (evs[-1]["HoldReasonCode"], evs[-1]["HoldReasonSubCode"]) == (6, 2)
     assert evs[-1]["HoldReason"].startswith("Error from slot1@dry-run: Failed to execute ")
+
+    missing = tmp_path / "missing"
+    submit = script_job(missing, "exit 0\n", "transfer_input_files = nothere.txt\n")
+    r = run_dryrun(submit)
+    assert r.rc == exitstatus.DRYRUN_HELD, r.stdout + r.stderr
+    evs = events(htcondor2, missing / "j.log")
+    assert [int(e.type) for e in evs] == [0, 21, 4, 12]
+    assert (evs[-1]["HoldReasonCode"], evs[-1]["HoldReasonSubCode"]) == (13, 2)
+    assert evs[-1]["HoldReason"] == (
+        "Transfer input files failure at access point dry-run while sending files to execution "
+        "point slot1@dry-run. Details: 1 total failures: first failure: reading from file "
+        f"{missing / 'nothere.txt'}: (errno 2) No such file or directory")
