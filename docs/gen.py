@@ -213,10 +213,13 @@ def environment_page() -> str:
             out.append(f"| `{env}` | `{option}` | {_cell(text)} |\n")
     out.append(
         "\n## Given to the job by `ckpt-supervisor dry-run`\n\n"
-        "`_CONDOR_SCRATCH_DIR`, `TMPDIR`, `TMP`, `TEMP` (the sandbox), `_CONDOR_JOB_AD`, "
-        "`_CONDOR_MACHINE_AD`, `_CONDOR_JOB_IWD`, `_CONDOR_SLOT`, `BATCH_SYSTEM=HTCondor`, the submit "
-        "file's `environment`, and `PATH`, `HOME`, `LANG`, `LC_ALL` from the caller (all of it with "
-        "`getenv = true`), plus the family marker `CKPT_DRYRUN_FAMILY` "
+        "`_CONDOR_SCRATCH_DIR` (the sandbox), `TMPDIR`, `TMP`, `TEMP` (`/tmp`, as HTCondor 25.0.13 "
+        "sets them), `_CONDOR_JOB_AD`, `_CONDOR_MACHINE_AD`, `_CONDOR_JOB_IWD`, `_CONDOR_SLOT`, "
+        "`BATCH_SYSTEM=HTCondor`, `CONDOR_STARTER_PID`, `APPTAINER_CACHEDIR` and `SINGULARITY_CACHEDIR` "
+        "(the sandbox), the thread-count variables (`OMP_NUM_THREADS`, `OPENBLAS_NUM_THREADS`, "
+        "`PYTHON_CPU_COUNT` ... = 1), the submit file's `environment`, and `PATH` and `HOME` from the "
+        "caller (all of it with `getenv = true`), plus the family marker `CKPT_DRYRUN_FAMILY`. `PATH` "
+        "is the one difference from the pool, which gives the job none "
         "([dry-run reference](dry-run.md)).\n"
     )
     return "".join(out)

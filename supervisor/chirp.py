@@ -14,11 +14,12 @@ optional ``htcondor`` wheel is installed, it sets three attributes with
 ``ChirpCkptBytes``     bytes in that commit (an integer; only when known)
 =====================  ===========================================================
 
-The values are advisory (HTCondor's own ``CheckpointNumber`` and ``JobLastCheckpointTime``
-count uploads; these count commits). Nothing here may fail the job: without the config file
-or the wheel it returns quietly; any error of chirp itself is swallowed and only reported
-through the optional ``log`` callable. After the first failure to connect, later calls in the
-same process are skipped (a missing chirp server would otherwise cost a timeout per commit).
+The values are advisory (HTCondor's own ``CheckpointNumber`` counts uploads, and HTCondor
+25.0.13 left ``JobLastCheckpointTime`` undefined; these count commits). Nothing here may fail
+the job: without the config file or the wheel it returns quietly; any error of chirp itself
+is swallowed and only reported through the optional ``log`` callable. After the first
+failure to connect, later calls in the same process are skipped (a missing chirp server
+would otherwise cost a timeout per commit).
 The network exchange happens on a daemon thread, so the run loop never waits for it; a call made
 while the previous one is still running is dropped (the next commit publishes newer values).
 """

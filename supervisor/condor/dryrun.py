@@ -9,8 +9,9 @@ The emulator plays schedd, shadow and starter for job 1.0 of a submit file, on t
    the input files and then everything the spool holds; ``.job.ad`` and ``.machine.ad`` are
    written **once per execution** (``NumJobStarts`` counts earlier executions;
    ``CheckpointNumber`` is absent before the first checkpoint, 0 at it); the job's main process
-   is started in its own session with ``_CONDOR_SCRATCH_DIR``, ``TMPDIR``,
-   ``BATCH_SYSTEM=HTCondor`` and ``_CONDOR_JOB_AD``; stdout and stderr go to
+   is started in its own session with the pool's environment (``_CONDOR_SCRATCH_DIR``,
+   ``TMPDIR=/tmp``, thread limits of one CPU, ``BATCH_SYSTEM=HTCondor``, ``_CONDOR_JOB_AD``;
+   the caller's PATH is the one addition); stdout and stderr go to
    ``_condor_stdout``/``_condor_stderr`` opened with O_APPEND when the submit file names them
    (to the submit-side file when streamed; else /dev/null).
 3. *Reaping* (``VanillaProc::JobReaper``): the raw wait status of the main process is compared
@@ -22,7 +23,7 @@ The emulator plays schedd, shadow and starter for job 1.0 of a submit file, on t
    starts again in the same sandbox; leftover processes are not killed, only reported. After a
    checkpoint signal, any other exit is a hold (code 36), during an eviction too. Otherwise the
    exit is final: the family is killed, the outputs are copied to the submit directory and
-   event 005 is written.
+   event 005 is written. Every hold the starter causes is logged 021, 004, 012.
 4. *Eviction*: KillSig to the main process only; after the vacate time (the smaller of
    ``JobMaxVacateTime`` and the machine's ``MachineMaxVacateTime``) SIGKILL to the whole family
    and nothing is uploaded (fast shutdown); when the job exits within the vacate time and
@@ -266,6 +267,11 @@ def _quote_new_syntax(words: Sequence[str]) -> str:
 # --- the emulator -----------------------------------------------------------------------------
 
 SLOT_NAME = "slot1@dry-run"
+# Set to the slot's CPU count (1) by the starter of HTCondor 25.0.13 (STARTER_NUM_THREADS_ENV_VARS).
+THREAD_LIMITS = ("CUBACORES", "GOMAXPROCS", "JULIA_NUM_THREADS", "MKL_NUM_THREADS",
+                 "NUMEXPR_NUM_THREADS", "OMP_NUM_THREADS", "OMP_THREAD_LIMIT",
+                 "OPENBLAS_NUM_THREADS", "PYTHON_CPU_COUNT", "ROOT_MAX_THREADS",
+                 "TF_LOOP_PARALLEL_ITERATIONS", "TF_NUM_THREADS")
 ACCESS_POINT = "dry-run"
 TAIL_LINES = 10
 
@@ -342,9 +348,8 @@ class Emulator:
             self.next_random = self.rng.expovariate(1.0 / options.evict_random)
         # CheckpointNumber: absent until the first checkpoint, which is 0 (jic_shadow.cpp).
         self.checkpoint_number: Optional[int] = None
-        # JobLastCheckpointTime: the exit time of the run that checkpointed (not written into
-        # .job.ad: HTCondor 25.0.13 did not show it there nor in condor_q/condor_history).
-        self.last_checkpoint_wall: Optional[int] = None
+        # No JobLastCheckpointTime anywhere: HTCondor 25.0.13 left it undefined in .job.ad,
+        # condor_q and condor_history, even after checkpoints.
         # The periodic checkpoint signal: due at this time (dry-run clock), counted from the
         # claim's activation (execution start) or the last signal, not from each run.
         self.next_signal: Optional[float] = None
@@ -501,7 +506,16 @@ class Emulator:
         try:
             exe = self._populate(sandbox)
         except MissingFile as exc:
-            return self._hold(f"Transfer input files failure: {exc}", HOLD_TRANSFER_INPUT, 2)
+            # as HTCondor 25.0.13 logs it: 021 (the starter), 004 and 012, no 001
+            details = f"Details: 1 total failures: first failure: {exc}"
+            return self._hold(
+                f"Transfer input files failure at access point {ACCESS_POINT} while sending files "
+                f"to execution point {SLOT_NAME}. {details}",
+                HOLD_TRANSFER_INPUT, 2, evicted=True,
+                starter=(f"Failed to transfer files: SHADOW at 127.0.0.1 failed to send file(s) "
+                         f"to <127.0.0.1:0>: |Error: 1 total failures: first failure: {exc}; "
+                         f"STARTER failed to receive file(s) from <127.0.0.1:0>",
+                         HOLD_TRANSFER_INPUT, 2))
         baseline = _snapshot(sandbox)
         self.family = Family(uuid.uuid4().hex)
         self.log.execute()
@@ -545,6 +559,8 @@ class Emulator:
                         HOLD_FAILED_TO_CHECKPOINT,
                         -1,
                         evicted=True,
+                        starter=("Starter failed to upload checkpoint",
+                                 HOLD_FAILED_TO_CHECKPOINT, -1),
                     )
                 except _Interrupt as intr:
                     self.event(f"{intr.kind} during the checkpoint upload: nothing committed")
@@ -554,7 +570,6 @@ class Emulator:
                 self.checkpoint_number = 0 if self.checkpoint_number is None else (
                     self.checkpoint_number + 1
                 )
-                self.last_checkpoint_wall = int(exit_wall)
                 last_ckpt_wall = exit_wall
                 self.stats.committed += exit_wall - run_start_wall  # the run's duration
                 last_upload = self.now()
@@ -602,7 +617,8 @@ class Emulator:
                     except UploadFailed as exc:
                         self.stats.lost += self.now() - last_upload
                         return self._hold(
-                            self._output_failure(exc), HOLD_TRANSFER_OUTPUT, 2, evicted=True
+                            self._output_failure(exc), HOLD_TRANSFER_OUTPUT, 2, evicted=True,
+                            starter=self._output_failure_starter(exc),
                         )
                     self.event(
                         f"evicted ({detail}); ON_EXIT_OR_EVICT uploaded {nbytes} bytes: "
@@ -623,9 +639,12 @@ class Emulator:
                 self.family.kill_all(self.sleep, self.clock)
                 hold_code, reason = detail.split(":", 1)
                 self._show_stderr_tail(sandbox)
-                # HTCondor 25.0.13 logs the starter's end first (004 with the hold's code)
+                # HTCondor 25.0.13 logs the starter's error (021), then its end (004 with the
+                # hold's code), then the hold
+                message = reason.split(": ", 1)[1] if reason.startswith("Error from ") else reason
                 return self._hold(reason, int(hold_code), self._hold_subcode,
-                                  evicted=int(hold_code) == HOLD_FAILED_TO_CHECKPOINT)
+                                  evicted=True,
+                                  starter=(message, int(hold_code), self._hold_subcode))
             # final exit
             raw_status = int(detail)
             self.family.kill_all(self.sleep, self.clock)
@@ -636,7 +655,8 @@ class Emulator:
                 self.log.transfer_output_finished()
             except UploadFailed as exc:
                 self.stats.lost += self.now() - last_upload
-                return self._hold(self._output_failure(exc), HOLD_TRANSFER_OUTPUT, 2)
+                return self._hold(self._output_failure(exc), HOLD_TRANSFER_OUTPUT, 2,
+                                  evicted=True, starter=self._output_failure_starter(exc))
             end_wall = self.wall()
             self.stats.committed += end_wall - max(last_ckpt_wall or exec_start_wall,
                                                    exec_start_wall)
@@ -665,6 +685,18 @@ class Emulator:
             f"Transfer output files failure at execution point {SLOT_NAME} while sending "
             f"files to access point {ACCESS_POINT}. Details: 1 total failures: first failure: "
             f"reading from file {exc.path}: (errno 2) No such file or directory"
+        )
+
+    @staticmethod
+    def _output_failure_starter(exc: UploadFailed) -> tuple[str, int, int]:
+        """The starter's own report of a missing output file (event 021 on HTCondor 25.0.13:
+        code 13, subcode 2, although the hold is 12/2)."""
+        return (
+            f"STARTER at 127.0.0.1 failed to send file(s) to <127.0.0.1:0>: |Error: 1 total "
+            f"failures: first failure: reading from file {exc.path}: (errno 2) No such file or "
+            f"directory; SHADOW failed to receive file(s) from <127.0.0.1:0>",
+            13,
+            2,
         )
 
     def _show_stderr_tail(self, sandbox: Path) -> None:
@@ -701,8 +733,15 @@ class Emulator:
         return None
 
     def _hold(
-        self, reason: str, code: int, subcode: int, *, evicted: bool = False
+        self, reason: str, code: int, subcode: int, *, evicted: bool = False,
+        starter: Optional[tuple[str, int, int]] = None,
     ) -> tuple[int, str]:
+        """Hold the job. A hold the starter causes (``starter``: its message, code, subcode) is
+        logged as HTCondor 25.0.13 logs it: 021 "Error from starter", then (``evicted``) a 004
+        with the hold's code and subcode, then 012."""
+        if starter is not None:
+            message, s_code, s_subcode = starter
+            self.log.remote_error(message, slot=SLOT_NAME, code=s_code, subcode=s_subcode)
         if evicted:  # the shadow logs the starter's end as an eviction first (HTCondor 25.0.13)
             self.log.evicted(code=code, subcode=subcode, reason=reason)
         self.log.held(reason, code=code, subcode=subcode)
@@ -745,7 +784,7 @@ class Emulator:
             self._hold_subcode = exc.errno or 0
             return (
                 "hold",
-                f"{HOLD_FAILED_TO_EXECUTE}:Error from starter: "
+                f"{HOLD_FAILED_TO_EXECUTE}:Error from {SLOT_NAME}: "
                 f"Failed to execute '{exe}': {exc.strerror}",
                 False,
             )
@@ -874,6 +913,9 @@ class Emulator:
         if not src.is_file():
             raise MissingFile(f"executable {src} does not exist")
         exe = sandbox / Path(job.executable).name
+        # MOUNT_UNDER_SCRATCH's /var/tmp: HTCondor 25.0.13 made var/tmp in every sandbox (a
+        # directory, so never a default output)
+        (sandbox / "var" / "tmp").mkdir(parents=True, exist_ok=True, mode=0o700)
         shutil.copy2(src, exe)
         exe.chmod(exe.stat().st_mode | 0o755)
         for name in job.transfer_input_files:
@@ -899,19 +941,27 @@ class Emulator:
 
     def _environment(self, sandbox: Path) -> dict[str, str]:
         job = self.job
-        if job.getenv:
-            env = dict(os.environ)
-        else:
-            # HTCondor passes no environment without getenv; the dry run keeps PATH (and HOME,
-            # LANG) so that "#!/usr/bin/env python" finds this machine's interpreter.
-            env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "LC_ALL") if k in os.environ}
+        # HTCondor passes no environment without getenv (HTCondor 25.0.13 gave the job no PATH,
+        # and HOME from the submitter's account); the dry run keeps PATH so that
+        # "executable = /usr/bin/env" with "ckpt-supervisor run ..." finds the local install
+        # (documented as a difference in docs/reference/dry-run.md).
+        kept = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
+        env = dict(os.environ) if job.getenv else kept
+        # What the starter of HTCondor 25.0.13 added (with one CPU): thread limits, caches in
+        # the sandbox, and TMPDIR/TMP/TEMP = /tmp (MOUNT_UNDER_SCRATCH names /tmp; the job's
+        # /tmp is private when the bind mount works, the machine's /tmp otherwise).
+        env.update({name: "1" for name in THREAD_LIMITS})
         env.update(job.environment)
         env.update(
             {
                 "_CONDOR_SCRATCH_DIR": str(sandbox),
-                "TMPDIR": str(sandbox),
-                "TMP": str(sandbox),
-                "TEMP": str(sandbox),
+                "TMPDIR": "/tmp",
+                "TMP": "/tmp",
+                "TEMP": "/tmp",
+                "APPTAINER_CACHEDIR": str(sandbox),
+                "SINGULARITY_CACHEDIR": str(sandbox),
+                "CONDOR_STARTER_PID": str(os.getpid()),
+                "_CONDOR_JOB_PIDS": "",
                 "BATCH_SYSTEM": "HTCondor",
                 "_CONDOR_JOB_AD": str(sandbox / JOB_AD_NAME),
                 "_CONDOR_MACHINE_AD": str(sandbox / MACHINE_AD_NAME),

@@ -13,6 +13,8 @@ and a line holding ``...``. ``htcondor2.JobEventLog`` reads what this module wri
 007  ShadowExceptionEvent                    ``Shadow exception!`` + message (crash)
 009  JobAbortedEvent                         ``Job was aborted.`` + reason
 012  JobHeldEvent                            ``Job was held.`` + reason, code and subcode
+021  RemoteErrorEvent                        ``Error from starter on SLOT:`` + message, code and
+                                             subcode (before a hold the starter causes)
 040  FileTransferEvent                       ``Started/Finished transferring output files``
 ===  ======================================  ===============================================
 """
@@ -147,6 +149,16 @@ class EventLog:
     def held(self, reason: str, *, code: int, subcode: int = 0) -> None:
         self._write(
             12, "Job was held.", (f"\t{_one_line(reason)}", f"\tCode {code} Subcode {subcode}")
+        )
+
+    def remote_error(self, message: str, *, slot: str, code: int, subcode: int) -> None:
+        """Event 021 as HTCondor 25.0.13 writes it before the 004 and 012 of a hold the starter
+        causes: "Error from starter on SLOT:", the starter's message, then its code and subcode
+        (which may differ from the hold's: a missing output file is 13/2 here, 12/2 in the hold)."""
+        self._write(
+            21,
+            f"Error from starter on {slot}:",
+            (f"\t{_one_line(message)}", f"\tCode {code} Subcode {subcode}"),
         )
 
     def aborted(self, reason: str) -> None:

@@ -49,7 +49,7 @@ def test_ignored_checkpoint_signal_is_a_hold(tmp_path, htcondor2):
     r = run_dryrun(submit, "--checkpoint-period", "1.0")
     assert r.rc == exitstatus.DRYRUN_HELD, r.stdout + r.stderr
     evs = events(htcondor2, tmp_path / "counter.log")
-    assert [int(e.type) for e in evs] == [0, 1, 4, 12]  # as HTCondor 25.0.13 logs it
+    assert [int(e.type) for e in evs] == [0, 1, 21, 4, 12]  # as HTCondor 25.0.13 logs it
     held = evs[-1]
     assert held["HoldReasonCode"] == 36
     assert held["HoldReason"] == (
@@ -135,7 +135,8 @@ def test_eviction_sigkill_after_vacate_time_uploads_nothing(tmp_path, htcondor2)
 
 def test_missing_output_file_at_eviction_is_a_hold(tmp_path, htcondor2):
     """Rule: with ON_EXIT_OR_EVICT, a file named in transfer_output_files that does not exist
-    when the evicted job has exited puts the job on hold: 004 "Code 12 Subcode 2", then 012
+    when the evicted job has exited puts the job on hold: 021 (the starter's "Code 13 Subcode 2"),
+    004 "Code 12 Subcode 2", then 012
     with HTCondor 25.0.13's reason text (seen on the real pool)."""
     submit = counter_job(tmp_path, "", "--every 0 --total 1000 --step 0.05")
     submit.write_text(submit.read_text().replace("transfer_output_files = count",
@@ -143,7 +144,7 @@ def test_missing_output_file_at_eviction_is_a_hold(tmp_path, htcondor2):
     r = run_dryrun(submit, "--evict-at", "1.0")
     assert r.rc == exitstatus.DRYRUN_HELD, r.stdout + r.stderr
     evs = events(htcondor2, tmp_path / "counter.log")
-    assert [int(e.type) for e in evs] == [0, 1, 40, 40, 4, 12]
+    assert [int(e.type) for e in evs] == [0, 1, 40, 40, 21, 4, 12]
     held = evs[-1]
     assert (held["HoldReasonCode"], held["HoldReasonSubCode"]) == (12, 2)
     assert held["HoldReason"].startswith(
@@ -156,12 +157,12 @@ def test_missing_output_file_at_eviction_is_a_hold(tmp_path, htcondor2):
 def test_missing_checkpoint_file_is_a_hold(tmp_path, htcondor2):
     """Rule: a file listed in transfer_checkpoint_files that does not exist at the checkpoint
     upload holds the job with code 36, subcode -1, "Error from <slot>: Starter failed to upload
-    checkpoint" (HTCondor 25.0.13: 040 started, 004 with that code, 012)."""
+    checkpoint" (HTCondor 25.0.13: 040 started, 021, 004 with that code, 012)."""
     submit = counter_job(tmp_path, "", "--every 2 --total 4 --step 0.05", ckpt_files="count, nope")
     r = run_dryrun(submit)
     assert r.rc == exitstatus.DRYRUN_HELD, r.stdout + r.stderr
     evs = events(htcondor2, tmp_path / "counter.log")
-    assert [int(e.type) for e in evs] == [0, 1, 40, 4, 12]
+    assert [int(e.type) for e in evs] == [0, 1, 40, 21, 4, 12]
     held = evs[-1]
     assert (held["HoldReasonCode"], held["HoldReasonSubCode"]) == (36, -1)
     assert held["HoldReason"] == "Error from slot1@dry-run: Starter failed to upload checkpoint"
@@ -184,7 +185,7 @@ def test_symlink_to_directory_in_checkpoint_is_a_hold(tmp_path):
 
 
 def test_environment_job_ad_and_default_outputs(tmp_path):
-    """Rule: the job sees _CONDOR_SCRATCH_DIR (its cwd), TMPDIR, BATCH_SYSTEM=HTCondor and
+    """Rule: the job sees _CONDOR_SCRATCH_DIR (its cwd), TMPDIR=/tmp, BATCH_SYSTEM=HTCondor and
     _CONDOR_JOB_AD naming a ClassAd file with the submit file's attributes; without
     transfer_output_files, files created or changed at the sandbox top come back."""
     (tmp_path / "input.txt").write_text("in\n")
@@ -213,7 +214,8 @@ def test_environment_job_ad_and_default_outputs(tmp_path):
     assert r.rc == 0, r.stdout + r.stderr
     out = (tmp_path / "j.out").read_text().splitlines()
     first = dict(kv.split("=", 1) for kv in out[0].split())
-    assert first["scratch"] == first["pwd"] == first["tmp"]
+    assert first["scratch"] == first["pwd"]
+    assert first["tmp"] == "/tmp"  # as on HTCondor 25.0.13 (MOUNT_UNDER_SCRATCH names /tmp)
     assert first["batch"] == "HTCondor"
     assert out[1] == "args=one|two three|four"
     assert out[2] == "foo=bar baz"

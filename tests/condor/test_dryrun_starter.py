@@ -111,14 +111,14 @@ def test_promise_broken_during_eviction_is_a_hold(tmp_path, htcondor2):
     """Rule 8: once the checkpoint signal is sent, the next exit must be the checkpoint status,
     an eviction's too. As on HTCondor 25.0.13 (same job on the real pool): exit 143 after the
     soft kill is hold 36, subcode 36608 (the raw wait status), "Error from <slot>: Job did not
-    exit as promised ...", logged as 004 with that code, then 012."""
+    exit as promised ...", logged as 021 (the starter's error), 004 with that code, then 012."""
     body = ("trap 'echo usr2 >> seen' USR2\ntrap 'exit 143' TERM\n"
             "i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n")
     submit = script_job(tmp_path, body, '+WantCheckpointSignal = true\n+CheckpointSig = "SIGUSR2"\n')
     r = run_dryrun(submit, "--checkpoint-period", "1.0", "--evict-at", "2.5")
     assert r.rc == exitstatus.DRYRUN_HELD, r.stdout + r.stderr
     evs = events(htcondor2, tmp_path / "j.log")
-    assert [int(e.type) for e in evs] == [0, 1, 4, 12]
+    assert [int(e.type) for e in evs] == [0, 1, 21, 4, 12]
     held = evs[-1]
     assert (held["HoldReasonCode"], held["HoldReasonSubCode"]) == (36, 143 << 8)
     assert held["HoldReason"] == (
@@ -215,3 +215,76 @@ def test_negative_or_nan_times_refused(tmp_path, args):
     assert done.returncode == exitstatus.EXIT_USAGE, done.stderr
     assert args[0] in done.stderr and done.stderr.count("\n") == 1
     assert not (tmp_path / "j.log").exists()
+
+
+ENV_WITNESS = """\
+env | sort > env.txt
+ls -d var/tmp > var.txt
+exit 0
+"""
+
+
+@pytest.mark.timeout(60)
+def test_job_environment_is_the_pools(tmp_path, monkeypatch):
+    """Rule (seen on HTCondor 25.0.13 with a job that printed its environment): without getenv
+    the job gets no LANG/LC_ALL from the submitter, TMPDIR, TMP and TEMP are /tmp (not the
+    sandbox), the thread-count variables are 1 (one CPU), the sandbox holds var/tmp (which never
+    comes back as an output); the submit file's environment wins over the thread limits. PATH
+    is the dry run's documented exception (kept so that /usr/bin/env finds ckpt-supervisor)."""
+    submit = script_job(tmp_path, ENV_WITNESS, 'environment = "GOMAXPROCS=4"\n'
+                        "transfer_output_files = env.txt, var.txt\n")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    r = run_dryrun(submit)
+    assert r.rc == 0, r.stdout + r.stderr
+    lines = (tmp_path / "env.txt").read_text().splitlines()
+    env = dict(line.split("=", 1) for line in lines if "=" in line)
+    assert (env["TMPDIR"], env["TMP"], env["TEMP"]) == ("/tmp", "/tmp", "/tmp")
+    assert "LANG" not in env and "LC_ALL" not in env
+    assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == env["PYTHON_CPU_COUNT"] == "1"
+    assert env["GOMAXPROCS"] == "4"
+    assert env["APPTAINER_CACHEDIR"] == env["_CONDOR_SCRATCH_DIR"]
+    assert (tmp_path / "var.txt").read_text() == "var/tmp\n"
+    assert not (tmp_path / "var").exists()
+
+
+@pytest.mark.timeout(60)
+def test_starter_holds_log_021_004_012(tmp_path, htcondor2):
+    """Rule (seen on HTCondor 25.0.13): every hold the starter causes is logged as 021 "Error
+    from starter on SLOT:" with the starter's code and subcode, then 004 with the hold's code
+    and subcode, then 012. A missing output file at the final transfer: 040 started, 021 with
+    code 13/2, 004 and 012 with 12/2. An executable that cannot start: 021, 004, 012 with
+    code 6 and the errno, reason "Error from <slot>: Failed to execute ...". A missing input
+    file: 021, 004, 012 with 13/2 and no 001 (the job never started)."""
+    out = tmp_path / "out"
+    submit = script_job(out, "exit 0\n", "transfer_output_files = missing.txt\n")
+    r = run_dryrun(submit)
+    assert r.rc == exitstatus.DRYRUN_HELD, r.stdout + r.stderr
+    evs = events(htcondor2, out / "j.log")
+    assert [int(e.type) for e in evs] == [0, 1, 40, 21, 4, 12]
+    assert (evs[3]["HoldReasonCode"], evs[3]["HoldReasonSubCode"]) == (13, 2)
+    assert "Error from starter on slot1@dry-run:" in (out / "j.log").read_text()
+    assert (evs[-1]["HoldReasonCode"], evs[-1]["HoldReasonSubCode"]) == (12, 2)
+    assert "Job was evicted. Code 12 Subcode 2" in (out / "j.log").read_text()
+
+    bad = tmp_path / "bad"
+    submit = script_job(bad, "exit 0\n")
+    (bad / "job.sh").write_text("#!/nonexistent/interpreter\n")
+    r = run_dryrun(submit)
+    assert r.rc == exitstatus.DRYRUN_HELD, r.stdout + r.stderr
+    evs = events(htcondor2, bad / "j.log")
+    assert [int(e.type) for e in evs] == [0, 1, 21, 4, 12]
+    assert (evs[-1]["HoldReasonCode"], evs[-1]["HoldReasonSubCode"]) == (6, 2)
+    assert evs[-1]["HoldReason"].startswith("Error from slot1@dry-run: Failed to execute ")
+
+    missing = tmp_path / "missing"
+    submit = script_job(missing, "exit 0\n", "transfer_input_files = nothere.txt\n")
+    r = run_dryrun(submit)
+    assert r.rc == exitstatus.DRYRUN_HELD, r.stdout + r.stderr
+    evs = events(htcondor2, missing / "j.log")
+    assert [int(e.type) for e in evs] == [0, 21, 4, 12]
+    assert (evs[-1]["HoldReasonCode"], evs[-1]["HoldReasonSubCode"]) == (13, 2)
+    assert evs[-1]["HoldReason"] == (
+        "Transfer input files failure at access point dry-run while sending files to execution "
+        "point slot1@dry-run. Details: 1 total failures: first failure: reading from file "
+        f"{missing / 'nothere.txt'}: (errno 2) No such file or directory")

@@ -292,6 +292,16 @@ def is_output_start(e: Event) -> bool:
     return e.code == 40 and e.text.startswith("Started transferring output files")
 
 
+def starter_errors(events: Sequence[Event]) -> tuple[str, ...]:
+    """The 021 events ("Error from starter on SLOT:"), each as the "code/subcode" it carries."""
+    out = []
+    for e in events:
+        if e.code == 21:
+            m = re.search(r"Code (-?\d+) Subcode (-?\d+)", e.body)
+            out.append(f"{m.group(1)}/{m.group(2)}" if m else "?")
+    return tuple(out)
+
+
 def output_pairs(events: Sequence[Event]) -> int:
     """Output transfers (040 "Started transferring output files"): checkpoint uploads, eviction
     uploads (ON_EXIT_OR_EVICT) and the final transfer alike; the log alone cannot tell a
@@ -478,6 +488,7 @@ class Outcome:
     uploads: int = 0  # checkpoint uploads (pool: CheckpointNumber + 1; dry run: its summary)
     transfers: int = 0  # 040 "Started transferring output files" events in the log
     evictions: int = 0  # 004 events
+    starter_errors: tuple[str, ...] = ()  # 021 events, "code/subcode" each
     files: dict[str, bytes] = field(default_factory=dict)  # delivered into the job directory
     extra: dict[str, str] = field(default_factory=dict)  # attributes only the pool has
 
@@ -511,6 +522,7 @@ def outcome(job: Job, before: set[str]) -> Outcome:
     o = Outcome("unknown", evictions=sum(1 for e in events if e.code == 4), files=delivered(job.dir, before))
     o.uploads = checkpoints_from_ad(ad)
     o.transfers = output_pairs(events)
+    o.starter_errors = starter_errors(events)
     o.extra = {k: ad.get(k, "") for k in ("ExitCode", "CheckpointNumber", "NumJobStarts", "NumVacates", "CommittedTime",
                                            "JobLastCheckpointTime")}
     if end is None:
@@ -542,7 +554,7 @@ def differences(dry: Outcome, real: Outcome) -> list[str]:
     """Each field where the dry run and the real pool disagree, one readable line each."""
     out = []
     for name in ("state", "exit_code", "exit_signal", "hold_code", "hold_subcode", "uploads", "transfers",
-                 "evictions"):
+                 "evictions", "starter_errors"):
         a, b = getattr(dry, name), getattr(real, name)
         if a != b:
             out.append(f"{name}: dry run {a!r}, real pool {b!r}")
@@ -596,6 +608,7 @@ def dry_run_outcome(res: DryRun, log: str, before: set[str]) -> Outcome:
     m = re.search(r"checkpoints (\d+)", res.stdout)
     o.uploads = int(m.group(1)) if m else -1
     o.transfers = output_pairs(events)
+    o.starter_errors = starter_errors(events)
     if end is None:
         return o
     if end.code == 5:

@@ -4,7 +4,7 @@
 Compared (``poolkit.differences``, one line per difference): terminated/held/removed, exit code
 or signal, hold code and subcode (and the reason text when both held), checkpoint uploads
 (CheckpointNumber + 1 on the pool, the dry run's summary), output transfers in the event log,
-evictions, and the bytes of every delivered file. The pool's events are driven by what the job
+evictions, the 021 events (code/subcode each) and the bytes of every delivered file. The pool's events are driven by what the job
 writes (an eviction once the program hangs or saves); the dry run gets the same event at a time
 by which the program is surely at that point (``--evict-at``), and its checkpoint signal with
 ``--checkpoint-period``. Where the two clocks differ by design (the pool's checkpoint signal
@@ -120,3 +120,49 @@ def test_dry_run_matches_the_pool(pool: Pool, pyz: Path, folder: Path, tmp_path:
           f"uploads={real.uploads} transfers={real.transfers} evictions={real.evictions} {real.extra}")
     assert not diffs, (f"{name}: the dry run and the real pool differ:\n  " + "\n  ".join(diffs)
                        + f"\n--- real pool:\n{ctx}\n--- dry run (status {res.status}):\n{res.stdout[-3000:]}{res.stderr[-2000:]}")
+
+
+ENV_JOB = """#!/bin/sh
+# what the job's environment is made of, with the sandbox path and the per-run values removed
+for name in $(env | sed -n 's/^\\([A-Za-z_][A-Za-z0-9_]*\\)=.*/\\1/p' | sort); do
+  case $name in
+    _CONDOR_ANCESTOR_*|_CONDOR_BIN|_CONDOR_CHIRP_CONFIG|_CHIRP_DELAYED_UPDATE_PREFIX) ;;
+    CKPT_DRYRUN_FAMILY|PATH|PWD|SHLVL|_) ;;
+    *) echo "$name" ;;
+  esac
+done > names.txt
+{ echo "PATH set: $(env | grep -q '^PATH=' && echo yes)"; echo "TMPDIR=$TMPDIR TMP=$TMP TEMP=$TEMP OMP=$OMP_NUM_THREADS"
+  [ "$APPTAINER_CACHEDIR" = "$_CONDOR_SCRATCH_DIR" ] && echo "cache in the sandbox"
+  [ -d var/tmp ] && echo "var/tmp in the sandbox"
+  /usr/bin/python3 -c 'import sys; print("sys.executable", repr(sys.executable))'
+} > values.txt
+"""
+ENV_SUBMIT = """executable = env.sh
+should_transfer_files = yes
+transfer_output_files = names.txt, values.txt
+log = job.log
+queue
+"""
+
+
+@pytest.mark.timeout(300)
+def test_job_environment_matches_the_pool(pool: Pool, folder: Path, tmp_path: Path) -> None:
+    """Rule: without getenv the job's environment in the dry run is the pool's (the same
+    variable names; TMPDIR/TMP/TEMP, thread limits, caches, var/tmp), except PATH, which the
+    dry run keeps so that /usr/bin/env finds ckpt-supervisor (docs/reference/dry-run.md)."""
+    dry_dir = tmp_path / "dry"
+    dry_dir.mkdir()
+    for d in (folder, dry_dir):
+        (d / "env.sh").write_text(ENV_JOB)
+        (d / "env.sh").chmod(0o755)
+        (d / "job.submit").write_text(ENV_SUBMIT)
+    res = dry_run(dry_dir, "job.submit", [], 120)
+    with submitted(pool, folder, "job.submit") as job:
+        job.wait_end(240)
+    real_values = (folder / "values.txt").read_text()
+    dry_values = (dry_dir / "values.txt").read_text()
+    assert (folder / "names.txt").read_text() == (dry_dir / "names.txt").read_text(), res.stderr
+    assert real_values.splitlines()[0] == "PATH set: "
+    assert dry_values.splitlines()[0] == "PATH set: yes"  # the documented difference
+    assert real_values.splitlines()[1:4] == dry_values.splitlines()[1:4], real_values + dry_values
+    print(real_values + dry_values)
