@@ -145,7 +145,8 @@ def test_the_dry_run_of_a_job_without_progress_ends_with_76(tmp_path):
         "log = job.log",
         "queue",
     ]) + "\n")
-    res = subprocess.run([PY, "-m", "supervisor", "dry-run", "job.submit", "--max-starts", "20"], cwd=tmp_path,
+    res = subprocess.run([PY, "-m", "supervisor", "dry-run", "job.submit", "--max-starts", "20",
+                          "--work-dir", str(tmp_path / "work")], cwd=tmp_path,
                          env=ENV, capture_output=True, text=True, timeout=150)
     assert res.returncode == 76, res.stdout + res.stderr
     assert "exit code 76" in res.stdout, res.stdout
