@@ -515,6 +515,15 @@ def _num(v: Optional[str]) -> Optional[int]:
         return None
 
 
+
+def _terminated(o: Outcome, body: str) -> None:
+    """Fill ``o`` from a 005 event's body: its return value, or the signal that ended it."""
+    o.state = "terminated"
+    m = re.search(r"return value (-?\d+)", body)
+    s = re.search(r"signal (\d+)", body)
+    o.exit_code = int(m.group(1)) if m else None
+    o.exit_signal = int(s.group(1)) if s and not m else None
+
 def outcome(job: Job, before: set[str]) -> Outcome:
     events = job.events()
     end = next((e for e in reversed(events) if e.code in (5, 9, 12)), None)
@@ -528,11 +537,7 @@ def outcome(job: Job, before: set[str]) -> Outcome:
     if end is None:
         return o
     if end.code == 5:
-        o.state = "terminated"
-        m = re.search(r"return value (-?\d+)", end.body)
-        s = re.search(r"signal (\d+)", end.body)
-        o.exit_code = int(m.group(1)) if m else None
-        o.exit_signal = int(s.group(1)) if s and not m else None
+        _terminated(o, end.body)
     elif end.code == 12:
         o.state = "held"
         o.hold_code = _num(ad.get("HoldReasonCode"))
@@ -612,11 +617,7 @@ def dry_run_outcome(res: DryRun, log: str, before: set[str]) -> Outcome:
     if end is None:
         return o
     if end.code == 5:
-        o.state = "terminated"
-        m = re.search(r"return value (-?\d+)", end.body)
-        s = re.search(r"signal (\d+)", end.body)
-        o.exit_code = int(m.group(1)) if m else None
-        o.exit_signal = int(s.group(1)) if s and not m else None
+        _terminated(o, end.body)
     elif end.code == 12:
         o.state = "held"
         m = re.search(r"Code (-?\d+) Subcode (-?\d+)", end.body)
