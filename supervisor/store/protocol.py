@@ -274,16 +274,8 @@ class Store(_Reading, Staging):
     """The committed copy of a program's checkpoint paths. See the package docstring."""
 
     def fingerprint(self) -> tuple[tuple[Any, ...], ...]:
-        """A cheap, hashable fingerprint of the working checkpoint paths.
-
-        One tuple per file, directory and symlink under each path, in a stable order:
-        ``(relpath, kind, size, mtime_ns, ino, ctime_ns)``; a missing path gives
-        ``(relpath, "missing")``. Promise: any write, truncation, creation, deletion or
-        replacement by rename changes it (ctime_ns and ino catch writes that restore mtime).
-        Equal fingerprints mean "nothing changed", not more: restore() writes new inodes, so the
-        fingerprint after a restore differs from the one taken before the commit; take a new
-        baseline after restoring.
-        """
+        """The working checkpoint paths' fingerprint (``fingerprint.fingerprint``: what it
+        promises and what it does not)."""
         return fingerprint(self.fs, self.sandbox, self.paths)
 
     @_store_errors("checkpoint commit")
