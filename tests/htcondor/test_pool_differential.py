@@ -79,7 +79,9 @@ SCENARIOS = {
     # the held case: 7 s save after the translated signal, evicted meanwhile
     "evicted-while-saving-after-the-signal": Scenario(
         "run --checkpoint state.txt --job-signal SIGINT --complete-when exit",
-        "--steps 40 --step-time 0.25 --on-signal-sleep-exit 7:130", SIGNAL_JOB,
+        # 25 s of steps: the pool's first periodic signal (period 6 s, evaluated on the startd's
+        # polling) once came after a 10 s program had finished on a busy machine
+        "--steps 100 --step-time 0.25 --on-signal-sleep-exit 7:130", SIGNAL_JOB,
         ("--checkpoint-period", "3", "--evict-at", "5"), _saving, ("uploads", "transfers")),
     # no supervisor: a program that dies from the soft kill while it saves after the checkpoint
     # signal (rule 8 holds the job on the pool: code 36, subcode = the raw status 15)

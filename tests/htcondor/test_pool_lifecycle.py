@@ -39,7 +39,7 @@ def test_eviction_while_the_program_saves_after_the_checkpoint_signal_is_not_hel
     """Rule 8 (the issue's held case): the program needs 7 s to save after the translated
     checkpoint signal (SIGINT) and exits 130; condor_vacate_job during those seconds must not put
     the job on hold (36 "Job did not exit as promised"): the job resumes and finishes with 0."""
-    steps = 40
+    steps = 100  # 25 s: long enough that the pool's periodic signal comes first, even on a busy machine
     submit = work_submit(folder, pyz, "run --checkpoint state.txt --job-signal SIGINT --complete-when exit",
                          f"--steps {steps} --step-time 0.25 --on-signal-sleep-exit 7:130", SIGNAL_JOB)
     with submitted(pool, folder, submit) as job:
