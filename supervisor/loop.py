@@ -445,6 +445,13 @@ class Supervisor:
                     continue
                 seen.add(signum)
             out.append(C.SignalReceived(now, signum))
+        # Signals read together say nothing of the order they were sent in: when several are
+        # pending at once the kernel stacks their handlers, so the last one delivered runs first
+        # (HTCondor's checkpoint signal followed at once by its soft kill reads as [15, 12]).
+        # A checkpoint request among them is handled first: the eviction then finds it in
+        # flight and gives it its time, instead of passing the soft kill on and losing it.
+        triggers = self.cfg.trigger_signal
+        out.sort(key=lambda ev: ev.signum not in triggers)
         return out
 
 

@@ -294,6 +294,38 @@ def test_checkpoint_timeout_continue_and_fail(sandbox):
     assert verify_store(sandbox).get("empty") is True  # no checkpoint: the next start is from scratch
 
 
+SAVES_ON_SIGINT = """
+import signal, sys, time
+def save(signum, frame):
+    time.sleep(0.3)  # writing the checkpoint takes a while
+    open("state", "w").write("saved\\n")
+    sys.exit(130)
+signal.signal(signal.SIGINT, save)
+signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_checkpoint_signal_then_soft_kill_at_once_still_checkpoints(sandbox):
+    """HTCondor's checkpoint signal followed at once by its soft kill (an eviction right after
+    the periodic signal): the kernel runs the two handlers in the reverse order, so they are
+    read together as [SIGTERM, SIGUSR2]. The checkpoint request is handled first: the program
+    gets its checkpoint signal, not the soft kill, its checkpoint is committed and the exit is
+    the checkpoint status (85)."""
+    args = ["--checkpoint", "state", "--job-signal", "SIGINT", "--complete-when", "exit",
+            "--trigger-signal", "SIGUSR2"]
+    with supervise(sandbox, args, [PY, "-c", SAVES_ON_SIGINT]) as proc:
+        wait_line(proc, "ready")
+        os.kill(proc.pid, signal.SIGUSR2)
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=30) == 85, proc.stderr.read()
+    assert committed(sandbox) == "saved\n"
+    kinds = [e["event"] for e in events(sandbox)]
+    assert kinds.index("checkpoint_requested") < kinds.index("evicting") < kinds.index("committed")
+
+
 @pytest.mark.timeout(60)
 def test_unchanged_checkpoint_is_not_committed_again(sandbox):
     """Only a checkpoint that changed since the last commit is committed again (watch mode)."""

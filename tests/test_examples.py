@@ -56,7 +56,7 @@ CASES = (
     Case("resume-args", "resume.submit", ("--evict-at", "1.2", "--evict-at", "3.3"),
          "result.txt", "product after 20 steps = 21"),
     Case("want-checkpoint-signal", "ckptsig.submit",
-         ("--checkpoint-period", "1.5", "--evict-at", "2.8"), "result.txt", "2**25 = 33554432"),
+         ("--checkpoint-period", "1.5", "--evict-at", "2.8"), "result.txt", "2**40 = 1099511627776"),
 )
 
 

@@ -91,10 +91,17 @@ HOLD_FAILED_TO_EXECUTE = 6  # CONDOR_HOLD_CODE::FailedToCreateProcess
 # --- options ----------------------------------------------------------------------------------
 
 
+# Moments ``--evict-on`` can aim an eviction at, whatever the machine's speed: right after the
+# checkpoint signal is sent (the job is asked to checkpoint and at once to leave), or at the start
+# of a checkpoint upload (the upload is blocking: the eviction waits for its end).
+EVICT_ON_MOMENTS = ("checkpoint-signal", "upload")
+
+
 @dataclass
 class Options:
     submit_file: Path
     evict_at: list[float] = field(default_factory=list)
+    evict_on: list[str] = field(default_factory=list)  # EVICT_ON_MOMENTS, consumed in order
     crash_at: list[float] = field(default_factory=list)
     evict_every: Optional[float] = None
     evict_random: Optional[float] = None
@@ -341,6 +348,7 @@ class Emulator:
         self.injections: list[tuple[float, str]] = sorted(
             [(t, "evict") for t in options.evict_at] + [(t, "crash") for t in options.crash_at]
         )
+        self.evict_on: list[str] = list(options.evict_on)  # the first one is armed
         self.rng = random.Random(options.seed)
         self.next_every = options.evict_every
         self.next_random: Optional[float] = None
@@ -428,8 +436,17 @@ class Emulator:
                 }.get(key.lower(), "unknown-key")
         return None
 
+    def _evict_on(self, moment: str) -> bool:
+        """True (consumed) when the next ``--evict-on`` eviction is aimed at ``moment``."""
+        if self.evict_on and self.evict_on[0] == moment:
+            self.evict_on.pop(0)
+            return True
+        return False
+
     def _next_injection_text(self) -> str:
         times = []
+        if self.evict_on:
+            times.append(f"evict on the next {self.evict_on[0]}")
         if self.injections:
             times.append(f"{self.injections[0][1]} at {self.injections[0][0]:.1f}s")
         if self.next_every is not None and self.opts.evict_every:
@@ -800,6 +817,7 @@ class Emulator:
         evicting: Optional[str] = None
         kill_deadline: Optional[float] = None
         fast = False
+        signalled = False  # a checkpoint signal went out in this pass of the loop
         last_scan = -1.0
         raw: Optional[int] = None
         while raw is None:
@@ -810,7 +828,25 @@ class Emulator:
             if now - last_scan >= 0.1:
                 self.family.scan()
                 last_scan = now
+            if (
+                self.next_signal is not None
+                and period
+                and now >= self.next_signal
+                and evicting is None
+            ):
+                # The startd asks once a period, counted from its last ask; the starter sends
+                # the signal unless one is still unanswered. A declined ask restarts the period
+                # too (seen on HTCondor 25.0.13: a job that answered 28 s late got the next
+                # signal 23 s after its restart, not at once).
+                if checkpointing:
+                    self.event("checkpoint signal due but the last one is unanswered: not sent")
+                else:
+                    checkpointing = signalled = self._send_checkpoint_signal(pid)
+                self.next_signal = now + period
             kind = self._due()
+            if kind is None and signalled and self._evict_on("checkpoint-signal"):
+                kind = "evict"  # aimed at this moment: the soft kill follows the signal at once
+            signalled = False
             if kind == "crash":
                 self.event("crash injected: SIGKILL to every process")
                 self.family.kill_all(self.sleep, self.clock)
@@ -834,28 +870,13 @@ class Emulator:
                         "checkpoint signal not sent: a checkpoint or shutdown is in progress"
                     )
                 else:
-                    checkpointing = self._send_checkpoint_signal(pid)
+                    checkpointing = signalled = self._send_checkpoint_signal(pid)
                     if checkpointing and period:
                         self.next_signal = now + period
             elif kind == "status":
                 self._print_status(pid, start)
             elif kind == "unknown-key":
                 self.say("keys: c checkpoint signal, e evict, k crash, s status, q remove")
-            if (
-                self.next_signal is not None
-                and period
-                and now >= self.next_signal
-                and evicting is None
-            ):
-                # The startd asks once a period, counted from its last ask; the starter sends
-                # the signal unless one is still unanswered. A declined ask restarts the period
-                # too (seen on HTCondor 25.0.13: a job that answered 28 s late got the next
-                # signal 23 s after its restart, not at once).
-                if checkpointing:
-                    self.event("checkpoint signal due but the last one is unanswered: not sent")
-                else:
-                    checkpointing = self._send_checkpoint_signal(pid)
-                self.next_signal = now + period
             if kill_deadline is not None and now >= kill_deadline:
                 self.event("vacate time over: SIGKILL to every process (fast shutdown)")
                 self.family.kill_all(self.sleep, self.clock)
@@ -1101,6 +1122,10 @@ class Emulator:
         staging = self.spool / f".incoming-{uuid.uuid4().hex[:8]}"
         staging.mkdir()
         pending: Optional[str] = None
+        if checkpoint and self._evict_on("upload"):
+            pending = "evict"
+            self.event("evict during the checkpoint upload: it waits for the end of the upload "
+                       "(HTCondor's upload is blocking)")
         try:
             nbytes = 0
             for name in [*files, *self._std_names()]:
@@ -1261,6 +1286,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help=h("evict at T seconds after submission (repeatable)", "EVICT_AT"),
     )
     p.add_argument(
+        "--evict-on",
+        metavar="MOMENT",
+        action="append",
+        default=None,
+        help=h(
+            "evict at the next MOMENT, whatever the machine's speed: checkpoint-signal (the soft "
+            "kill right after the checkpoint signal, while the job writes its checkpoint) or "
+            "upload (at the start of a checkpoint upload); repeatable, each aims at the next "
+            "moment after the previous one",
+            "EVICT_ON",
+        ),
+    )
+    p.add_argument(
         "--crash-at",
         metavar="T",
         type=float,
@@ -1408,6 +1446,15 @@ def options_from_args(args: argparse.Namespace) -> Options:
                 )
         return out
 
+    def moments(value: Optional[list[str]]) -> list[str]:
+        out = list(value) if value is not None else _env_list("EVICT_ON")
+        label = "--evict-on" if value is not None else f"{_ENV_PREFIX}EVICT_ON"
+        for m in out:
+            if m not in EVICT_ON_MOMENTS:
+                raise ConfigError(f"{label} {m!r}: not a moment the dry run can aim at; use "
+                                  + " or ".join(EVICT_ON_MOMENTS))
+        return out
+
     evict_every = num(args.evict_every, "EVICT_EVERY", None)
     evict_random = num(args.evict_random, "EVICT_RANDOM", None)
     seed = num(args.seed, "SEED", None)
@@ -1436,6 +1483,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
     return Options(
         submit_file=Path(args.submit_file),
         evict_at=nums(args.evict_at, "EVICT_AT", "--evict-at"),
+        evict_on=moments(args.evict_on),
         crash_at=nums(args.crash_at, "CRASH_AT", "--crash-at"),
         evict_every=evict_every,
         evict_random=evict_random,

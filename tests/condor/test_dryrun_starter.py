@@ -217,6 +217,70 @@ def test_negative_or_nan_times_refused(tmp_path, args):
     assert not (tmp_path / "j.log").exists()
 
 
+# Writes its checkpoint for 0.2 s when asked (SIGUSR2), ignores the soft kill; once it has a
+# checkpoint it finishes at once (the next periodic signal is due 0.8 s after the restart).
+SLOW_WRITER = """\
+trap 'sleep 0.2; echo 1 > count; exit 85' USR2
+trap '' TERM
+n=$(cat count 2>/dev/null || echo 0)
+[ "$n" -ge 1 ] && exit 0
+i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+"""
+
+
+def _timeline(stdout: str) -> list[str]:
+    return re.findall(r"(?m)^\s+\d+\.\d+s  (.*)$", stdout)
+
+
+@pytest.mark.timeout(60)
+def test_evict_on_checkpoint_signal_follows_the_signal_at_once(tmp_path):
+    """``--evict-on checkpoint-signal``: the soft kill goes out right after the checkpoint
+    signal, whatever the machine's speed, so the job is evicted while it writes the checkpoint
+    it was asked for; its checkpoint exit (85) is an eviction (nothing uploaded), the next
+    execution is asked again and finishes."""
+    submit = script_job(tmp_path, SLOW_WRITER,
+                        '+WantCheckpointSignal = true\n+CheckpointSig = "SIGUSR2"\n')
+    r = run_dryrun(submit, "--checkpoint-period", "1.0", "--evict-on", "checkpoint-signal")
+    assert r.rc == 0, r.stdout + r.stderr
+    tl = _timeline(r.stdout)
+    first = next(i for i, text in enumerate(tl) if text.startswith("checkpoint signal SIGUSR2"))
+    pid = tl[first].split("to pid ")[1].split()[0]
+    assert tl[first + 1] == f"evicting: SIGTERM to pid {pid}; SIGKILL to all in 600s", r.stdout
+    assert tl[first + 2].endswith("exit code 85, wait status 0x5500"), r.stdout
+    assert "executions 2, runs 3, checkpoints 1, evictions 1, crashes 0" in r.stdout
+
+
+@pytest.mark.timeout(60)
+def test_evict_on_upload_waits_for_the_upload(tmp_path):
+    """``--evict-on upload``: the eviction arrives as the first checkpoint upload starts; the
+    upload is blocking, so it completes, the job is not restarted in place, and the next
+    execution resumes from that checkpoint."""
+    submit = script_job(tmp_path, "n=$(cat count 2>/dev/null || echo 0)\n"
+                        "[ \"$n\" -ge 1 ] && exit 0\necho 1 > count\nexit 85\n")
+    r = run_dryrun(submit, "--upload-time", "0.5", "--evict-on", "upload")
+    assert r.rc == 0, r.stdout + r.stderr
+    tl = _timeline(r.stdout)
+    assert any(t.startswith("evict during the checkpoint upload") for t in tl), r.stdout
+    assert any("that arrived during the upload proceeds now: no restart" in t for t in tl), r.stdout
+    assert "executions 2, runs 2, checkpoints 1, evictions 1, crashes 0" in r.stdout
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_evict_on_unknown_moment_refused(tmp_path, how):
+    """An ``--evict-on`` moment (or ``CKPT_DRYRUN_EVICT_ON``) that is not checkpoint-signal or
+    upload is a usage error (64) in one line naming it, before anything runs."""
+    submit = script_job(tmp_path, "exit 0\n")
+    args = ["--evict-on", "checkpoint"] if how == "flag" else []
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if how == "env":
+        env["CKPT_DRYRUN_EVICT_ON"] = "checkpoint"
+    done = subprocess.run([sys.executable, "-m", "supervisor", "dry-run", str(submit), *args],
+                          capture_output=True, text=True, timeout=30, env=env)
+    assert done.returncode == exitstatus.EXIT_USAGE, done.stderr
+    assert "checkpoint" in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "j.log").exists()
+
+
 ENV_WITNESS = """\
 env | sort > env.txt
 ls -d var/tmp > var.txt

@@ -44,7 +44,7 @@ EXAMPLE_CASES = [
     Example("signal-legacy", "legacy-by-signal.submit", 0, {"result.txt": b"fib(30) = 832040\n"}, 1),
     Example("vuc", "vuc.submit", 0, {"vuc.ckpt": b"10"}, 3, 3),
     Example("vuc-supervised", "vuc.submit", 0, {"vuc.ckpt": b"10"}, 3, 3),
-    Example("want-checkpoint-signal", "ckptsig.submit", 0, {"result.txt": b"2**25 = 33554432\n"}, 0),
+    Example("want-checkpoint-signal", "ckptsig.submit", 0, {"result.txt": b"2**40 = 1099511627776\n"}, 0),
 ]
 
 

@@ -133,46 +133,25 @@ class DryRun:
         return self.timeline()
 
     def eviction_phases(self) -> list[str]:
-        """What the supervisor was doing when each eviction's soft kill reached it.
-
-        The dry run's clock (seconds since submission) is mapped onto the supervisor's event
-        times (epoch) through the first checkpoint signal, which the supervisor logs as
-        ``checkpoint_requested`` within milliseconds. Phases: ``running``; ``checkpoint`` (a
-        checkpoint was requested, not yet complete); ``commit`` (complete, not yet committed);
-        ``exiting`` (committed, the supervisor not yet gone); ``gone`` (it had already exited,
-        e.g. the dry run's upload was under way).
+        """What the supervisor was doing when each eviction's soft kill reached it, as it says
+        itself: its ``evicting`` event names the phase (``during``). Phases: ``running``;
+        ``checkpoint`` (a checkpoint was requested, not yet complete); ``commit`` (complete, not
+        yet committed); ``exiting`` (committed or being killed); ``gone`` (no ``evicting``
+        event: it had already exited, e.g. the dry run's upload was under way).
         """
-        events = self.events()
         by_pid: dict[int, list[dict[str, object]]] = {}
-        for ev in events:
+        for ev in self.events():
             by_pid.setdefault(int(ev["pid"]), []).append(ev)  # type: ignore[call-overload]
-        lines = self.log_lines()
-        offset = None
-        for t, text in lines:
-            m = re.match(r"checkpoint signal \S+ to pid (\d+)", text)
-            if m:
-                reqs = [e for e in by_pid.get(int(m.group(1)), [])
-                        if e["event"] == "checkpoint_requested"]
-                if reqs:
-                    offset = float(reqs[0]["time"]) - t  # type: ignore[arg-type]
-                    break
-        if offset is None:
-            return []
+        names = {"running": "running", "starting": "running", "checkpointing": "checkpoint",
+                 "validating": "checkpoint", "committing": "commit", "stopping": "exiting",
+                 "killing": "exiting", "exited": "exiting"}
         phases = []
-        for t, text in lines:
+        for _, text in self.log_lines():
             m = re.match(r"evicting: \S+ to pid (\d+)", text)
             if not m:
                 continue
-            at = t + offset
-            phase = "running"
-            for ev in by_pid.get(int(m.group(1)), []):
-                if float(ev["time"]) > at:  # type: ignore[arg-type]
-                    break
-                phase = {"checkpoint_requested": "checkpoint", "checkpoint_complete": "commit",
-                         "committed": "exiting", "commit_failed": "running",
-                         "checkpoint_timed_out": "running", "exit": "gone"}.get(
-                             str(ev["event"]), phase)
-            phases.append(phase)
+            said = [e for e in by_pid.get(int(m.group(1)), []) if e["event"] == "evicting"]
+            phases.append(names.get(str(said[0].get("during")), "running") if said else "gone")
         return phases
 
     def events(self, name: str = "ckpt-events.jsonl") -> list[dict[str, object]]:

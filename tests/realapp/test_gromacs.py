@@ -7,10 +7,10 @@ is checked against an uninterrupted ``gmx mdrun`` of the same topol.tpr with the
 count: trajectory (.trr, .xtc), energies (.edr) and final coordinates (confout.gro) must be
 byte-identical after every kind of interruption.
 
-Eviction times are chosen from the measured speed of the uninterrupted run, so that they land
-while the job still runs on a slow or busy machine; the first checkpoint signal comes
-``PERIOD`` seconds after the first start, which is when the "during a checkpoint" and "during
-an upload" evictions are aimed.
+The "during a checkpoint" and "during an upload" evictions are aimed at those moments by the dry
+run itself (``--evict-on checkpoint-signal`` / ``upload``), whatever the machine's speed; the
+later evictions and crashes are timed from the measured speed of the uninterrupted run, so that
+they land while the job still runs on a slow or busy machine.
 """
 
 from __future__ import annotations
@@ -89,11 +89,12 @@ def test_evicted_during_a_checkpoint_and_later_crashed(prepared: Prepared, tmp_p
     to an uninterrupted run, and no gmx process outlives the dry run."""
     folder = _job(prepared, tmp_path)
     w = prepared.seconds
-    evict_1 = PERIOD + 0.04  # the first checkpoint signal goes out at PERIOD (+ ~0.02 s)
-    evict_2 = max(evict_1 + 2.5, 0.5 * w + PERIOD)
+    # The first eviction follows the first checkpoint signal at once (--evict-on), whatever
+    # the machine's speed; the second and the crash come later, mid-run.
+    evict_2 = max(PERIOD + 2.5, 0.5 * w + PERIOD)
     crash = evict_2 + max(2.5, 0.3 * w)
     res = dry_run(folder, "gromacs.submit",
-                  ["--checkpoint-period", str(PERIOD), "--evict-at", f"{evict_1:.2f}",
+                  ["--checkpoint-period", str(PERIOD), "--evict-on", "checkpoint-signal",
                    "--evict-at", f"{evict_2:.2f}", "--crash-at", f"{crash:.2f}"], timeout=200)
     assert res.status == 0, res.context()
     summary = res.summary()
@@ -115,13 +116,12 @@ def test_evicted_during_a_checkpoint_upload(prepared: Prepared, tmp_path: Path) 
     w = prepared.seconds
     upload = 1.0
     period = PERIOD + 1.0  # every checkpoint now costs an upload second too: fewer of them
-    # gmx stops within ~0.05-0.3 s of the signal and the commit is a rename: by period + 0.7
-    # the first checkpoint exit is over and its 1 s upload is under way.
-    evict_1 = period + 0.7
-    evict_2 = max(evict_1 + 3.0, 0.6 * w + 2 * period)
+    # The first eviction arrives as the first checkpoint upload starts (--evict-on upload),
+    # whatever the machine's speed; the second comes later, mid-run.
+    evict_2 = max(period + upload + 3.0, 0.6 * w + 2 * period)
     res = dry_run(folder, "gromacs.submit",
                   ["--checkpoint-period", str(period), "--upload-time", str(upload),
-                   "--evict-at", f"{evict_1:.2f}", "--evict-at", f"{evict_2:.2f}"], timeout=200)
+                   "--evict-on", "upload", "--evict-at", f"{evict_2:.2f}"], timeout=200)
     assert res.status == 0, res.context()
     summary = res.summary()
     assert summary["evictions"] == 2, res.context()
