@@ -67,6 +67,7 @@ from .. import PROG, exitstatus
 from ..errors import ConfigError, SupervisorError
 from ..jobad import Expression, format_ad
 from ..signals import signal_name
+from . import classad
 from .eventlog import EventLog
 from .submit import Job, load_job
 
@@ -86,6 +87,7 @@ HOLD_FAILED_TO_CHECKPOINT = 36  # CONDOR_HOLD_CODE::FailedToCheckpoint
 HOLD_TRANSFER_OUTPUT = 12  # CONDOR_HOLD_CODE::TransferOutputError
 HOLD_TRANSFER_INPUT = 13  # CONDOR_HOLD_CODE::TransferInputError
 HOLD_FAILED_TO_EXECUTE = 6  # CONDOR_HOLD_CODE::FailedToCreateProcess
+HOLD_ON_EXIT_POLICY = 3  # CONDOR_HOLD_CODE::JobPolicy (on_exit_hold)
 
 
 # --- options ----------------------------------------------------------------------------------
@@ -678,6 +680,11 @@ class Emulator:
             self.stats.committed += end_wall - max(last_ckpt_wall or exec_start_wall,
                                                    exec_start_wall)
             self.stats.bytes_uploaded += nbytes
+            held = self._on_exit_hold(raw_status)
+            if held is not None:
+                if os.WIFSIGNALED(raw_status) or os.WEXITSTATUS(raw_status) != 0:
+                    self._show_stderr_tail(sandbox)
+                return self._hold(held[0], HOLD_ON_EXIT_POLICY, held[1])
             if os.WIFSIGNALED(raw_status):
                 sig = os.WTERMSIG(raw_status)
                 self.log.terminated(signal=sig, core=os.WCOREDUMP(raw_status), sent_bytes=nbytes)
@@ -695,6 +702,35 @@ class Emulator:
             return code, f"terminated normally, exit code {code}"
 
     _hold_subcode = 0
+
+    def _on_exit_hold(self, raw_status: int) -> Optional[tuple[str, int]]:
+        """The job policy the shadow applies when the job ends (HTCondor 25.0.13, seen on a
+        real pool): ``on_exit_hold`` true holds the job, code 3, after its outputs were
+        transferred (040 040 012, no 005); the subcode and reason come from
+        ``on_exit_hold_subcode`` / ``on_exit_hold_reason`` or are 0 and "The job attribute
+        OnExitHold expression '...' evaluated to TRUE". None: the job terminates."""
+        job = self.job
+        if job.on_exit_hold is None:
+            return None
+        ad = self._job_ad()
+        if os.WIFSIGNALED(raw_status):
+            ad.update(ExitBySignal=True, ExitSignal=os.WTERMSIG(raw_status))
+        else:
+            ad.update(ExitBySignal=False, ExitCode=os.WEXITSTATUS(raw_status))
+        ad.update(JobStatus=4)
+        tree = classad.parse(job.on_exit_hold)
+        if not classad.as_bool(classad.Evaluator(ad).eval(tree)):
+            return None
+        subcode = 0
+        if job.on_exit_hold_subcode is not None:
+            subcode = classad.as_int(classad.evaluate(job.on_exit_hold_subcode, ad))
+        reason = None
+        if job.on_exit_hold_reason is not None:
+            reason = classad.evaluate(job.on_exit_hold_reason, ad)
+        if not isinstance(reason, str):
+            reason = (f"The job attribute OnExitHold expression '{classad.unparse(tree)}' "
+                      "evaluated to TRUE")
+        return reason, subcode
 
     def _output_failure(self, exc: UploadFailed) -> str:
         """The hold reason HTCondor 25.0.13 gives for a missing output file (code 12/2)."""

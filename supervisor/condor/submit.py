@@ -30,6 +30,7 @@ from typing import Optional
 
 from ..errors import ConfigError, SubmitFileError
 from ..signals import parse_signal
+from . import classad
 
 # Commands the dry run acts on (lower case). Everything else is reported once as ignored.
 UNDERSTOOD = frozenset(
@@ -57,6 +58,9 @@ UNDERSTOOD = frozenset(
         "iwd",
         "stream_output",
         "stream_error",
+        "on_exit_hold",
+        "on_exit_hold_reason",
+        "on_exit_hold_subcode",
     }
 )
 # Job-ad attributes (given as +Attr or MY.Attr) that the emulated execute point honours.
@@ -407,6 +411,10 @@ class Job:
     warnings: list[str]
     stream_output: bool = False
     stream_error: bool = False
+    # The job policy the shadow evaluates when the job ends (ClassAd expressions, checked).
+    on_exit_hold: Optional[str] = None
+    on_exit_hold_reason: Optional[str] = None
+    on_exit_hold_subcode: Optional[str] = None
 
     @property
     def on_exit_or_evict(self) -> bool:
@@ -601,6 +609,16 @@ def job_from_submit(sub: SubmitFile) -> Job:
         )
     stream_out = sub.get("stream_output")
     stream_err = sub.get("stream_error")
+    policy: dict[str, Optional[str]] = {}
+    for name in ("on_exit_hold", "on_exit_hold_reason", "on_exit_hold_subcode"):
+        text = sub.get(name)
+        if text is not None:
+            try:
+                classad.parse(text)
+            except SubmitFileError as exc:
+                raise SubmitFileError(f"{where(name)}: {exc}; condor_submit refuses it too: "
+                                      "fix the expression") from None
+        policy[name] = text
 
     return Job(
         submit_dir=submit_dir,
@@ -632,4 +650,7 @@ def job_from_submit(sub: SubmitFile) -> Job:
         and parse_bool(stream_out, where=where("stream_output")),
         stream_error=stream_err is not None
         and parse_bool(stream_err, where=where("stream_error")),
+        on_exit_hold=policy["on_exit_hold"],
+        on_exit_hold_reason=policy["on_exit_hold_reason"],
+        on_exit_hold_subcode=policy["on_exit_hold_subcode"],
     )

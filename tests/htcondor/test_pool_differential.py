@@ -22,6 +22,8 @@ from typing import Callable, Optional
 import pytest
 from poolkit import Job, Pool, differences, dry_run, dry_run_outcome, journal, outcome, submitted, work_submit
 
+from supervisor.condor.snippet import hold_policy_lines
+
 pytestmark = pytest.mark.htcondor
 
 TIMER_JOB = """
@@ -36,6 +38,7 @@ checkpoint_exit_code = 85
 transfer_checkpoint_files = checkpoint.atomic
 transfer_output_files = result.txt
 """
+POLICY = "\n".join(hold_policy_lines()) + "\n"
 INSPECT = "run --checkpoint state.txt --inspect-on-exit 77"
 SELF_CKPT = "--steps 12 --step-time 0.2 --every-steps 4 --exit-after-save 77"
 
@@ -88,6 +91,15 @@ SCENARIOS = {
     "unsupervised-evicted-after-the-signal": Scenario(
         "", "--steps 1000 --step-time 0.1 --save-on SIGUSR2 --save-time 15 --exit-on-save 0", SIGNAL_JOB,
         ("--checkpoint-period", "3", "--evict-at", "5"), _saving),
+    # the supervisor's own usage error (64) under the hold policy submit-snippet writes: held
+    # by on_exit_hold, code 3, subcode 64, the policy's reason (outputs transferred first)
+    "supervisor-error-held-by-the-policy": Scenario(
+        "run --checkpoint state.txt --every banana", "--steps 2 --step-time 0.1",
+        TIMER_JOB.replace("transfer_output_files = result.txt\n", "") + POLICY),
+    # the program's own failure (3) under the same policy: it terminates, not held
+    "program-failure-not-held-by-the-policy": Scenario(
+        "run --checkpoint state.txt", "--steps 2 --step-time 0.1 --exit-code 3",
+        TIMER_JOB.replace("transfer_output_files = result.txt\n", "") + POLICY),
     # the program finishes right after the checkpoint signal (status 7)
     "finishes-after-the-signal": Scenario(
         "run --checkpoint state.txt --job-signal SIGINT --complete-when exit",
