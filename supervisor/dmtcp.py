@@ -290,25 +290,32 @@ class Session:
         folder = os.path.join(self.workdir, IMAGES)
         script = os.path.join(folder, "dmtcp_restart_script.sh")
         deadline = time.monotonic() + COMPLETE_WAIT
+
+        def complete() -> list[str]:
+            """The images the fresh restart script lists, once all of them are on disk."""
+            try:
+                if os.stat(script).st_mtime < self.request_wall - 1:
+                    return []
+                with open(script) as f:
+                    m = re.search(r'^given_ckpt_files="([^"]*)"', f.read(), re.M)
+            except OSError:
+                return []
+            given = m.group(1).split() if m else []
+            if given and all(os.path.isfile(os.path.join(folder, os.path.basename(g))) for g in given):
+                return given
+            return []
+
         given: list[str] = []
         while time.monotonic() < deadline:
-            try:
-                fresh = os.stat(script).st_mtime >= self.request_wall - 1
-                if fresh:
-                    with open(script) as f:
-                        m = re.search(r'^given_ckpt_files="([^"]*)"', f.read(), re.M)
-                    given = m.group(1).split() if m else []
-                    if given and all(os.path.isfile(os.path.join(folder, os.path.basename(g)))
-                                     for g in given):
-                        break
-            except OSError:
-                pass
+            given = complete()
+            if given:
+                break
             if not alive():
-                given = []
+                # the coordinator writes the script and then exits: look once more, after
+                # seeing it gone, or a script written between the two looks would be missed
+                given = complete()
                 break
             time.sleep(POLL)
-        else:
-            given = []
         seconds = time.monotonic() - self.request_at
         self.request_at = None
         if not given:

@@ -522,9 +522,11 @@ class Emulator:
         if sandbox.exists():
             shutil.rmtree(sandbox)
         sandbox.mkdir(parents=True)
+        self.log.transfer_input_started()
         try:
             exe = self._populate(sandbox)
         except MissingFile as exc:
+            self.log.transfer_input_finished()
             # as HTCondor 25.0.13 logs it: 021 (the starter), 004 and 012, no 001
             details = f"Details: 1 total failures: first failure: {exc}"
             return self._hold(
@@ -535,6 +537,7 @@ class Emulator:
                          f"to <127.0.0.1:0>: |Error: 1 total failures: first failure: {exc}; "
                          f"STARTER failed to receive file(s) from <127.0.0.1:0>",
                          HOLD_TRANSFER_INPUT, 2))
+        self.log.transfer_input_finished()
         baseline = _snapshot(sandbox)
         self.family = Family(uuid.uuid4().hex)
         self.log.execute()

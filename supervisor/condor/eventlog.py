@@ -15,7 +15,7 @@ and a line holding ``...``. ``htcondor2.JobEventLog`` reads what this module wri
 012  JobHeldEvent                            ``Job was held.`` + reason, code and subcode
 021  RemoteErrorEvent                        ``Error from starter on SLOT:`` + message, code and
                                              subcode (before a hold the starter causes)
-040  FileTransferEvent                       ``Started/Finished transferring output files``
+040  FileTransferEvent                       ``Started/Finished transferring input/output files``
 ===  ======================================  ===============================================
 """
 
@@ -68,6 +68,13 @@ class EventLog:
 
     def execute(self) -> None:
         self._write(1, f"Job executing on host: {HOST}")
+
+    def transfer_input_started(self) -> None:
+        """Before every execution, a missing input file included (HTCondor 25.0.13)."""
+        self._write(40, "Started transferring input files", (f"\tTransferring to host: {HOST}",))
+
+    def transfer_input_finished(self) -> None:
+        self._write(40, "Finished transferring input files")
 
     def transfer_output_started(self) -> None:
         self._write(40, "Started transferring output files")

@@ -49,7 +49,7 @@ def test_ignored_checkpoint_signal_is_a_hold(tmp_path, htcondor2):
     r = run_dryrun(submit, "--checkpoint-period", "1.0")
     assert r.rc == exitstatus.DRYRUN_HELD, r.stdout + r.stderr
     evs = events(htcondor2, tmp_path / "counter.log")
-    assert [int(e.type) for e in evs] == [0, 1, 21, 4, 12]  # as HTCondor 25.0.13 logs it
+    assert [int(e.type) for e in evs] == [0, 40, 40, 1, 21, 4, 12]  # as HTCondor 25.0.13 logs it
     held = evs[-1]
     assert held["HoldReasonCode"] == 36
     assert held["HoldReason"] == (
@@ -128,7 +128,7 @@ def test_eviction_sigkill_after_vacate_time_uploads_nothing(tmp_path, htcondor2)
     assert r.stdout.count("vacate time over: SIGKILL to every process") == 2
     assert r.stdout.count("fast shutdown, nothing uploaded") == 2
     evs = events(htcondor2, tmp_path / "counter.log")
-    assert [int(e.type) for e in evs] == [0, 1, 4, 1, 4, 9]
+    assert [int(e.type) for e in evs] == [0, 40, 40, 1, 4, 40, 40, 1, 4, 9]
     assert "bytes uploaded 0," in r.stdout
     assert not (tmp_path / "count").exists()
 
@@ -144,7 +144,7 @@ def test_missing_output_file_at_eviction_is_a_hold(tmp_path, htcondor2):
     r = run_dryrun(submit, "--evict-at", "1.0")
     assert r.rc == exitstatus.DRYRUN_HELD, r.stdout + r.stderr
     evs = events(htcondor2, tmp_path / "counter.log")
-    assert [int(e.type) for e in evs] == [0, 1, 40, 40, 21, 4, 12]
+    assert [int(e.type) for e in evs] == [0, 40, 40, 1, 40, 40, 21, 4, 12]
     held = evs[-1]
     assert (held["HoldReasonCode"], held["HoldReasonSubCode"]) == (12, 2)
     assert held["HoldReason"].startswith(
@@ -162,7 +162,7 @@ def test_missing_checkpoint_file_is_a_hold(tmp_path, htcondor2):
     r = run_dryrun(submit)
     assert r.rc == exitstatus.DRYRUN_HELD, r.stdout + r.stderr
     evs = events(htcondor2, tmp_path / "counter.log")
-    assert [int(e.type) for e in evs] == [0, 1, 40, 21, 4, 12]
+    assert [int(e.type) for e in evs] == [0, 40, 40, 1, 40, 21, 4, 12]
     held = evs[-1]
     assert (held["HoldReasonCode"], held["HoldReasonSubCode"]) == (36, -1)
     assert held["HoldReason"] == "Error from slot1@dry-run: Starter failed to upload checkpoint"

@@ -61,7 +61,7 @@ def test_job_ad_once_per_execution_and_committed_time(tmp_path, htcondor2):
     assert 2 <= int(last["CommittedTime"]) < 7, runs[3]  # 2 runs of ~1.1 s; not the evicted one
     assert "MaxVacateTime = " not in runs[3].replace("MachineMaxVacateTime", "")
     evs = events(htcondor2, tmp_path / "j.log")
-    assert [int(e.type) for e in evs] == [0, 1, 40, 40, 40, 40, 4, 1, 40, 40, 5]
+    assert [int(e.type) for e in evs] == [0, 40, 40, 1, 40, 40, 40, 40, 4, 40, 40, 1, 40, 40, 5]
     assert "Job was evicted. Code 1009 Subcode 0" in (tmp_path / "j.log").read_text()
     assert "\tReason: Claim deactivated" in (tmp_path / "j.log").read_text()
 
@@ -118,7 +118,7 @@ def test_promise_broken_during_eviction_is_a_hold(tmp_path, htcondor2):
     r = run_dryrun(submit, "--checkpoint-period", "1.0", "--evict-at", "2.5")
     assert r.rc == exitstatus.DRYRUN_HELD, r.stdout + r.stderr
     evs = events(htcondor2, tmp_path / "j.log")
-    assert [int(e.type) for e in evs] == [0, 1, 21, 4, 12]
+    assert [int(e.type) for e in evs] == [0, 40, 40, 1, 21, 4, 12]
     held = evs[-1]
     assert (held["HoldReasonCode"], held["HoldReasonSubCode"]) == (36, 143 << 8)
     assert held["HoldReason"] == (
@@ -319,14 +319,15 @@ def test_starter_holds_log_021_004_012(tmp_path, htcondor2):
     and subcode, then 012. A missing output file at the final transfer: 040 started, 021 with
     code 13/2, 004 and 012 with 12/2. An executable that cannot start: 021, 004, 012 with
     code 6 and the errno, reason "Error from <slot>: Failed to execute ...". A missing input
-    file: 021, 004, 012 with 13/2 and no 001 (the job never started)."""
+    file: the input 040 pair, 021, 004, 012 with 13/2 and no 001 (the job never started).
+    Every execution starts with the input 040 pair, before its 001."""
     out = tmp_path / "out"
     submit = script_job(out, "exit 0\n", "transfer_output_files = missing.txt\n")
     r = run_dryrun(submit)
     assert r.rc == exitstatus.DRYRUN_HELD, r.stdout + r.stderr
     evs = events(htcondor2, out / "j.log")
-    assert [int(e.type) for e in evs] == [0, 1, 40, 21, 4, 12]
-    assert (evs[3]["HoldReasonCode"], evs[3]["HoldReasonSubCode"]) == (13, 2)
+    assert [int(e.type) for e in evs] == [0, 40, 40, 1, 40, 21, 4, 12]
+    assert (evs[5]["HoldReasonCode"], evs[5]["HoldReasonSubCode"]) == (13, 2)
     assert "Error from starter on slot1@dry-run:" in (out / "j.log").read_text()
     assert (evs[-1]["HoldReasonCode"], evs[-1]["HoldReasonSubCode"]) == (12, 2)
     assert "Job was evicted. Code 12 Subcode 2" in (out / "j.log").read_text()
@@ -337,7 +338,7 @@ def test_starter_holds_log_021_004_012(tmp_path, htcondor2):
     r = run_dryrun(submit)
     assert r.rc == exitstatus.DRYRUN_HELD, r.stdout + r.stderr
     evs = events(htcondor2, bad / "j.log")
-    assert [int(e.type) for e in evs] == [0, 1, 21, 4, 12]
+    assert [int(e.type) for e in evs] == [0, 40, 40, 1, 21, 4, 12]
     assert (evs[-1]["HoldReasonCode"], evs[-1]["HoldReasonSubCode"]) == (6, 2)
     assert evs[-1]["HoldReason"].startswith("Error from slot1@dry-run: Failed to execute ")
 
@@ -346,7 +347,7 @@ def test_starter_holds_log_021_004_012(tmp_path, htcondor2):
     r = run_dryrun(submit)
     assert r.rc == exitstatus.DRYRUN_HELD, r.stdout + r.stderr
     evs = events(htcondor2, missing / "j.log")
-    assert [int(e.type) for e in evs] == [0, 21, 4, 12]
+    assert [int(e.type) for e in evs] == [0, 40, 40, 21, 4, 12]
     assert (evs[-1]["HoldReasonCode"], evs[-1]["HoldReasonSubCode"]) == (13, 2)
     assert evs[-1]["HoldReason"] == (
         "Transfer input files failure at access point dry-run while sending files to execution "

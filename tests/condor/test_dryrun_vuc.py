@@ -90,22 +90,23 @@ def test_plain_event_log_order(vuc_runs, htcondor2):
     """Rule: the log is a classic job event log: submit, execute, a started/finished 040 pair
     per checkpoint upload and for the final output transfer, then terminated (return value 0)."""
     evs = events(htcondor2, vuc_runs["plain"].dir / "vuc.log")
-    assert [int(e.type) for e in evs] == [0, 1] + [40, 40] * 4 + [5]
-    assert [e["Type"] for e in evs if int(e.type) == 40] == [5, 6] * 4  # OUT_STARTED, OUT_FINISHED
+    assert [int(e.type) for e in evs] == [0, 40, 40, 1] + [40, 40] * 4 + [5]
+    assert [e["Type"] for e in evs if int(e.type) == 40] == [2, 3] + [5, 6] * 4  # IN_STARTED, IN_FINISHED, then OUT_...
     assert evs[-1]["ReturnValue"] == 0 and evs[-1]["TerminatedNormally"]
     assert all((e.cluster, e.proc) == (1, 0) for e in evs)
 
 
 def test_evictions_event_log(vuc_runs, htcondor2):
-    """Rule: each eviction is an 004 event followed by a new execution (001) on a fresh sandbox;
+    """Rule: each eviction is an 004 event followed by a new execution (input 040 pair, 001) on
+    a fresh sandbox;
     with ON_EXIT_OR_EVICT the eviction upload is a 040 pair; the log ends with 005."""
     r = vuc_runs["evictions"]
     types = [int(e.type) for e in events(htcondor2, r.dir / "vuc.log")]
-    assert types[:2] == [0, 1] and types[-1] == 5
+    assert types[:4] == [0, 40, 40, 1] and types[-1] == 5
     assert types.count(4) == 6 and types.count(1) == 7
     for i, t in enumerate(types):
         if t == 4:
-            assert types[i - 2:i] == [40, 40] and types[i + 1] == 1
+            assert types[i - 2:i] == [40, 40] and types[i + 1:i + 4] == [40, 40, 1]
     tl = r.timeline()
     first_evict = next(i for i, x in enumerate(tl) if x.startswith("evicted"))
     first_ckpt = next(i for i, x in enumerate(tl) if x.startswith("checkpoint 1 uploaded"))
@@ -122,12 +123,12 @@ def test_eviction_during_upload_waits_for_it(vuc_runs, htcondor2):
     starts = [x for x in (r.dir / "vuc.out").read_text().splitlines() if x.startswith("Starting")]
     assert starts == ["Starting from 0", "Starting from 3", "Starting from 6", "Starting from 9"]
     types = [int(e.type) for e in events(htcondor2, r.dir / "vuc.log")]
-    assert types[:6] == [0, 1, 40, 40, 4, 1]  # the upload finished, then the eviction
+    assert types[:10] == [0, 40, 40, 1, 40, 40, 4, 40, 40, 1]  # the upload finished, then the eviction
 
 
 def test_crash_logs_shadow_exception(vuc_runs, htcondor2):
     """Rule: a crash uploads nothing and is logged as a shadow exception (007)."""
     r = vuc_runs["crash"]
     types = [int(e.type) for e in events(htcondor2, r.dir / "vuc.log")]
-    assert types[:3] == [0, 1, 7]
+    assert types[:5] == [0, 40, 40, 1, 7]
     assert "crashes 1" in r.stdout
