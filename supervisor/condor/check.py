@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NoReturn, Optional
 
-from .. import PROG, config, exitstatus
+from .. import PROG, config, exitstatus, options
 from ..errors import ConfigError, SubmitFileError
 from ..jobad import Expression, format_ad
 from ..signals import parse_signal, signal_name
@@ -221,7 +221,7 @@ class _Parser(argparse.ArgumentParser):
 def run_option_parser() -> argparse.ArgumentParser:
     """``run``'s options (the real table), raising ConfigError instead of exiting."""
     p = _Parser(prog=f"{PROG} run", add_help=False)
-    config.add_run_options(p)
+    options.add_run_options(p)
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.add_argument("-q", "--quiet", action="count", default=0)
     p.add_argument("program", nargs=argparse.REMAINDER)
@@ -1053,7 +1053,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "added "
         "to the ones found in the file's arguments. See docs/reference/check.md.",
     )
-    p.add_argument("--json", action="store_true", help="print the findings as a JSON list")
+    options.add_arguments(p, options.CHECK, convert_now=True)
     p.add_argument("submit_file", metavar="SUBMITFILE")
     p.add_argument("run_options", nargs=argparse.REMAINDER, metavar="-- RUN OPTIONS")
     p.set_defaults(handler=handle)
