@@ -2,8 +2,11 @@
 
 Precedence, highest first: command-line flag, environment variable (``CKPT_<NAME>``), ``--config``
 file (TOML, the same names as the flags, with ``-`` or ``_``), the HTCondor job ad
-(``$_CONDOR_JOB_AD``), built-in default. Every option is declared once in :data:`OPTIONS`; the
-parser, ``--help``, the reference page and the config-file reader are all made from it.
+(``$_CONDOR_JOB_AD``), built-in default. Every option is declared once, as a row of
+``supervisor.options.RUN``; the parser, ``--help``, the reference pages, the environment and
+config-file readers and ``RunConfig``'s attributes are all made from it. The job ad's checkpoint
+attributes are read by ``jobad.checkpoint_defaults`` (through ``condor.attributes``, as the dry
+run and ``check`` read them).
 """
 
 from __future__ import annotations
@@ -105,7 +108,7 @@ def vacate_time(job_ad: dict[str, Any], machine_ad_vacate: Optional[float],
 
 def unknown_env_warnings(environ: dict[str, str]) -> list[str]:
     """One line for each CKPT_* variable that is no option, naming the nearest known one."""
-    known = [o.env for o in OPTIONS] + [options.CONFIG_ENV]
+    known = [o.env for o in options.RUN] + [options.CONFIG_ENV]
     out = []
     for name in sorted(environ):
         if not name.startswith(ENV_PREFIX) or name in known or name.startswith(OTHER_ENV_PREFIXES):
@@ -168,7 +171,7 @@ def read_config_file(path: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         dest = key.replace("-", "_")
-        if dest not in BY_DEST or not BY_DEST[dest].toml:
+        if dest not in options.BY_DEST or not options.BY_DEST[dest].toml:
             raise ConfigError(f"--config {path}: unknown key {key!r}; keys are the flag names, e.g. kill-grace")
         out[dest] = value
     return out
@@ -213,9 +216,9 @@ def build(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) ->
     config_path = getattr(args, "config", None) or environ.get(options.CONFIG_ENV)
     if config_path:
         layers.append((f"config {config_path}", read_config_file(config_path)))
-    layers.append(("environment", options.env_values(OPTIONS, environ)))
-    layers.append(("command line", options.args_values(OPTIONS, args)))
-    merged, sources = options.convert_all(OPTIONS, layers)
+    layers.append(("environment", options.env_values(options.RUN, environ)))
+    layers.append(("command line", options.args_values(options.RUN, args)))
+    merged, sources = options.convert_all(options.RUN, layers)
 
     if merged.get("dmtcp"):  # its images are a checkpoint path; its completion rule
         from .dmtcp import adjust
@@ -250,7 +253,7 @@ def build(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) ->
             merged["kill_grace"] = DEFAULT_KILL_GRACE
         merged["promise_budget"] = merged.get("checkpoint_on_evict") or DEFAULT_KILL_GRACE
     verbosity = int(getattr(args, "verbose", 0) or 0) - int(getattr(args, "quiet", 0) or 0)
-    warnings = unknown_env_warnings(environ)
+    warnings = unknown_env_warnings(environ) + list(job_ad_raw.get("notes", ()))
     if timing is not None and timing.upload_reserve < min(UPLOAD_RESERVE_MIN, timing.vacate / 4):
         warnings.append(f"--kill-grace and --checkpoint-on-evict leave {timing.upload_reserve:g} s of the "
                         f"vacate time {timing.vacate:g} s for HTCondor's eviction upload; lower them if "

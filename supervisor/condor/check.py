@@ -35,6 +35,7 @@ from .. import PROG, config, exitstatus, options
 from ..errors import ConfigError, SubmitFileError
 from ..jobad import Expression, format_ad
 from ..signals import parse_signal, signal_name
+from . import attributes
 from .snippet import PYZ_NAME, VACATE_MARGIN, vacate_time
 from .submit import (
     SubmitFile,
@@ -66,6 +67,11 @@ RULES: dict[str, tuple[str, str]] = {
     "by-signal-without-signal": (
         ERROR,
         "+SuccessCheckpointExitBySignal without +SuccessCheckpointExitSignal",
+    ),
+    "bool-reads-false": (
+        WARNING,
+        "a boolean attribute HTCondor reads as false (LookupBool takes true, false or a number; "
+        "a string or a bare word such as yes is false)",
     ),
     "checkpoint-sig-without-want": (
         ERROR,
@@ -284,18 +290,23 @@ class Checker:
         return self.sub.line_of("my." + name)
 
     def bool_attr(self, name: str) -> Optional[bool]:
-        value = self.attr(name)
-        if value is None:
+        """The attribute as the starter reads it (``condor.attributes``: LookupBool); None when
+        absent or an expression that cannot be told without evaluating it."""
+        text = self.attr(name)
+        if text is None:
             return None
-        low = value.strip('"').lower()
-        if low in ("true", "t", "yes", "y", "1"):
-            return True
-        if low in ("false", "f", "no", "n", "0"):
+        value = attributes.submit_value(text)
+        got = attributes.lookup_bool(value)
+        if got is not None:
+            return got
+        note = attributes.bool_note("+" + name, value, text)
+        if note is not None:
+            self.add("bool-reads-false", self.aline(name), note, f"write +{name} = true (or false)")
             return False
         self.add(
             "syntax",
             self.aline(name),
-            f"+{name} = {value} is not a boolean",
+            f"+{name} = {text} is not a boolean",
             f"write +{name} = true (or false)",
         )
         return None
@@ -327,10 +338,9 @@ class Checker:
         text = self.attr(name)
         if text is None:
             return None
-        try:
-            return int(text)
-        except ValueError:
-            pass
+        number = attributes.lookup_int(attributes.submit_value(text))
+        if number is not None:
+            return number
         try:
             hint = f" = {parse_signal(text.strip(chr(34)), what=name, catchable=False)}"
         except ConfigError:

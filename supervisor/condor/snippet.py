@@ -1,6 +1,6 @@
 """``ckpt-supervisor submit-snippet [run options] -- PROGRAM ARGS``: the submit-file lines to match.
 
-The run options are the real ones (``supervisor.config.OPTIONS``) and are validated the way
+The run options are the real ones (``supervisor.options.RUN``) and are validated the way
 ``run`` validates them, so a snippet is never printed for a command line that would refuse to
 start. What the lines say, and why:
 
@@ -65,7 +65,7 @@ def quote_new_syntax(words: Sequence[str]) -> str:
 def option_words(args: argparse.Namespace) -> list[str]:
     """The run options given on the command line, back as flags, in the table's order."""
     words: list[str] = []
-    for opt in config.OPTIONS:
+    for opt in options.RUN:
         value = getattr(args, opt.dest, None)
         if value is None:
             continue

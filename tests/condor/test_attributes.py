@@ -1,0 +1,61 @@
+"""One reading of HTCondor's checkpoint attributes (supervisor/condor/attributes.py): the
+supervisor (from the job ad), the dry run and check (from the submit file) agree with each other
+and with the starter's LookupBool, which takes true/false or a number. On the real pool
+(HTCondor 25.0.13) ``+WantCheckpointSignal = yes`` and ``= "yes"`` sent no checkpoint signal,
+``= 1`` and ``= true`` did."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from pathlib import Path
+
+import pytest
+from helpers import ROOT
+
+from supervisor import config
+from supervisor.condor.check import check_submit
+from supervisor.condor.submit import job_from_submit, parse_submit_text
+
+VALUES = [("yes", False), ('"yes"', False), ("true", True), ("TRUE", True), ("True", True), ("1", True),
+          ("2.5", True), ("0", False), ("false", False)]
+
+
+def _supervisor_reads(value: str, tmp_path: Path) -> tuple[bool, list[str]]:
+    """run's reading: the job ad as condor_submit writes it (the +Attr text as it is)."""
+    ad = tmp_path / ".job.ad"
+    ad.write_text(f'ClusterId = 1\nWantCheckpointSignal = {value}\nCheckpointSig = "SIGUSR2"\n')
+    args = argparse.Namespace(program=["--", "x"], checkpoint=["state"])
+    cfg = config.build(args, environ={"_CONDOR_JOB_AD": str(ad), "_CONDOR_SCRATCH_DIR": str(tmp_path)})
+    return cfg.trigger_signal == (signal.SIGUSR2,), [w for w in cfg.warnings if "WantCheckpointSignal" in w]
+
+
+def _dry_run_reads(value: str) -> tuple[bool, list[str]]:
+    job = job_from_submit(parse_submit_text(
+        f'executable = a\n+WantCheckpointSignal = {value}\n+CheckpointSig = "SIGUSR2"\nqueue\n', ROOT / "x.submit"))
+    return job.want_checkpoint_signal, [w for w in job.warnings if "WantCheckpointSignal" in w]
+
+
+def _check_reads(value: str, tmp_path: Path) -> tuple[bool, list[str]]:
+    path = tmp_path / "job.submit"
+    path.write_text(f'executable = sim.py\ncheckpoint_exit_code = 85\ntransfer_checkpoint_files = state\n'
+                    f'+WantCheckpointSignal = {value}\n+CheckpointSig = "SIGUSR2"\nqueue\n')
+    findings = check_submit(path)
+    codes = {f.code for f in findings}
+    assert "syntax" not in codes
+    return "checkpoint-sig-without-want" not in codes, [f.message for f in findings if f.code == "bool-reads-false"]
+
+
+@pytest.mark.parametrize(("value", "expected"), VALUES)
+def test_want_checkpoint_signal_read_alike(value: str, expected: bool, tmp_path: Path) -> None:
+    """Rule: +WantCheckpointSignal = yes/"yes"/true/TRUE/1/... is read the same by the supervisor
+    (its trigger signal comes from CheckpointSig only when true), the dry run (it sends the
+    signal only when true) and check (it reports CheckpointSig without WantCheckpointSignal
+    only when false); each warns, in one line, about a value that is not false yet reads as false."""
+    readings = {"supervisor": _supervisor_reads(value, tmp_path), "dry run": _dry_run_reads(value),
+                "check": _check_reads(value, tmp_path)}
+    assert {who: got for who, (got, _) in readings.items()} == dict.fromkeys(readings, expected)
+    warned = value.lower() not in ("true", "1", "2.5", "0", "false")
+    for who, (_, notes) in readings.items():
+        assert len(notes) == warned, (who, notes)
+        assert all("LookupBool" in n and "\n" not in n for n in notes), (who, notes)
