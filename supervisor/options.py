@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .errors import ConfigError
 from .exitstatus import DEFAULT_CHECKPOINT_EXIT_CODE
-from .records import record
 from .signals import parse_fatal_signal, parse_signal
 
 if TYPE_CHECKING:
@@ -197,30 +196,46 @@ def integer(name: str) -> Callable[[Any], int]:
 # --------------------------------------------------------------------------- the row
 
 
-@record(frozen=True)
 class Option:
     """One option. ``command`` is the subcommand it belongs to; ``env_prefix`` None: no
     environment twin; ``toml``: a key of the ``run --config`` file; ``attr`` and ``submit``: the
     job-ad attribute and submit command it corresponds to (documentation; the attribute reading
-    itself is ``supervisor.condor.attributes``)."""
+    itself is ``supervisor.condor.attributes``); ``env_split``: how a repeatable option's
+    environment value is split (``shell`` or ``comma``); ``group``: its argparse argument group;
+    options with the same ``exclusive`` tag are mutually exclusive.
 
-    name: str
-    help: str
-    convert: Callable[[Any], Any]
-    default: Any = None
-    multiple: bool = False
-    flag: bool = False  # takes no value
-    metavar: Optional[str] = None
-    short: Optional[str] = None
-    command: str = "run"
-    env_prefix: Optional[str] = RUN_ENV_PREFIX
-    env_split: str = "shell"  # how a repeatable option's environment value is split: shell, comma
-    toml: bool = True
-    attr: str = ""  # job-ad attribute(s) that give the default
-    submit: str = ""  # the submit command that matches
-    group: str = ""  # argparse argument group title
-    exclusive: str = ""  # options with the same tag are mutually exclusive
-    show_default: bool = True  # append "(default X)" to the help
+    A plain class with an explicit ``__init__`` (not a ``record``): the run command builds its
+    rows at every start.
+    """
+
+    __slots__ = ("attr", "command", "convert", "default", "env_prefix", "env_split", "exclusive", "flag", "group",
+                 "help", "metavar", "multiple", "name", "short", "show_default", "submit", "toml")
+
+    def __init__(self, name: str, help: str, convert: Callable[[Any], Any], default: Any = None, *,
+                 multiple: bool = False, flag: bool = False, metavar: Optional[str] = None,
+                 short: Optional[str] = None, command: str = "run", env_prefix: Optional[str] = RUN_ENV_PREFIX,
+                 env_split: str = "shell", toml: bool = True, attr: str = "", submit: str = "", group: str = "",
+                 exclusive: str = "", show_default: bool = True) -> None:
+        self.name = name
+        self.help = help
+        self.convert = convert
+        self.default = default
+        self.multiple = multiple
+        self.flag = flag  # takes no value
+        self.metavar = metavar
+        self.short = short
+        self.command = command
+        self.env_prefix = env_prefix
+        self.env_split = env_split
+        self.toml = toml
+        self.attr = attr  # job-ad attribute(s) that give the default
+        self.submit = submit  # the submit command that matches
+        self.group = group
+        self.exclusive = exclusive
+        self.show_default = show_default  # append "(default X)" to the help
+
+    def __repr__(self) -> str:
+        return f"Option({self.command} --{self.name})"
 
     @property
     def env(self) -> str:
@@ -345,93 +360,120 @@ DRYRUN_DEFAULT_MAX_STARTS = 100
 DRYRUN_DEFAULT_MAX_RUNS = 1000
 DRYRUN_DEFAULT_VACATE_TIME = 600.0  # HTCondor's MachineMaxVacateTime when the machine ad has none
 
-DRYRUN: tuple[Option, ...] = (
-    _dry("evict-at", "evict at T seconds after submission (repeatable)", time_point("evict-at"),
-         multiple=True, metavar="T"),
-    _dry("crash-at", "crash the execute point at T seconds after submission (repeatable)",
-         time_point("crash-at"), multiple=True, metavar="T"),
-    _dry("evict-every", "evict every S seconds since submission", duration("evict-every", positive=True),
-         metavar="S"),
-    _dry("evict-random", "evict at random, exponentially distributed intervals of mean MEAN seconds",
-         duration("evict-random", positive=True), metavar="MEAN"),
-    _dry("seed", "seed of the random generator for --evict-random", integer("seed"), metavar="SEED"),
-    _dry("max-starts", "give up after N executions", count("max-starts", low=1, high=10**9),
-         default=DRYRUN_DEFAULT_MAX_STARTS, metavar="N"),
-    _dry("max-runs", "give up after N runs in all (a run is one start of the command line; a job "
-         "restarts in place after each checkpoint)", count("max-runs", low=1, high=10**9),
-         default=DRYRUN_DEFAULT_MAX_RUNS, metavar="N"),
-    _dry("vacate-time", "the machine's vacate time: seconds between KillSig and SIGKILL at eviction; "
-         "job_max_vacate_time can only shorten it", duration("vacate-time", positive=False),
-         default=DRYRUN_DEFAULT_VACATE_TIME, metavar="S", attr="MachineMaxVacateTime (machine ad)",
-         submit="job_max_vacate_time shortens it"),
-    _dry("checkpoint-period", "with +WantCheckpointSignal, send CheckpointSig (or KillSig) every S "
-         "seconds, counted from the start of each execution or the last signal (not from each "
-         "restart in place)", duration("checkpoint-period", positive=True), metavar="S",
-         attr="PERIODIC_CHECKPOINT (startd)", submit="+WantCheckpointSignal"),
-    _dry("upload-time", "emulated duration of each checkpoint upload; a crash inside it aborts the "
-         "upload, an eviction waits for its end", duration("upload-time", positive=False),
-         default=0.0, metavar="S"),
-    _dry("interactive", "read single keys while the job runs: c checkpoint signal, e evict, "
-         "k crash, s status, q remove", boolean("interactive"), default=False, flag=True),
-    _dry("work-dir", "where sandboxes and the spool live (default: a new temporary directory, "
-         "removed after a successful run)", text("work-dir"), metavar="DIR"),
-    _dry("keep", "keep the work directory after a successful run", boolean("keep"), default=False,
-         flag=True),
-    _dry("quiet", "print only warnings and the summary, no timeline", boolean("quiet"), default=False,
-         flag=True),
-)
+# The other commands' rows are built at their first use (module __getattr__): the run command's
+# start-up builds only RUN.
+if TYPE_CHECKING:
+    DRYRUN: tuple[Option, ...]
+    SNIPPET: tuple[Option, ...]
+    CHECK: tuple[Option, ...]
+    REPORT: tuple[Option, ...]
+    TABLE: dict[str, tuple[Option, ...]]
+_LAZY = ("DRYRUN", "SNIPPET", "CHECK", "REPORT", "TABLE")
 
-SNIPPET: tuple[Option, ...] = (
-    _local("submit-snippet", "legacy", "write +SuccessCheckpointExitCode/+WantFTOnCheckpoint (HTCondor "
-           "8.8) instead of checkpoint_exit_code", boolean("legacy"), default=False, flag=True,
-           group="snippet options"),
-    _local("submit-snippet", "pyz", "the single-file supervisor to ship (default ckpt-supervisor.pyz)",
-           text("pyz"), metavar="FILE", group="snippet options"),
-    _local("submit-snippet", "python", "start the .pyz with this interpreter: executable = /usr/bin/env, "
-           'arguments = "PY ckpt-supervisor.pyz run ..."', text("python"), metavar="PY",
-           group="snippet options", exclusive="launch"),
-    _local("submit-snippet", "installed", "use the ckpt-supervisor installed on the execute nodes; "
-           "ship no .pyz", boolean("installed"), default=False, flag=True, group="snippet options",
-           exclusive="launch"),
-    _local("submit-snippet", "output", "a result file for transfer_output_files; repeatable (default: "
-           "every new or changed top-level file)", text("output"), multiple=True, metavar="FILE",
-           group="snippet options", submit="transfer_output_files"),
-    _local("submit-snippet", "input", "another file for transfer_input_files; repeatable",
-           text("input"), multiple=True, metavar="FILE", group="snippet options",
-           submit="transfer_input_files"),
-)
 
-CHECK: tuple[Option, ...] = (
-    _local("check", "json", "print the findings as a JSON list", boolean("json"), default=False, flag=True),
-)
+def _other_tables() -> dict[str, Any]:
+    DRYRUN = (
+        _dry("evict-at", "evict at T seconds after submission (repeatable)", time_point("evict-at"),
+             multiple=True, metavar="T"),
+        _dry("crash-at", "crash the execute point at T seconds after submission (repeatable)",
+             time_point("crash-at"), multiple=True, metavar="T"),
+        _dry("evict-every", "evict every S seconds since submission", duration("evict-every", positive=True),
+             metavar="S"),
+        _dry("evict-random", "evict at random, exponentially distributed intervals of mean MEAN seconds",
+             duration("evict-random", positive=True), metavar="MEAN"),
+        _dry("seed", "seed of the random generator for --evict-random", integer("seed"), metavar="SEED"),
+        _dry("max-starts", "give up after N executions", count("max-starts", low=1, high=10**9),
+             default=DRYRUN_DEFAULT_MAX_STARTS, metavar="N"),
+        _dry("max-runs", "give up after N runs in all (a run is one start of the command line; a job "
+             "restarts in place after each checkpoint)", count("max-runs", low=1, high=10**9),
+             default=DRYRUN_DEFAULT_MAX_RUNS, metavar="N"),
+        _dry("vacate-time", "the machine's vacate time: seconds between KillSig and SIGKILL at eviction; "
+             "job_max_vacate_time can only shorten it", duration("vacate-time", positive=False),
+             default=DRYRUN_DEFAULT_VACATE_TIME, metavar="S", attr="MachineMaxVacateTime (machine ad)",
+             submit="job_max_vacate_time shortens it"),
+        _dry("checkpoint-period", "with +WantCheckpointSignal, send CheckpointSig (or KillSig) every S "
+             "seconds, counted from the start of each execution or the last signal (not from each "
+             "restart in place)", duration("checkpoint-period", positive=True), metavar="S",
+             attr="PERIODIC_CHECKPOINT (startd)", submit="+WantCheckpointSignal"),
+        _dry("upload-time", "emulated duration of each checkpoint upload; a crash inside it aborts the "
+             "upload, an eviction waits for its end", duration("upload-time", positive=False),
+             default=0.0, metavar="S"),
+        _dry("interactive", "read single keys while the job runs: c checkpoint signal, e evict, "
+             "k crash, s status, q remove", boolean("interactive"), default=False, flag=True),
+        _dry("work-dir", "where sandboxes and the spool live (default: a new temporary directory, "
+             "removed after a successful run)", text("work-dir"), metavar="DIR"),
+        _dry("keep", "keep the work directory after a successful run", boolean("keep"), default=False,
+             flag=True),
+        _dry("quiet", "print only warnings and the summary, no timeline", boolean("quiet"), default=False,
+             flag=True),
+    )
 
-REPORT: tuple[Option, ...] = (
-    _local("report", "mtbf", "mean time between evictions to use (default: observed in the log)",
-           number("mtbf"), metavar="SECONDS"),
-    _local("report", "job-log", "the job's HTCondor event log (log = in the submit file), next to a "
-           "supervisor log: adds HTCondor's upload and restart time to the checkpoint cost",
-           text("job-log"), metavar="JOBLOG"),
-    _local("report", "exit-code", "the checkpoint exit code the runs used", integer("exit-code"),
-           default=DEFAULT_CHECKPOINT_EXIT_CODE, metavar="N"),
-    _local("report", "json", "print the summary as JSON", boolean("json"), default=False, flag=True,
-           show_default=False),
-)
+    SNIPPET = (
+        _local("submit-snippet", "legacy", "write +SuccessCheckpointExitCode/+WantFTOnCheckpoint (HTCondor "
+               "8.8) instead of checkpoint_exit_code", boolean("legacy"), default=False, flag=True,
+               group="snippet options"),
+        _local("submit-snippet", "pyz", "the single-file supervisor to ship (default ckpt-supervisor.pyz)",
+               text("pyz"), metavar="FILE", group="snippet options"),
+        _local("submit-snippet", "python", "start the .pyz with this interpreter: executable = /usr/bin/env, "
+               'arguments = "PY ckpt-supervisor.pyz run ..."', text("python"), metavar="PY",
+               group="snippet options", exclusive="launch"),
+        _local("submit-snippet", "installed", "use the ckpt-supervisor installed on the execute nodes; "
+               "ship no .pyz", boolean("installed"), default=False, flag=True, group="snippet options",
+               exclusive="launch"),
+        _local("submit-snippet", "output", "a result file for transfer_output_files; repeatable (default: "
+               "every new or changed top-level file)", text("output"), multiple=True, metavar="FILE",
+               group="snippet options", submit="transfer_output_files"),
+        _local("submit-snippet", "input", "another file for transfer_input_files; repeatable",
+               text("input"), multiple=True, metavar="FILE", group="snippet options",
+               submit="transfer_input_files"),
+    )
 
-# the rows of each command, in the order of its --help (submit-snippet takes every run option too)
-TABLE: dict[str, tuple[Option, ...]] = {
-    "run": RUN,
-    "dry-run": DRYRUN,
-    "submit-snippet": RUN + SNIPPET,
-    "check": CHECK,
-    "report": REPORT,
-}
+    CHECK = (
+        _local("check", "json", "print the findings as a JSON list", boolean("json"), default=False, flag=True),
+    )
+
+    REPORT = (
+        _local("report", "mtbf", "mean time between evictions to use (default: observed in the log)",
+               number("mtbf"), metavar="SECONDS"),
+        _local("report", "job-log", "the job's HTCondor event log (log = in the submit file), next to a "
+               "supervisor log: adds HTCondor's upload and restart time to the checkpoint cost",
+               text("job-log"), metavar="JOBLOG"),
+        _local("report", "exit-code", "the checkpoint exit code the runs used", integer("exit-code"),
+               default=DEFAULT_CHECKPOINT_EXIT_CODE, metavar="N"),
+        _local("report", "json", "print the summary as JSON", boolean("json"), default=False, flag=True,
+               show_default=False),
+    )
+
+    # the rows of each command, in the order of its --help (submit-snippet takes every run option too)
+    TABLE = {
+        "run": RUN,
+        "dry-run": DRYRUN,
+        "submit-snippet": RUN + SNIPPET,
+        "check": CHECK,
+        "report": REPORT,
+    }
+    return {"DRYRUN": DRYRUN, "SNIPPET": SNIPPET, "CHECK": CHECK, "REPORT": REPORT, "TABLE": TABLE}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        globals().update({k: v for k, v in _other_tables().items() if k not in globals()})
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _table() -> dict[str, tuple[Option, ...]]:
+    table: dict[str, tuple[Option, ...]] = __getattr__("TABLE") if "TABLE" not in globals() else globals()["TABLE"]
+    return table
+
+
 BY_DEST: dict[str, Option] = {o.dest: o for o in RUN}
 CONFIG_ENV = RUN_ENV_PREFIX + "CONFIG"
 
 
 def default(command: str, name: str) -> Any:
     """The default of one option (for the settings objects' own defaults)."""
-    for opt in TABLE[command]:
+    for opt in _table()[command]:
         if opt.name == name:
             return opt.empty
     raise KeyError(f"{command} has no option --{name}")
@@ -563,7 +605,7 @@ def convert_all(rows: tuple[Option, ...], layers: list[tuple[str, dict[str, Any]
 
 def resolve(command: str, args: Any, environ: dict[str, str]) -> dict[str, Any]:
     """A command's values from its flags and environment twins (the command line wins)."""
-    rows = TABLE[command]
+    rows = _table()[command]
     values, _ = convert_all(rows, [("environment", env_values(rows, environ)),
                                    ("command line", args_values(rows, args))])
     return values
