@@ -26,6 +26,7 @@ reader.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from typing import Optional
 
 from ..errors import JobAdError
@@ -34,6 +35,16 @@ from ..jobad import ERROR, Expression, Value, parse_literal
 BOOL_ATTRIBUTES = ("WantCheckpointSignal", "WantFTOnCheckpoint", "SuccessCheckpointExitBySignal")
 INT_ATTRIBUTES = ("SuccessCheckpointExitCode", "SuccessCheckpointExitSignal")
 SIGNAL_ATTRIBUTES = ("CheckpointSig", "KillSig", "RemoveKillSig")
+# The submit commands that condor_submit turns into checkpoint attributes of the job ad
+# (checkpoint_exit_code also sets WantFTOnCheckpoint = true).
+SUBMIT_COMMANDS = {
+    "checkpoint_exit_code": "SuccessCheckpointExitCode",
+    "kill_sig": "KillSig",
+    "remove_kill_sig": "RemoveKillSig",
+    "job_max_vacate_time": "JobMaxVacateTime",
+    "transfer_checkpoint_files": "TransferCheckpoint",
+    "when_to_transfer_output": "WhenToTransferOutput",
+}
 
 
 def submit_value(text: str) -> Value:
@@ -43,6 +54,19 @@ def submit_value(text: str) -> Value:
         return parse_literal(text)
     except JobAdError:
         return Expression(text)
+
+
+def with_attrs(ad: Mapping[str, object], attrs: Mapping[str, str], *, skip: Iterable[str] = ()) -> dict[str, object]:
+    """``ad`` with a submit file's ``+Attr``/``MY.Attr`` lines applied (as Expressions): they come
+    after the commands, so an attribute wins over what a command set under the same name (names
+    ignore case). ``skip``: attribute names (lower case) left out."""
+    skipped = set(skip)
+    out = dict(ad)
+    for name, expr in attrs.items():
+        out = {k: v for k, v in out.items() if k.lower() != name.lower()}
+        if name.lower() not in skipped:
+            out[name] = Expression(expr)
+    return out
 
 
 def _is_reference(value: Value) -> bool:

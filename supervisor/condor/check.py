@@ -33,7 +33,7 @@ from typing import Any, NoReturn, Optional
 
 from .. import PROG, config, exitstatus, options
 from ..errors import ConfigError, SubmitFileError
-from ..jobad import Expression, format_ad
+from ..jobad import format_ad
 from ..signals import parse_signal, signal_name
 from . import attributes
 from .snippet import PYZ_NAME, VACATE_MARGIN, vacate_time
@@ -322,6 +322,19 @@ class Checker:
             )
             return None
 
+    def int_attr(self, name: str) -> Optional[int]:
+        """An integer attribute as the starter's LookupInteger reads it (``condor.attributes``,
+        as the dry run reads it): a real is truncated, a string or a bare word reads as 0. None
+        when absent, or an expression that cannot be told without evaluating it."""
+        text = self.attr(name)
+        if text is None:
+            return None
+        value = attributes.submit_value(text)
+        number = attributes.lookup_int(value)
+        if number is None and attributes.evaluable(value) and value is not None:
+            return 0
+        return number
+
     def signal_value(self, text: Optional[str], where: str, line: int) -> Optional[int]:
         if text is None:
             return None
@@ -367,11 +380,7 @@ class Checker:
         # checkpoint declaration
         code_line = sub.line_of("checkpoint_exit_code")
         code = self.int_value(sub.get("checkpoint_exit_code"), "checkpoint_exit_code", code_line)
-        legacy_code = self.int_value(
-            self.attr("SuccessCheckpointExitCode"),
-            "+SuccessCheckpointExitCode",
-            self.aline("SuccessCheckpointExitCode"),
-        )
+        legacy_code = self.int_attr("SuccessCheckpointExitCode")
         want_ft = self.bool_attr("WantFTOnCheckpoint")
         by_signal = self.bool_attr("SuccessCheckpointExitBySignal")
         exit_sig = self.exit_signal_value()
@@ -394,10 +403,14 @@ class Checker:
         declared = bool(by_signal) or effective_code is not None
         if effective_code is not None and not by_signal:
             if effective_code == 0:
+                text = self.attr("SuccessCheckpointExitCode") if legacy_code is not None else None
+                why = (f"+SuccessCheckpointExitCode = {text} is not a number, which HTCondor's "
+                       "LookupInteger reads as 0" if text is not None and text.strip() not in ("0", "false")
+                       else "the checkpoint exit code is 0")
                 self.add(
                     "checkpoint-code-zero",
                     effective_line,
-                    "the checkpoint exit code is 0: HTCondor would treat every successful exit "
+                    f"{why}: HTCondor would treat every successful exit "
                     "as a checkpoint and restart the job forever",
                     "use another code; 85 is the usual one (checkpoint_exit_code = 85)",
                 )
@@ -999,15 +1012,13 @@ class Checker:
         code = sub.get("checkpoint_exit_code")
         if code is not None and code.strip().lstrip("-").isdigit():
             ad["SuccessCheckpointExitCode"] = int(code)
-        kill = sub.get("kill_sig")
-        if kill is not None:
-            ad["KillSig"] = kill.strip()
+        for command in ("kill_sig", "remove_kill_sig"):
+            text = sub.get(command)
+            if text is not None:
+                ad[attributes.SUBMIT_COMMANDS[command]] = text.strip()
         # JobMaxVacateTime is left out: check reasons about the vacate time itself (_vacate),
         # counting only values the user gave; run derives its default grace from it.
-        for name, expr in sub.attrs().items():
-            ad = {k: v for k, v in ad.items() if k.lower() != name.lower()}
-            if name.lower() != "jobmaxvacatetime":
-                ad[name] = Expression(expr)
+        ad = attributes.with_attrs(ad, sub.attrs(), skip=("jobmaxvacatetime",))
         ns = argparse.Namespace(**vars(args))
         ns.program = program
         with tempfile.TemporaryDirectory() as scratch:

@@ -64,8 +64,9 @@ import psutil
 
 from .. import PROG, exitstatus, options
 from ..errors import ConfigError, SupervisorError
-from ..jobad import Expression, format_ad
+from ..jobad import format_ad
 from ..signals import signal_name
+from .attributes import with_attrs
 from .eventlog import EventLog
 from .submit import Job, load_job
 
@@ -1024,12 +1025,7 @@ class Emulator:
             ad["WantFTOnCheckpoint"] = True
         if job.log:
             ad["UserLog"] = str(self._submit_path(job.log))
-        lower = {k.lower() for k in ad}
-        for name, expr in job.attrs.items():
-            if name.lower() in lower:
-                ad = {k: v for k, v in ad.items() if k.lower() != name.lower()}
-            ad[name] = Expression(expr)
-        return ad
+        return with_attrs(ad, job.attrs)
 
     def _write_ads(self, sandbox: Path) -> None:
         try:

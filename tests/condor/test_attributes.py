@@ -59,3 +59,22 @@ def test_want_checkpoint_signal_read_alike(value: str, expected: bool, tmp_path:
     for who, (_, notes) in readings.items():
         assert len(notes) == warned, (who, notes)
         assert all("LookupBool" in n and "\n" not in n for n in notes), (who, notes)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("85", 85), ("85.0", 85), ("85.9", 85), ('"85"', 0), ("SIGUSR2", 0),
+                                                 ("true", 1)])
+def test_checkpoint_exit_code_attribute_read_alike(value: str, expected: int, tmp_path: Path) -> None:
+    """Rule: +SuccessCheckpointExitCode is read with LookupInteger by the dry run and check alike:
+    a real is truncated, a string or a bare word is 0 (so a plain exit 0 is the checkpoint status,
+    which check reports as checkpoint-code-zero, naming the value)."""
+    text = (f"executable = sim.py\n+WantFTOnCheckpoint = true\n+SuccessCheckpointExitCode = {value}\n"
+            "transfer_checkpoint_files = state\nqueue\n")
+    job = job_from_submit(parse_submit_text(text, ROOT / "x.submit"))
+    assert job.checkpoint_exit_code == expected
+    path = tmp_path / "job.submit"
+    path.write_text(text)
+    findings = {f.code: f.message for f in check_submit(path)}
+    assert "syntax" not in findings
+    assert ("checkpoint-code-zero" in findings) is (expected == 0)
+    if expected == 0:
+        assert value in findings["checkpoint-code-zero"] and "LookupInteger" in findings["checkpoint-code-zero"]
