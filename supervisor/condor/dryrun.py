@@ -56,7 +56,7 @@ import time
 import tty
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol, TextIO
 
@@ -91,23 +91,28 @@ HOLD_FAILED_TO_EXECUTE = 6  # CONDOR_HOLD_CODE::FailedToCreateProcess
 # --- options ----------------------------------------------------------------------------------
 
 
-@dataclass
 class Options:
-    submit_file: Path
-    evict_at: list[float] = field(default_factory=list)
-    crash_at: list[float] = field(default_factory=list)
-    evict_every: Optional[float] = None
-    evict_random: Optional[float] = None
-    seed: Optional[int] = None
-    max_starts: int = options.default("dry-run", "max-starts")
-    max_runs: int = DEFAULT_MAX_RUNS
-    vacate_time: float = DEFAULT_MACHINE_VACATE_TIME
-    checkpoint_period: Optional[float] = None
-    upload_time: float = 0.0
-    interactive: bool = False
-    work_dir: Optional[Path] = None
-    keep: bool = False
-    quiet: bool = False
+    """The dry run's settings: the submit file, and one value for every row of
+    ``options.DRYRUN``, read as attributes (``opts.max_starts``); a row not given has its
+    default (a list for a repeatable one). A new dry-run option is one row plus its use."""
+
+    def __init__(self, submit_file: Path, **values: Any) -> None:
+        rows = {o.dest: o for o in options.DRYRUN}
+        unknown = sorted(set(values) - set(rows))
+        if unknown:
+            raise TypeError(f"Options() got unknown options {unknown}")
+        self.submit_file = submit_file
+        self.values: dict[str, Any] = {d: list(o.empty) if o.multiple else o.empty for d, o in rows.items()}
+        self.values.update(values)
+
+    def __getattr__(self, name: str) -> Any:  # only called for names that are not attributes
+        values = self.__dict__.get("values")
+        if values is not None and name in values:
+            return values[name]
+        raise AttributeError(f"dry-run Options have no option {name!r}")
+
+    def __repr__(self) -> str:
+        return f"Options(submit_file={self.submit_file!r}, {self.values!r})"
 
 
 # --- processes --------------------------------------------------------------------------------
@@ -1238,11 +1243,9 @@ def options_from_args(args: argparse.Namespace, environ: Optional[Mapping[str, s
         values["seed"] = 0
     work = values.pop("work_dir")
     return Options(
-        submit_file=Path(args.submit_file),
-        evict_at=list(values.pop("evict_at")),
-        crash_at=list(values.pop("crash_at")),
+        Path(args.submit_file),
+        **{dest: list(v) if isinstance(v, tuple) else v for dest, v in values.items()},
         work_dir=Path(work) if work else None,
-        **values,
     )
 
 
