@@ -78,3 +78,16 @@ def test_checkpoint_exit_code_attribute_read_alike(value: str, expected: int, tm
     assert ("checkpoint-code-zero" in findings) is (expected == 0)
     if expected == 0:
         assert value in findings["checkpoint-code-zero"] and "LookupInteger" in findings["checkpoint-code-zero"]
+
+
+def test_check_sees_remove_kill_sig_as_the_job_ad_carries_it(tmp_path: Path) -> None:
+    """Rule: condor_submit writes remove_kill_sig into the job ad as RemoveKillSig, from which run
+    takes its --remove-kill-signal default; check's job ad carries it too, so a trigger signal
+    equal to it is reported as a start the supervisor would refuse (exit 64)."""
+    path = tmp_path / "job.submit"
+    path.write_text("executable = ckpt-supervisor.pyz\n"
+                    'arguments = "run --checkpoint state --trigger-signal SIGUSR2 -- ./sim.py"\n'
+                    "transfer_input_files = sim.py\ncheckpoint_exit_code = 85\n"
+                    "transfer_checkpoint_files = checkpoint.atomic\nremove_kill_sig = SIGUSR2\nqueue\n")
+    refusals = [f.message for f in check_submit(path) if f.code == "supervisor-refuses"]
+    assert len(refusals) == 1 and "--remove-kill-signal" in refusals[0], refusals
