@@ -74,7 +74,7 @@ class _Parser(argparse.ArgumentParser):
 
 def main_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     """The whole parser; with ``only="run"`` just the run command (start-up cost matters there)."""
-    from .config import add_run_options
+    from .options import add_run_options
 
     parser = _Parser(
         prog=PROG,

@@ -2,215 +2,32 @@
 
 Precedence, highest first: command-line flag, environment variable (``CKPT_<NAME>``), ``--config``
 file (TOML, the same names as the flags, with ``-`` or ``_``), the HTCondor job ad
-(``$_CONDOR_JOB_AD``), built-in default. Every option is declared once in :data:`OPTIONS`; the
-parser, ``--help``, the reference page and the config-file reader are all made from it.
+(``$_CONDOR_JOB_AD``), built-in default. Every option is declared once, as a row of
+``supervisor.options.RUN``; the parser, ``--help``, the reference pages, the environment and
+config-file readers and ``RunConfig``'s attributes are all made from it. The job ad's checkpoint
+attributes are read by ``jobad.checkpoint_defaults`` (through ``condor.attributes``, as the dry
+run and ``check`` read them).
 """
 
 from __future__ import annotations
 
-import argparse
-import math
 import os
 import shlex
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-from . import exitstatus
+from . import options
 from .errors import ConfigError
 from .records import field, record
-from .signals import parse_fatal_signal, parse_signal
 
-ENV_PREFIX = "CKPT_"
+if TYPE_CHECKING:
+    import argparse
 
-
-def _seconds(name: str, *, allow_zero: bool = True, maximum: float = 366 * 86400) -> Callable[[Any], float]:
-    def conv(value: Any) -> float:
-        try:
-            if isinstance(value, bool):
-                raise ValueError
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"--{name}: {value!r} is not a number of seconds") from None
-        if math.isnan(number) or number < 0 or (number == 0 and not allow_zero) or number > maximum:
-            low = "0" if allow_zero else "more than 0"
-            raise ConfigError(f"--{name}: {value!r} is out of range; give {low} to {maximum:g} seconds")
-        return number
-
-    return conv
-
-
-def _exit_code(value: Any) -> int:
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        code = int(str(value), 10) if not isinstance(value, int) else value
-    except (TypeError, ValueError):
-        raise ConfigError(f"--exit-code: {value!r} is not an exit code; give 1-255 (85 is usual)") from None
-    if not 1 <= code <= 255:
-        raise ConfigError(f"--exit-code: {code} is out of range; give 1-255 (0 means success to HTCondor)")
-    return code
-
-
-def _signal(name: str) -> Callable[[Any], int]:
-    return lambda v: parse_signal(v, what=f"--{name}")
-
-
-def _fatal_signal(name: str) -> Callable[[Any], int]:
-    return lambda v: parse_fatal_signal(v, what=f"--{name}")
-
-
-def _codes(value: Any) -> frozenset[int]:
-    items = value if isinstance(value, list) else str(value).split(",")
-    out = set()
-    for item in items:
-        text = str(item).strip()
-        if not text:
-            continue
-        try:
-            code = int(text)
-        except ValueError:
-            raise ConfigError(f"--inspect-on-exit: {text!r} is not an exit code; give codes like 0 or 1,2") from None
-        if not 0 <= code <= 255:
-            raise ConfigError(f"--inspect-on-exit: {code} is out of range 0-255")
-        out.add(code)
-    return frozenset(out)
-
-
-def _choice(name: str, choices: tuple[str, ...]) -> Callable[[Any], str]:
-    def conv(value: Any) -> str:
-        text = str(value).strip().lower()
-        if text not in choices:
-            raise ConfigError(f"--{name}: {value!r} is not one of {', '.join(choices)}")
-        return text
-
-    return conv
-
-
-def _bool(name: str) -> Callable[[Any], bool]:
-    def conv(value: Any) -> bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off", ""):
-            return False
-        raise ConfigError(f"--{name}: {value!r} is not true or false")
-
-    return conv
-
-
-def _count(name: str) -> Callable[[Any], int]:
-    def conv(value: Any) -> int:
-        try:
-            if isinstance(value, bool):
-                raise ValueError
-            number = int(str(value), 10) if not isinstance(value, int) else value
-        except (TypeError, ValueError):
-            raise ConfigError(f"--{name}: {value!r} is not a whole number") from None
-        if not 0 <= number <= 1_000_000:
-            raise ConfigError(f"--{name}: {number} is out of range; give 0 to 1000000")
-        return number
-
-    return conv
-
-
-def _text(name: str) -> Callable[[Any], str]:
-    def conv(value: Any) -> str:
-        if not isinstance(value, str):
-            raise ConfigError(f"--{name}: {value!r} must be a string")
-        return value
-
-    return conv
-
-
-@record(frozen=True)
-class Option:
-    name: str
-    help: str
-    convert: Callable[[Any], Any]
-    default: Any = None
-    multiple: bool = False
-    flag: bool = False  # takes no value
-    metavar: Optional[str] = None
-    short: Optional[str] = None
-
-    @property
-    def env(self) -> str:
-        return ENV_PREFIX + self.name.upper().replace("-", "_")
-
-    @property
-    def dest(self) -> str:
-        return self.name.replace("-", "_")
-
-
-OPTIONS: tuple[Option, ...] = (
-    # checkpoint set and store
-    Option("checkpoint", "a file or directory (relative to the sandbox) that is part of the program's "
-           "checkpoint; repeat for each", _text("checkpoint"), multiple=True, metavar="PATH"),
-    Option("store", "the committed checkpoint's directory; list it in transfer_checkpoint_files",
-           _text("store"), default="checkpoint.atomic", metavar="PATH"),
-    Option("sandbox", "directory that relative paths start from (default: $_CONDOR_SCRATCH_DIR or the "
-           "current directory)", _text("sandbox"), metavar="DIR"),
-    # triggers
-    Option("trigger-signal", "signal that asks for a checkpoint (HTCondor's CheckpointSig; default from "
-           "the job ad when WantCheckpointSignal is true); repeatable", _signal("trigger-signal"),
-           multiple=True, metavar="SIG"),
-    Option("job-signal", "signal sent to the program to make it checkpoint (default: the trigger signal)",
-           _signal("job-signal"), metavar="SIG"),
-    Option("every", "ask for a checkpoint every SECONDS on our own timer", _seconds("every", allow_zero=False),
-           metavar="SECONDS"),
-    Option("watch", "the program checkpoints by itself: commit every new complete checkpoint",
-           _bool("watch"), default=False, flag=True),
-    Option("inspect-on-exit", "exit codes after which the sandbox is inspected: done (see --done-when) "
-           "or a new checkpoint since this start means 'checkpoint'", _codes, default=frozenset(),
-           metavar="CODES"),
-    Option("done-when", "rule meaning the program has finished: marker=PATH, log=REGEX or command=CMD; "
-           "repeatable (all must hold)", _text("done-when"), multiple=True, metavar="RULE"),
-    Option("complete-when", "rule meaning a checkpoint is complete: quiet=SECONDS, marker=PATH, log=REGEX, "
-           "command=CMD, closed, exit; repeatable (all must hold; default quiet=2)",
-           _text("complete-when"), multiple=True, metavar="RULE"),
-    Option("checkpoint-on-evict", "on the soft-kill signal, first try a checkpoint within SECONDS",
-           _seconds("checkpoint-on-evict", allow_zero=False), metavar="SECONDS"),
-    Option("checkpoint-timeout", "give up on a requested checkpoint after SECONDS",
-           _seconds("checkpoint-timeout", allow_zero=False), metavar="SECONDS"),
-    Option("on-timeout", "after a checkpoint timeout: continue running, or fail (kill, exit 75)",
-           _choice("on-timeout", ("continue", "fail")), default="continue", metavar="ACTION"),
-    Option("min-run", "with --every/--watch: commit locally but exit for transfer only after SECONDS "
-           "since this start", _seconds("min-run"), default=0.0, metavar="SECONDS"),
-    Option("dmtcp", "the program cannot checkpoint itself: run it under DMTCP, whose memory images "
-           "are committed with the --checkpoint files", _bool("dmtcp"), default=False, flag=True),
-    Option("dmtcp-prefix", "DMTCP's install folder or .tar.xz/.tar.gz archive (relative to the sandbox; "
-           "default: DMTCP on PATH)", _text("dmtcp-prefix"), metavar="PATH"),
-    Option("freeze", "hold the program's process tree still (SIGSTOP, then SIGCONT) while its "
-           "checkpoint files are copied, so that a program rewriting them cannot tear the copy; "
-           "false to let it run", _bool("freeze"), default=True, metavar="BOOL"),
-    Option("max-no-progress", "end the job with status 76 after N executions in a row that "
-           "committed, byte for byte, the checkpoint they had restored (0: never)",
-           _count("max-no-progress"), default=10, metavar="N"),
-    Option("resume-args", "arguments that replace the program's own when a committed checkpoint was "
-           "restored (shell syntax)", _text("resume-args"), metavar="ARGS"),
-    # reporting
-    Option("exit-code", "exit code that reports a committed checkpoint (HTCondor's checkpoint_exit_code; "
-           "default from the job ad, else 85)", _exit_code, metavar="N"),
-    Option("exit-signal", "report a committed checkpoint by dying from SIG instead "
-           "(SuccessCheckpointExitBySignal)", _fatal_signal("exit-signal"), metavar="SIG"),
-    # killing
-    Option("kill-signal", "the soft-kill signal (HTCondor's KillSig; default from the job ad, else SIGTERM)",
-           _signal("kill-signal"), metavar="SIG"),
-    Option("remove-kill-signal", "a second soft-kill signal (HTCondor's RemoveKillSig, used by condor_rm; "
-           "default from the job ad)", _signal("remove-kill-signal"), metavar="SIG"),
-    Option("kill-grace", "seconds between passing on the soft kill and SIGKILLing the whole tree "
-           "(default: 10, less when the vacate time is short: see configuration.md)",
-           _seconds("kill-grace", maximum=86400), metavar="SECONDS"),
-    Option("signal-to", "who gets passed-on signals: the program's process group, or the child alone",
-           _choice("signal-to", ("group", "child")), default="group", metavar="WHO"),
-    # observability
-    Option("events", "append one JSON object a line for every lifecycle event to FILE", _text("events"),
-           metavar="FILE"),
-    Option("poll-interval", "seconds between checks of the checkpoint files when inotify is unavailable",
-           _seconds("poll-interval", allow_zero=False, maximum=3600), default=1.0, metavar="SECONDS"),
-)
-BY_DEST = {o.dest: o for o in OPTIONS}
+ENV_PREFIX = options.RUN_ENV_PREFIX
+# the table of run options lives in supervisor/options.py; these names stay for their readers
+Option = options.Option
+OPTIONS = options.RUN
+BY_DEST = options.BY_DEST
+add_run_options = options.add_run_options
 
 
 DEFAULT_KILL_GRACE = 10.0
@@ -291,7 +108,7 @@ def vacate_time(job_ad: dict[str, Any], machine_ad_vacate: Optional[float],
 
 def unknown_env_warnings(environ: dict[str, str]) -> list[str]:
     """One line for each CKPT_* variable that is no option, naming the nearest known one."""
-    known = [o.env for o in OPTIONS] + [ENV_PREFIX + "CONFIG"]
+    known = [o.env for o in options.RUN] + [options.CONFIG_ENV]
     out = []
     for name in sorted(environ):
         if not name.startswith(ENV_PREFIX) or name in known or name.startswith(OTHER_ENV_PREFIXES):
@@ -312,34 +129,11 @@ OTHER_ENV_PREFIXES = (ENV_PREFIX + "DRYRUN_", ENV_PREFIX + "TEST_")
 
 @record(frozen=True)
 class RunConfig:
+    """The validated settings of one ``run``: PROGRAM, one value for every row of
+    ``options.RUN`` (read as attributes: ``cfg.kill_grace``), and what was derived from them."""
+
     program: tuple[str, ...]
-    checkpoint: tuple[str, ...] = ()
-    store: str = "checkpoint.atomic"
-    sandbox: str = "."
-    trigger_signal: tuple[int, ...] = ()
-    job_signal: Optional[int] = None
-    every: Optional[float] = None
-    watch: bool = False
-    inspect_on_exit: frozenset[int] = frozenset()
-    done_when: tuple[str, ...] = ()
-    complete_when: tuple[str, ...] = ()
-    checkpoint_on_evict: Optional[float] = None
-    checkpoint_timeout: Optional[float] = None
-    on_timeout: str = "continue"
-    min_run: float = 0.0
-    resume_args: Optional[tuple[str, ...]] = None
-    dmtcp: bool = False
-    dmtcp_prefix: Optional[str] = None
-    freeze: bool = True
-    max_no_progress: int = 10
-    exit_code: int = exitstatus.DEFAULT_CHECKPOINT_EXIT_CODE
-    exit_signal: Optional[int] = None
-    kill_signal: int = 15
-    remove_kill_signal: Optional[int] = None
-    kill_grace: float = 10.0
-    signal_to: str = "group"
-    events: Optional[str] = None
-    poll_interval: float = 1.0
+    values: dict[str, Any] = field(default_factory=dict)  # option dest -> converted value
     verbosity: int = 0
     job_ad: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)  # option -> where its value came from
@@ -347,24 +141,13 @@ class RunConfig:
     promise_budget: Optional[float] = None  # evicted with a promised checkpoint in flight
     warnings: tuple[str, ...] = ()  # said once at start (unknown CKPT_* variables, ...)
 
-
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    for opt in OPTIONS:
-        help_text = f"{opt.help} [env {opt.env}]"
-        if opt.default not in (None, False, frozenset(), ()):
-            help_text += f" (default {opt.default})"
-        kwargs: dict[str, Any] = {"dest": opt.dest, "default": None, "help": help_text}
-        if opt.flag:
-            kwargs["action"] = "store_const"
-            kwargs["const"] = True
-        elif opt.multiple:
-            kwargs["action"] = "append"
-            kwargs["metavar"] = opt.metavar
-        else:
-            kwargs["metavar"] = opt.metavar
-        parser.add_argument(f"--{opt.name}", **kwargs)
-    parser.add_argument("--config", metavar="FILE", help="TOML file with the same keys as the flags "
-                        f"[env {ENV_PREFIX}CONFIG]")
+    def __getattr__(self, name: str) -> Any:  # only called for names that are not fields
+        values = self.__dict__.get("values")
+        if values is not None and name in values:
+            return values[name]
+        if name in options.BY_DEST:
+            return options.BY_DEST[name].empty
+        raise AttributeError(f"RunConfig has no option or field {name!r}")
 
 
 def read_config_file(path: str) -> dict[str, Any]:
@@ -388,7 +171,7 @@ def read_config_file(path: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         dest = key.replace("-", "_")
-        if dest not in BY_DEST:
+        if dest not in options.BY_DEST or not options.BY_DEST[dest].toml:
             raise ConfigError(f"--config {path}: unknown key {key!r}; keys are the flag names, e.g. kill-grace")
         out[dest] = value
     return out
@@ -430,45 +213,12 @@ def build(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) ->
     if ad_path and os.path.isfile(ad_path):
         values, job_ad_raw = _from_job_ad(ad_path)
         layers.append((f"job ad {ad_path}", values))
-    config_path = getattr(args, "config", None) or environ.get(ENV_PREFIX + "CONFIG")
+    config_path = getattr(args, "config", None) or environ.get(options.CONFIG_ENV)
     if config_path:
         layers.append((f"config {config_path}", read_config_file(config_path)))
-    env_values: dict[str, Any] = {}
-    for opt in OPTIONS:
-        if opt.env in environ:
-            text = environ[opt.env]
-            try:
-                env_values[opt.dest] = shlex.split(text) if opt.multiple else text
-            except ValueError as exc:
-                raise ConfigError(f"--{opt.name} (environment variable {opt.env}={text!r}): {exc}; "
-                                  "quote it as a shell would") from None
-
-    layers.append(("environment", env_values))
-    layers.append(("command line", {k: v for k, v in vars(args).items() if k in BY_DEST and v is not None}))
-
-    raw: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for source, values in layers:  # later layers win; only the winning value is converted
-        for dest, value in values.items():
-            raw[dest] = value
-            sources[dest] = source
-    merged: dict[str, Any] = {}
-    for dest, value in raw.items():
-        opt = BY_DEST[dest]
-        try:
-            if opt.multiple:
-                items = value if isinstance(value, (list, tuple)) else [value]
-                merged[dest] = tuple(opt.convert(v) for v in items)
-            else:
-                merged[dest] = opt.convert(value)
-        except ConfigError as exc:
-            where = sources[dest]
-            if where == "environment":
-                where = f"environment variable {opt.env}"
-            raise ConfigError(f"{exc} (from the {where})" if where != "command line" else str(exc)) from None
-    for opt in OPTIONS:
-        if opt.dest not in merged and opt.default is not None:
-            merged[opt.dest] = opt.default  # defaults are already of the right type
+    layers.append(("environment", options.env_values(options.RUN, environ)))
+    layers.append(("command line", options.args_values(options.RUN, args)))
+    merged, sources = options.convert_all(options.RUN, layers)
 
     if merged.get("dmtcp"):  # its images are a checkpoint path; its completion rule
         from .dmtcp import adjust
@@ -482,10 +232,6 @@ def build(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) ->
             merged["resume_args"] = tuple(shlex.split(merged["resume_args"]))
         except ValueError as exc:
             raise ConfigError(f"--resume-args: {exc}; quote it as a shell would") from exc
-    if "exit_code" not in merged:
-        merged["exit_code"] = exitstatus.DEFAULT_CHECKPOINT_EXIT_CODE
-    if "kill_signal" not in merged:
-        merged["kill_signal"] = 15
     # the vacate time: grace and eviction budgets are derived from it (issue 13.1, rule 9)
     machine_ad = environ.get("_CONDOR_MACHINE_AD")
     machine_vacate = None
@@ -503,16 +249,18 @@ def build(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) ->
         merged["kill_grace"] = timing.kill_grace
         merged["promise_budget"] = timing.promise_budget
     else:
-        merged.setdefault("kill_grace", DEFAULT_KILL_GRACE)
+        if merged.get("kill_grace") is None:
+            merged["kill_grace"] = DEFAULT_KILL_GRACE
         merged["promise_budget"] = merged.get("checkpoint_on_evict") or DEFAULT_KILL_GRACE
     verbosity = int(getattr(args, "verbose", 0) or 0) - int(getattr(args, "quiet", 0) or 0)
-    warnings = unknown_env_warnings(environ)
+    warnings = unknown_env_warnings(environ) + list(job_ad_raw.get("notes", ()))
     if timing is not None and timing.upload_reserve < min(UPLOAD_RESERVE_MIN, timing.vacate / 4):
         warnings.append(f"--kill-grace and --checkpoint-on-evict leave {timing.upload_reserve:g} s of the "
                         f"vacate time {timing.vacate:g} s for HTCondor's eviction upload; lower them if "
                         "eviction-time files must reach the spool")
-    cfg = RunConfig(program=tuple(program), verbosity=verbosity, job_ad=job_ad_raw, sources=sources,
-                    timing=timing, warnings=tuple(warnings), **merged)
+    budget = merged.pop("promise_budget")
+    cfg = RunConfig(program=tuple(program), values=merged, verbosity=verbosity, job_ad=job_ad_raw,
+                    sources=sources, timing=timing, promise_budget=budget, warnings=tuple(warnings))
     validate(cfg)
     return cfg
 

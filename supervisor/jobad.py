@@ -490,6 +490,7 @@ class CheckpointDefaults(TypedDict, total=False):
     remove_kill_signal: int  # RemoveKillSig, a signal number (a soft kill too: os_proc.cpp:941)
     max_vacate_time: float  # JobMaxVacateTime, seconds >= 0
     num_job_starts: int  # NumJobStarts: earlier executions (a per-starter snapshot: rule 6)
+    notes: list[str]  # warnings: a boolean attribute that HTCondor reads as false (condor.attributes)
 
 
 class _Absent:
@@ -530,11 +531,24 @@ def _bad(ad: JobAd, attr: str, value: Literal, need: str, flag: str) -> JobAdErr
     )
 
 
-def _boolean(ad: JobAd, attr: str, flag: str) -> bool | _Absent:
-    value = _lookup(ad, attr, flag)
-    if isinstance(value, (_Absent, bool)):
-        return value
-    raise _bad(ad, attr, value, "true or false", flag)
+def _boolean(ad: JobAd, attr: str, flag: str, notes: list[str]) -> bool | _Absent:
+    """Read as the starter's LookupBool does (``condor.attributes``): a boolean or a number;
+    a string or a reference to an undefined attribute (``yes``) reads as false, with a note."""
+    from .condor.attributes import bool_note, evaluable, lookup_bool
+
+    if attr not in ad or ad[attr] is None:
+        return _ABSENT
+    value = ad[attr]
+    got = lookup_bool(value)
+    if got is not None:
+        return got
+    if not evaluable(value) or isinstance(value, ErrorValue):
+        _lookup(ad, attr, flag)  # an expression we cannot evaluate, or error: JobAdError
+    shown = value.text if isinstance(value, Expression) else format_value(value)
+    note = bool_note(attr, value, shown)
+    if note:
+        notes.append(f"{ad.where(attr)}: {note}, or give {flag}")
+    return False
 
 
 def _signal(ad: JobAd, attr: str, flag: str) -> int | _Absent:
@@ -559,11 +573,14 @@ def checkpoint_defaults(ad: Mapping[str, Value]) -> CheckpointDefaults:
     JobMaxVacateTime (``max_vacate_time``, seconds as a float) and, when it is a plain count,
     NumJobStarts (``num_job_starts``; never an error). Signals may be names or numbers and come back
     as numbers; they must be catchable. An absent or ``undefined`` attribute is an absent key.
-    Any other value of the wrong kind, an expression or ``error`` raises JobAdError naming
-    the attribute (and its file and line).
+    The two booleans are read as HTCondor's LookupBool reads them (``condor.attributes``, shared
+    with the dry run and ``check``): true/false or a number; a string or an undefined reference
+    such as ``yes`` is false, and ``notes`` says so. Any other value of the wrong kind, an
+    expression or ``error`` raises JobAdError naming the attribute (and its file and line).
     """
     job_ad = ad if isinstance(ad, JobAd) else JobAd(ad)
     result: CheckpointDefaults = {}
+    notes: list[str] = []
 
     attr, flag = "SuccessCheckpointExitCode", "--exit-code"
     value = _lookup(job_ad, attr, flag)
@@ -572,14 +589,14 @@ def checkpoint_defaults(ad: Mapping[str, Value]) -> CheckpointDefaults:
             raise _bad(job_ad, attr, value, "an exit code 1-255 (85 is usual)", flag)
         result["exit_code"] = value
 
-    by_signal = _boolean(job_ad, "SuccessCheckpointExitBySignal", "--exit-signal")
+    by_signal = _boolean(job_ad, "SuccessCheckpointExitBySignal", "--exit-signal", notes)
     if not isinstance(by_signal, _Absent):
         result["exit_by_signal"] = by_signal
     exit_signal = _signal(job_ad, "SuccessCheckpointExitSignal", "--exit-signal")
     if not isinstance(exit_signal, _Absent):
         result["exit_signal"] = exit_signal
 
-    want = _boolean(job_ad, "WantCheckpointSignal", "--trigger-signal")
+    want = _boolean(job_ad, "WantCheckpointSignal", "--trigger-signal", notes)
     if not isinstance(want, _Absent):
         result["want_checkpoint_signal"] = want
     checkpoint_signal = _signal(job_ad, "CheckpointSig", "--trigger-signal")
@@ -609,6 +626,8 @@ def checkpoint_defaults(ad: Mapping[str, Value]) -> CheckpointDefaults:
         ):
             raise _bad(job_ad, attr, value, "a number of seconds >= 0", flag)
         result["max_vacate_time"] = float(value)
+    if notes:
+        result["notes"] = notes
     return result
 
 

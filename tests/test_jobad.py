@@ -450,11 +450,8 @@ BAD_DEFAULTS = [
     ("SuccessCheckpointExitCode", 85.0, "--exit-code"),
     ("SuccessCheckpointExitCode", True, "--exit-code"),
     ("SuccessCheckpointExitCode", "85", "--exit-code"),
-    ("SuccessCheckpointExitBySignal", 1, "--exit-signal"),
-    ("SuccessCheckpointExitBySignal", "true", "--exit-signal"),
     ("SuccessCheckpointExitSignal", "SIGNOPE", "--exit-signal"),
     ("SuccessCheckpointExitSignal", 0, "--exit-signal"),
-    ("WantCheckpointSignal", 1, "--trigger-signal"),
     ("CheckpointSig", "SIGKILL", "--trigger-signal"),
     ("CheckpointSig", 12.0, "--trigger-signal"),
     ("CheckpointSig", True, "--trigger-signal"),
@@ -480,6 +477,30 @@ def test_bad_checkpoint_attribute_is_an_error(attr: str, value: Any, flag: str) 
         checkpoint_defaults(JobAd({attr: value}))
     message = str(info.value)
     assert attr in message and flag in message and "\n" not in message
+
+
+# Formerly in BAD_DEFAULTS (a JobAdError): HTCondor's LookupBool reads a number as a boolean and a
+# string as false (supervisor/condor/attributes.py; seen on HTCondor 25.0.13), and the supervisor
+# now reads them as the dry run and check do.
+LOOKUPBOOL_DEFAULTS = [
+    ("SuccessCheckpointExitBySignal", 1, "exit_by_signal", True),
+    ("SuccessCheckpointExitBySignal", "true", "exit_by_signal", False),
+    ("WantCheckpointSignal", 1, "want_checkpoint_signal", True),
+    ("WantCheckpointSignal", 0, "want_checkpoint_signal", False),
+    ("WantCheckpointSignal", Expression("yes"), "want_checkpoint_signal", False),
+]
+
+
+@pytest.mark.parametrize(("attr", "value", "key", "expected"), LOOKUPBOOL_DEFAULTS)
+def test_boolean_attribute_is_read_like_lookupbool(attr: str, value: Any, key: str, expected: bool) -> None:
+    """A boolean checkpoint attribute is read as the starter's LookupBool reads it: a number is
+    true when non-zero; a string or a bare word (an undefined reference) is false, with a note
+    naming the attribute and the flag that overrides it."""
+    got = checkpoint_defaults(JobAd({attr: value}))
+    assert got[key] is expected  # type: ignore[literal-required]
+    notes = got.get("notes", [])
+    assert (len(notes) == 1) is isinstance(value, (str, Expression))
+    assert all(attr in n and "LookupBool" in n and "\n" not in n for n in notes)
 
 
 def test_bad_checkpoint_attribute_names_file_and_line(tmp_path: Path) -> None:

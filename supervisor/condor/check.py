@@ -31,10 +31,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NoReturn, Optional
 
-from .. import PROG, config, exitstatus
+from .. import PROG, config, exitstatus, options
 from ..errors import ConfigError, SubmitFileError
-from ..jobad import Expression, format_ad
+from ..jobad import format_ad
 from ..signals import parse_signal, signal_name
+from . import attributes
 from .snippet import PYZ_NAME, VACATE_MARGIN, vacate_time
 from .submit import (
     SubmitFile,
@@ -66,6 +67,11 @@ RULES: dict[str, tuple[str, str]] = {
     "by-signal-without-signal": (
         ERROR,
         "+SuccessCheckpointExitBySignal without +SuccessCheckpointExitSignal",
+    ),
+    "bool-reads-false": (
+        WARNING,
+        "a boolean attribute HTCondor reads as false (LookupBool takes true, false or a number; "
+        "a string or a bare word such as yes is false)",
     ),
     "checkpoint-sig-without-want": (
         ERROR,
@@ -221,7 +227,7 @@ class _Parser(argparse.ArgumentParser):
 def run_option_parser() -> argparse.ArgumentParser:
     """``run``'s options (the real table), raising ConfigError instead of exiting."""
     p = _Parser(prog=f"{PROG} run", add_help=False)
-    config.add_run_options(p)
+    options.add_run_options(p)
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.add_argument("-q", "--quiet", action="count", default=0)
     p.add_argument("program", nargs=argparse.REMAINDER)
@@ -284,18 +290,23 @@ class Checker:
         return self.sub.line_of("my." + name)
 
     def bool_attr(self, name: str) -> Optional[bool]:
-        value = self.attr(name)
-        if value is None:
+        """The attribute as the starter reads it (``condor.attributes``: LookupBool); None when
+        absent or an expression that cannot be told without evaluating it."""
+        text = self.attr(name)
+        if text is None:
             return None
-        low = value.strip('"').lower()
-        if low in ("true", "t", "yes", "y", "1"):
-            return True
-        if low in ("false", "f", "no", "n", "0"):
+        value = attributes.submit_value(text)
+        got = attributes.lookup_bool(value)
+        if got is not None:
+            return got
+        note = attributes.bool_note("+" + name, value, text)
+        if note is not None:
+            self.add("bool-reads-false", self.aline(name), note, f"write +{name} = true (or false)")
             return False
         self.add(
             "syntax",
             self.aline(name),
-            f"+{name} = {value} is not a boolean",
+            f"+{name} = {text} is not a boolean",
             f"write +{name} = true (or false)",
         )
         return None
@@ -310,6 +321,19 @@ class Checker:
                 "syntax", line, f"{where} = {text} is not an integer", f"give {where} a number"
             )
             return None
+
+    def int_attr(self, name: str) -> Optional[int]:
+        """An integer attribute as the starter's LookupInteger reads it (``condor.attributes``,
+        as the dry run reads it): a real is truncated, a string or a bare word reads as 0. None
+        when absent, or an expression that cannot be told without evaluating it."""
+        text = self.attr(name)
+        if text is None:
+            return None
+        value = attributes.submit_value(text)
+        number = attributes.lookup_int(value)
+        if number is None and attributes.evaluable(value) and value is not None:
+            return 0
+        return number
 
     def signal_value(self, text: Optional[str], where: str, line: int) -> Optional[int]:
         if text is None:
@@ -327,10 +351,9 @@ class Checker:
         text = self.attr(name)
         if text is None:
             return None
-        try:
-            return int(text)
-        except ValueError:
-            pass
+        number = attributes.lookup_int(attributes.submit_value(text))
+        if number is not None:
+            return number
         try:
             hint = f" = {parse_signal(text.strip(chr(34)), what=name, catchable=False)}"
         except ConfigError:
@@ -357,11 +380,7 @@ class Checker:
         # checkpoint declaration
         code_line = sub.line_of("checkpoint_exit_code")
         code = self.int_value(sub.get("checkpoint_exit_code"), "checkpoint_exit_code", code_line)
-        legacy_code = self.int_value(
-            self.attr("SuccessCheckpointExitCode"),
-            "+SuccessCheckpointExitCode",
-            self.aline("SuccessCheckpointExitCode"),
-        )
+        legacy_code = self.int_attr("SuccessCheckpointExitCode")
         want_ft = self.bool_attr("WantFTOnCheckpoint")
         by_signal = self.bool_attr("SuccessCheckpointExitBySignal")
         exit_sig = self.exit_signal_value()
@@ -384,10 +403,14 @@ class Checker:
         declared = bool(by_signal) or effective_code is not None
         if effective_code is not None and not by_signal:
             if effective_code == 0:
+                text = self.attr("SuccessCheckpointExitCode") if legacy_code is not None else None
+                why = (f"+SuccessCheckpointExitCode = {text} is not a number, which HTCondor's "
+                       "LookupInteger reads as 0" if text is not None and text.strip() not in ("0", "false")
+                       else "the checkpoint exit code is 0")
                 self.add(
                     "checkpoint-code-zero",
                     effective_line,
-                    "the checkpoint exit code is 0: HTCondor would treat every successful exit "
+                    f"{why}: HTCondor would treat every successful exit "
                     "as a checkpoint and restart the job forever",
                     "use another code; 85 is the usual one (checkpoint_exit_code = 85)",
                 )
@@ -989,15 +1012,13 @@ class Checker:
         code = sub.get("checkpoint_exit_code")
         if code is not None and code.strip().lstrip("-").isdigit():
             ad["SuccessCheckpointExitCode"] = int(code)
-        kill = sub.get("kill_sig")
-        if kill is not None:
-            ad["KillSig"] = kill.strip()
+        for command in ("kill_sig", "remove_kill_sig"):
+            text = sub.get(command)
+            if text is not None:
+                ad[attributes.SUBMIT_COMMANDS[command]] = text.strip()
         # JobMaxVacateTime is left out: check reasons about the vacate time itself (_vacate),
         # counting only values the user gave; run derives its default grace from it.
-        for name, expr in sub.attrs().items():
-            ad = {k: v for k, v in ad.items() if k.lower() != name.lower()}
-            if name.lower() != "jobmaxvacatetime":
-                ad[name] = Expression(expr)
+        ad = attributes.with_attrs(ad, sub.attrs(), skip=("jobmaxvacatetime",))
         ns = argparse.Namespace(**vars(args))
         ns.program = program
         with tempfile.TemporaryDirectory() as scratch:
@@ -1053,7 +1074,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "added "
         "to the ones found in the file's arguments. See docs/reference/check.md.",
     )
-    p.add_argument("--json", action="store_true", help="print the findings as a JSON list")
+    options.add_arguments(p, options.CHECK, convert_now=True)
     p.add_argument("submit_file", metavar="SUBMITFILE")
     p.add_argument("run_options", nargs=argparse.REMAINDER, metavar="-- RUN OPTIONS")
     p.set_defaults(handler=handle)

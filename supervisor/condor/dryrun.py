@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 import random
 import select
@@ -57,17 +56,18 @@ import time
 import tty
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol, TextIO
 
 import psutil
 
-from .. import PROG, exitstatus
+from .. import PROG, exitstatus, options
 from ..errors import ConfigError, SupervisorError
-from ..jobad import Expression, format_ad
+from ..jobad import format_ad
 from ..signals import signal_name
 from . import classad
+from .attributes import with_attrs
 from .eventlog import EventLog
 from .submit import Job, load_job
 
@@ -79,8 +79,8 @@ MACHINE_AD_NAME = ".machine.ad"
 INTERNAL_NAMES = frozenset(
     {STDOUT_NAME, STDERR_NAME, JOB_AD_NAME, MACHINE_AD_NAME, ".chirp.config", ".update.ad"}
 )
-DEFAULT_MACHINE_VACATE_TIME = 600.0
-DEFAULT_MAX_RUNS = 1000
+DEFAULT_MACHINE_VACATE_TIME: float = options.default("dry-run", "vacate-time")
+DEFAULT_MAX_RUNS: int = options.default("dry-run", "max-runs")
 POLL = 0.02
 
 HOLD_FAILED_TO_CHECKPOINT = 36  # CONDOR_HOLD_CODE::FailedToCheckpoint
@@ -93,30 +93,28 @@ HOLD_ON_EXIT_POLICY = 3  # CONDOR_HOLD_CODE::JobPolicy (on_exit_hold)
 # --- options ----------------------------------------------------------------------------------
 
 
-# Moments ``--evict-on`` can aim an eviction at, whatever the machine's speed: right after the
-# checkpoint signal is sent (the job is asked to checkpoint and at once to leave), or at the start
-# of a checkpoint upload (the upload is blocking: the eviction waits for its end).
-EVICT_ON_MOMENTS = ("checkpoint-signal", "upload")
-
-
-@dataclass
 class Options:
-    submit_file: Path
-    evict_at: list[float] = field(default_factory=list)
-    evict_on: list[str] = field(default_factory=list)  # EVICT_ON_MOMENTS, consumed in order
-    crash_at: list[float] = field(default_factory=list)
-    evict_every: Optional[float] = None
-    evict_random: Optional[float] = None
-    seed: Optional[int] = None
-    max_starts: int = 100
-    max_runs: int = DEFAULT_MAX_RUNS
-    vacate_time: float = DEFAULT_MACHINE_VACATE_TIME
-    checkpoint_period: Optional[float] = None
-    upload_time: float = 0.0
-    interactive: bool = False
-    work_dir: Optional[Path] = None
-    keep: bool = False
-    quiet: bool = False
+    """The dry run's settings: the submit file, and one value for every row of
+    ``options.DRYRUN``, read as attributes (``opts.max_starts``); a row not given has its
+    default (a list for a repeatable one). A new dry-run option is one row plus its use."""
+
+    def __init__(self, submit_file: Path, **values: Any) -> None:
+        rows = {o.dest: o for o in options.DRYRUN}
+        unknown = sorted(set(values) - set(rows))
+        if unknown:
+            raise TypeError(f"Options() got unknown options {unknown}")
+        self.submit_file = submit_file
+        self.values: dict[str, Any] = {d: list(o.empty) if o.multiple else o.empty for d, o in rows.items()}
+        self.values.update(values)
+
+    def __getattr__(self, name: str) -> Any:  # only called for names that are not attributes
+        values = self.__dict__.get("values")
+        if values is not None and name in values:
+            return values[name]
+        raise AttributeError(f"dry-run Options have no option {name!r}")
+
+    def __repr__(self) -> str:
+        return f"Options(submit_file={self.submit_file!r}, {self.values!r})"
 
 
 # --- processes --------------------------------------------------------------------------------
@@ -1085,12 +1083,7 @@ class Emulator:
             ad["WantFTOnCheckpoint"] = True
         if job.log:
             ad["UserLog"] = str(self._submit_path(job.log))
-        lower = {k.lower() for k in ad}
-        for name, expr in job.attrs.items():
-            if name.lower() in lower:
-                ad = {k: v for k, v in ad.items() if k.lower() != name.lower()}
-            ad[name] = Expression(expr)
-        return ad
+        return with_attrs(ad, job.attrs)
 
     def _write_ads(self, sandbox: Path) -> None:
         try:
@@ -1282,25 +1275,8 @@ def _describe_status(raw: int) -> str:
 
 # --- CLI --------------------------------------------------------------------------------------
 
-_ENV_PREFIX = "CKPT_DRYRUN_"
-
-
-def _env(name: str) -> Optional[str]:
-    return os.environ.get(_ENV_PREFIX + name)
-
-
-def _env_list(name: str) -> list[str]:
-    raw = _env(name)
-    return raw.replace(",", " ").split() if raw else []
-
-
-def _env_bool(name: str) -> bool:
-    raw = _env(name)
-    return raw is not None and raw.strip().lower() in ("1", "true", "yes", "on")
-
-
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``dry-run`` on an argparse subparsers object."""
+    """Register ``dry-run`` on an argparse subparsers object (its options: ``options.DRYRUN``)."""
     p: argparse.ArgumentParser = subparsers.add_parser(
         "dry-run",
         help="run a submit file's job through an emulated HTCondor execute point",
@@ -1311,231 +1287,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "environment variable shown; the command line wins."
         ),
     )
-
-    def h(text: str, env: str) -> str:
-        return f"{text} [env: {_ENV_PREFIX}{env}]"
-
     p.add_argument("submit_file", metavar="SUBMITFILE", help="the HTCondor submit file")
-    p.add_argument(
-        "--evict-at",
-        metavar="T",
-        type=float,
-        action="append",
-        default=None,
-        help=h("evict at T seconds after submission (repeatable)", "EVICT_AT"),
-    )
-    p.add_argument(
-        "--evict-on",
-        metavar="MOMENT",
-        action="append",
-        default=None,
-        help=h(
-            "evict at the next MOMENT, whatever the machine's speed: checkpoint-signal (the soft "
-            "kill right after the checkpoint signal, while the job writes its checkpoint) or "
-            "upload (at the start of a checkpoint upload); repeatable, each aims at the next "
-            "moment after the previous one",
-            "EVICT_ON",
-        ),
-    )
-    p.add_argument(
-        "--crash-at",
-        metavar="T",
-        type=float,
-        action="append",
-        default=None,
-        help=h("crash the execute point at T seconds after submission (repeatable)", "CRASH_AT"),
-    )
-    p.add_argument(
-        "--evict-every",
-        metavar="S",
-        type=float,
-        default=None,
-        help=h("evict every S seconds since submission", "EVICT_EVERY"),
-    )
-    p.add_argument(
-        "--evict-random",
-        metavar="MEAN",
-        type=float,
-        default=None,
-        help=h(
-            "evict at random, exponentially distributed intervals of mean MEAN seconds",
-            "EVICT_RANDOM",
-        ),
-    )
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=None,
-        help=h("seed of the random generator for --evict-random", "SEED"),
-    )
-    p.add_argument(
-        "--max-starts",
-        metavar="N",
-        type=int,
-        default=None,
-        help=h("give up after N executions (default 100)", "MAX_STARTS"),
-    )
-    p.add_argument(
-        "--max-runs",
-        metavar="N",
-        type=int,
-        default=None,
-        help=h(
-            "give up after N runs in all (a run is one start of the command line; a job "
-            f"restarts in place after each checkpoint) (default {DEFAULT_MAX_RUNS})",
-            "MAX_RUNS",
-        ),
-    )
-    p.add_argument(
-        "--vacate-time",
-        metavar="S",
-        type=float,
-        default=None,
-        help=h(
-            "the machine's vacate time: seconds between KillSig and SIGKILL at "
-            "eviction; job_max_vacate_time can only shorten it (default 600)",
-            "VACATE_TIME",
-        ),
-    )
-    p.add_argument(
-        "--checkpoint-period",
-        metavar="S",
-        type=float,
-        default=None,
-        help=h(
-            "with +WantCheckpointSignal, send CheckpointSig (or KillSig) every S seconds, "
-            "counted from the start of each execution or the last signal (not from each "
-            "restart in place)",
-            "CHECKPOINT_PERIOD",
-        ),
-    )
-    p.add_argument(
-        "--upload-time",
-        metavar="S",
-        type=float,
-        default=None,
-        help=h(
-            "emulated duration of each checkpoint upload; a crash inside it aborts the "
-            "upload, an eviction waits for its end (default 0)",
-            "UPLOAD_TIME",
-        ),
-    )
-    p.add_argument(
-        "--interactive",
-        action="store_true",
-        default=None,
-        help=h(
-            "read single keys while the job runs: c checkpoint signal, e evict, "
-            "k crash, s status, q remove",
-            "INTERACTIVE",
-        ),
-    )
-    p.add_argument(
-        "--work-dir",
-        metavar="DIR",
-        default=None,
-        help=h(
-            "where sandboxes and the spool live (default: a new temporary "
-            "directory, removed after a successful run)",
-            "WORK_DIR",
-        ),
-    )
-    p.add_argument(
-        "--keep",
-        action="store_true",
-        default=None,
-        help=h("keep the work directory after a successful run", "KEEP"),
-    )
-    p.add_argument(
-        "--quiet",
-        action="store_true",
-        default=None,
-        help=h("print only warnings and the summary, no timeline", "QUIET"),
-    )
+    options.add_arguments(p, options.DRYRUN)
     p.set_defaults(func=run_from_args, handler=run_from_args)
     return p
 
 
-def options_from_args(args: argparse.Namespace) -> Options:
-    def num(value: Optional[float], env: str, default: Optional[float]) -> Optional[float]:
-        if value is not None:
-            return value
-        raw = _env(env)
-        if raw is None or raw == "":
-            return default
-        try:
-            return float(raw)
-        except ValueError:
-            raise ConfigError(f"{_ENV_PREFIX}{env}={raw!r} is not a number") from None
-
-    def nums(value: Optional[list[float]], env: str, label: str) -> list[float]:
-        if value is not None:
-            out = list(value)
-        else:
-            try:
-                out = [float(x) for x in _env_list(env)]
-            except ValueError:
-                raise ConfigError(
-                    f"{_ENV_PREFIX}{env} must hold numbers separated by commas"
-                ) from None
-        for t in out:
-            if not (math.isfinite(t) and t >= 0):
-                raise ConfigError(
-                    f"{label} {t:g}: give a time in seconds after submission, 0 or more"
-                )
-        return out
-
-    def moments(value: Optional[list[str]]) -> list[str]:
-        out = list(value) if value is not None else _env_list("EVICT_ON")
-        label = "--evict-on" if value is not None else f"{_ENV_PREFIX}EVICT_ON"
-        for m in out:
-            if m not in EVICT_ON_MOMENTS:
-                raise ConfigError(f"{label} {m!r}: not a moment the dry run can aim at; use "
-                                  + " or ".join(EVICT_ON_MOMENTS))
-        return out
-
-    evict_every = num(args.evict_every, "EVICT_EVERY", None)
-    evict_random = num(args.evict_random, "EVICT_RANDOM", None)
-    seed = num(args.seed, "SEED", None)
-    max_starts = num(args.max_starts, "MAX_STARTS", 100)
-    max_runs = num(args.max_runs, "MAX_RUNS", DEFAULT_MAX_RUNS)
-    vacate = num(args.vacate_time, "VACATE_TIME", DEFAULT_MACHINE_VACATE_TIME)
-    period = num(args.checkpoint_period, "CHECKPOINT_PERIOD", None)
-    upload = num(args.upload_time, "UPLOAD_TIME", 0.0)
-    for label, value in (
-        ("--evict-every", evict_every),
-        ("--evict-random", evict_random),
-        ("--checkpoint-period", period),
-    ):
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise ConfigError(f"{label} must be a positive number of seconds")
-    for label, value in (("--vacate-time", vacate), ("--upload-time", upload)):
-        if value is None or not (math.isfinite(value) and value >= 0):
-            raise ConfigError(f"{label} must be a number of seconds, 0 or more")
-    if max_starts is None or not math.isfinite(max_starts) or max_starts < 1:
-        raise ConfigError("--max-starts must be at least 1")
-    if max_runs is None or not math.isfinite(max_runs) or max_runs < 1:
-        raise ConfigError("--max-runs must be at least 1")
-    if evict_random is not None and seed is None:
-        seed = 0
-    work = args.work_dir or _env("WORK_DIR")
+def options_from_args(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = None) -> Options:
+    """The dry run's settings: flags, then their ``CKPT_DRYRUN_*`` twins, then the defaults."""
+    values = options.resolve("dry-run", args, dict(os.environ if environ is None else environ))
+    if values["evict_random"] is not None and values["seed"] is None:
+        values["seed"] = 0
+    work = values.pop("work_dir")
     return Options(
-        submit_file=Path(args.submit_file),
-        evict_at=nums(args.evict_at, "EVICT_AT", "--evict-at"),
-        evict_on=moments(args.evict_on),
-        crash_at=nums(args.crash_at, "CRASH_AT", "--crash-at"),
-        evict_every=evict_every,
-        evict_random=evict_random,
-        seed=None if seed is None else int(seed),
-        max_starts=int(max_starts),
-        max_runs=int(max_runs),
-        vacate_time=float(vacate or 0.0),
-        checkpoint_period=period,
-        upload_time=float(upload or 0.0),
-        interactive=bool(args.interactive) or _env_bool("INTERACTIVE"),
+        Path(args.submit_file),
+        **{dest: list(v) if isinstance(v, tuple) else v for dest, v in values.items()},
         work_dir=Path(work) if work else None,
-        keep=bool(args.keep) or _env_bool("KEEP"),
-        quiet=bool(args.quiet) or _env_bool("QUIET"),
     )
 
 

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from .. import PROG, exitstatus
+from .. import PROG, options
 from ..errors import ConfigError
 
 YOUNG = "T = sqrt(2*C*M)"
@@ -467,26 +467,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "minimises lost time by Young's and Daly's formulas. See docs/reference/report.md.",
     )
     p.add_argument("events", metavar="EVENTS", help="a supervisor --events file or a job event log")
-    p.add_argument(
-        "--mtbf",
-        type=float,
-        metavar="SECONDS",
-        help="mean time between evictions to use (default: observed in the log)",
-    )
-    p.add_argument(
-        "--job-log",
-        metavar="JOBLOG",
-        help="the job's HTCondor event log (log = in the submit file), next to a supervisor "
-        "log: adds HTCondor's upload and restart time to the checkpoint cost",
-    )
-    p.add_argument(
-        "--exit-code",
-        type=int,
-        default=exitstatus.DEFAULT_CHECKPOINT_EXIT_CODE,
-        metavar="N",
-        help="the checkpoint exit code the runs used (default 85)",
-    )
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    options.add_arguments(p, options.REPORT, convert_now=True)
     p.set_defaults(handler=handle)
     return p
 

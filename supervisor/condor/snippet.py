@@ -1,6 +1,6 @@
 """``ckpt-supervisor submit-snippet [run options] -- PROGRAM ARGS``: the submit-file lines to match.
 
-The run options are the real ones (``supervisor.config.OPTIONS``) and are validated the way
+The run options are the real ones (``supervisor.options.RUN``) and are validated the way
 ``run`` validates them, so a snippet is never printed for a command line that would refuse to
 start. What the lines say, and why:
 
@@ -41,7 +41,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
-from .. import PROG, config, exitstatus
+from .. import PROG, config, exitstatus, options
 from ..errors import ConfigError
 from ..signals import signal_name
 
@@ -65,7 +65,7 @@ def quote_new_syntax(words: Sequence[str]) -> str:
 def option_words(args: argparse.Namespace) -> list[str]:
     """The run options given on the command line, back as flags, in the table's order."""
     words: list[str] = []
-    for opt in config.OPTIONS:
+    for opt in options.RUN:
         value = getattr(args, opt.dest, None)
         if value is None:
             continue
@@ -275,46 +275,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "Paste them into a submit file and verify it with 'ckpt-supervisor check'. "
         "See docs/reference/submit-snippet.md.",
     )
-    config.add_run_options(p)
-    g = p.add_argument_group("snippet options")
-    g.add_argument(
-        "--legacy",
-        action="store_true",
-        help="write +SuccessCheckpointExitCode/+WantFTOnCheckpoint (HTCondor 8.8) instead of "
-        "checkpoint_exit_code",
-    )
-    g.add_argument(
-        "--pyz",
-        metavar="FILE",
-        default=None,
-        help=f"the single-file supervisor to ship (default {PYZ_NAME})",
-    )
-    launch = g.add_mutually_exclusive_group()
-    launch.add_argument(
-        "--python",
-        metavar="PY",
-        default=None,
-        help="start the .pyz with this interpreter: executable = /usr/bin/env, "
-        'arguments = "PY ckpt-supervisor.pyz run ..."',
-    )
-    launch.add_argument(
-        "--installed",
-        action="store_true",
-        help="use the ckpt-supervisor installed on the execute nodes; ship no .pyz",
-    )
-    g.add_argument(
-        "--output",
-        action="append",
-        metavar="FILE",
-        help="a result file for transfer_output_files; repeatable (default: every new or "
-        "changed top-level file)",
-    )
-    g.add_argument(
-        "--input",
-        action="append",
-        metavar="FILE",
-        help="another file for transfer_input_files; repeatable",
-    )
+    options.add_run_options(p)
+    options.add_arguments(p, options.SNIPPET, convert_now=True)
     p.add_argument("program", nargs=argparse.REMAINDER, metavar="PROGRAM [ARGS...]")
     p.set_defaults(handler=handle)
     return p

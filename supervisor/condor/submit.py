@@ -30,7 +30,7 @@ from typing import Optional
 
 from ..errors import ConfigError, SubmitFileError
 from ..signals import parse_signal
-from . import classad
+from . import attributes, classad
 
 # Commands the dry run acts on (lower case). Everything else is reported once as ignored.
 UNDERSTOOD = frozenset(
@@ -333,41 +333,16 @@ def parse_bool(value: str, *, where: str) -> bool:
 
 
 def classad_bool(value: str) -> bool:
-    """A job-ad attribute read the way HTCondor's ``LookupBool`` reads it.
-
-    ``true``/``false`` (any case) and numbers (non-zero is true) count; anything else (a string
-    such as ``"yes"``, or a bare word such as ``yes``, which is a reference to an attribute that
-    does not exist) evaluates to something that is not a boolean, so ``LookupBool`` fails and
-    the setting stays false. Seen on HTCondor 25.0.13: ``+WantCheckpointSignal = yes`` and
-    ``= "yes"`` send no checkpoint signal, ``= 1`` and ``= true`` do.
-    """
-    text = value.strip()
-    low = text.lower()
-    if low == "true":
-        return True
-    if low == "false":
-        return False
-    try:
-        return float(text) != 0.0
-    except ValueError:
-        return False
+    """A job-ad attribute read the way HTCondor's ``LookupBool`` reads it (``attributes``):
+    ``true``/``false`` (any case) and numbers (non-zero is true); anything else (``"yes"``, a
+    bare ``yes``, an expression) stays false."""
+    return bool(attributes.lookup_bool(attributes.submit_value(value)))
 
 
 def classad_int(value: str) -> Optional[int]:
-    """A job-ad attribute read the way ``LookupInteger`` reads it: a number (a real is
-    truncated), ``true``/``false`` as 1/0; None for anything else (a string, a bare word)."""
-    text = value.strip()
-    low = text.lower()
-    if low in ("true", "false"):
-        return int(low == "true")
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return int(float(text))
-    except (ValueError, OverflowError):
-        return None
+    """A job-ad attribute read the way ``LookupInteger`` reads it (``attributes``): a number (a
+    real is truncated), ``true``/``false`` as 1/0; None for anything else."""
+    return attributes.lookup_int(attributes.submit_value(value))
 
 
 def parse_int(value: str, *, where: str) -> int:
@@ -565,11 +540,14 @@ def job_from_submit(sub: SubmitFile) -> Job:
     a = _attr_value(attrs, "WantCheckpointSignal")
     if a is not None:
         want_sig = classad_bool(a)
-        if classad_int(a) is None:
+        note = attributes.bool_note("+WantCheckpointSignal", attributes.submit_value(a), a.strip())
+        if note is not None:
+            warnings.append(f"{awhere('WantCheckpointSignal')}: {note}")
+        elif attributes.lookup_bool(attributes.submit_value(a)) is None:
             warnings.append(
-                f"{awhere('WantCheckpointSignal')} = {a}: HTCondor reads it with LookupBool, "
-                "which takes true, false or a number; this value reads as false, so no "
-                "checkpoint signal is sent (write true)"
+                f"{awhere('WantCheckpointSignal')} = {a}: an expression the dry run does not "
+                "evaluate (HTCondor's LookupBool would); it reads as false here, so no "
+                "checkpoint signal is sent (write true or false)"
             )
     ckpt_sig: Optional[int] = None
     a = _attr_value(attrs, "CheckpointSig")
