@@ -32,6 +32,7 @@ from supervisor.core import (
     ValidatorFinished,
     plan_start,
 )
+from supervisor.errors import ProtocolError
 from supervisor.rules import Closed, Log, Marker, Quiet
 from supervisor.rules import Command as CommandRule
 from supervisor.rules import Exit as ExitRule
@@ -120,6 +121,21 @@ def test_transition_table_is_well_formed():
     """Every transition in the table is between two distinct phases and has a description."""
     assert all(a != b and text for a, b, text in TRANSITIONS)
     assert {a for a, _, _ in TRANSITIONS} | {b for _, b, _ in TRANSITIONS} == set(Phase)
+
+
+def test_an_event_the_table_does_not_allow_is_a_protocol_error():
+    """An event with no entry for the current phase raises ProtocolError (our bug: exit status
+    70), whether or not Python runs with -O: before Started only Started is legal, and Started
+    only once; a TreeGone while the program runs was never asked for."""
+    core = Core(settings())
+    with pytest.raises(ProtocolError, match="Tick is not expected while starting"):
+        core.handle(Tick(1.0))
+    core = start(settings())
+    with pytest.raises(ProtocolError, match="Started is not expected while running") as info:
+        core.handle(Started(2.0, 4242, obs()))
+    assert info.value.exit_status == exitstatus.EXIT_INTERNAL == 70
+    with pytest.raises(ProtocolError, match="TreeGone is not expected while running"):
+        core.handle(TreeGone(3.0))
 
 
 # --- soft kill -----------------------------------------------------------------------------------
