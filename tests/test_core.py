@@ -659,6 +659,22 @@ def test_second_kill_signal_during_evict_checkpoint_starts_the_grace():
     assert core.deadline() == 17.0
 
 
+def test_evicted_while_a_watched_checkpoint_is_validated_the_soft_kill_still_comes():
+    """--watch with a validator and --checkpoint-on-evict: the soft-kill signal arrives while a
+    watched checkpoint is validated, the validator rejects it: the eviction budget still runs
+    and the soft kill is passed on when it is spent (it used to go back to running, evicted,
+    with no deadline: the property test found it)."""
+    core = start(settings(watch=True, checkpoint_on_evict=5.0, kill_grace=1.0,
+                          complete=Quiet(1) & CommandRule("check")))
+    core.handle(Observed(1.0, obs("f1")))
+    assert actions(core.handle(Tick(2.0))) == [RunValidator()]
+    assert actions(core.handle(SignalReceived(3.0, SIGTERM))) == []
+    core.handle(ValidatorFinished(4.0, False))
+    assert core.phase == Phase.CHECKPOINTING and core.deadline() == 8.0
+    assert actions(core.handle(Tick(8.0))) == [SendSignal(SIGTERM)]
+    assert core.phase == Phase.STOPPING
+
+
 def test_evict_budget_bounds_a_slow_validator():
     """The eviction budget also runs while the validator runs: it expires -> soft kill."""
     core = start(settings(checkpoint_on_evict=20.0, kill_grace=5.0, complete=CommandRule("check")))

@@ -144,8 +144,10 @@ def program_gone(c: Core, ev: Any) -> bool:
 
 
 def watched_request(c: Core, ev: Any) -> bool:
-    """the checkpoint was a watched one"""
-    return c.request.reason == Reason.WATCH or (c.request.at is None and c.s.watch)
+    """the checkpoint was a watched one (not made an eviction checkpoint)"""
+    # an eviction during the validation keeps its budget: the soft kill must still be passed on
+    return c.request.reason != Reason.EVICT and (
+        c.request.reason == Reason.WATCH or (c.request.at is None and c.s.watch))
 
 
 def copy_raced(c: Core, ev: CommitFinished) -> bool:
@@ -219,7 +221,7 @@ def promise_unkept_program_finished(c: Core, ev: TreeGone) -> bool:
 
 
 def ignore(c: Core, ev: Any, out: S.Out) -> None:
-    """nothing (a late or unasked answer)"""
+    """nothing"""
 
 
 def start(c: Core, ev: Started, out: S.Out) -> None:
@@ -668,7 +670,7 @@ _TABLE: dict[tuple[Phase, type], tuple[Branch, ...]] = {
         B(copy_raced_request_stands, raced_request_stands, P.CHECKPOINTING),
         B(copy_raced, raced_run_on, P.RUNNING),
         B(commit_failed_program_gone, failed_store_error, P.KILLING),
-        B(commit_failed_evicting, failed_carry_on_evicting, P.STOPPING, P.KILLING),
+        B(commit_failed_evicting, failed_carry_on_evicting, P.STOPPING),  # the program lives
         B(commit_failed, failed_run_on, P.RUNNING),
         B(committed_evicting, committed_carry_on_evicting, P.STOPPING, P.KILLING),
         B(committed_program_ended, committed_decide_exit, P.VALIDATING, P.COMMITTING, P.KILLING),
