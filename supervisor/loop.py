@@ -180,6 +180,8 @@ class Supervisor:
             if tag == "signal":
                 for ev in self._read_signals():  # SignalReceived events only
                     self._feed(ev)
+                if self.outcome is not None:
+                    return
             elif tag == "inotify":
                 if self.inotify.drain():
                     changed = True
@@ -216,7 +218,7 @@ class Supervisor:
                 self.tree_gone = True
                 events.append(C.TreeGone(self.clock()))
         for event in events:
-            self._feed(event)
+            self._feed(event)  # nothing after an Exit
 
     def _feed(self, event: C.Event) -> None:
         """The one place an event reaches the core; its commands are carried out at once (an

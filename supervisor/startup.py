@@ -160,9 +160,7 @@ def settle_late_signals(sup: Any, outcome: Outcome) -> Outcome:
 
     cfg = sup.cfg
     core = getattr(sup, "core", None)
-    if (not cfg.checkpoint or not cfg.trigger_signal or core is None or sup.store is None
-            or not core.plan_is_program_end or core.exit_plan is None
-            or (outcome.status, outcome.by_signal) != (core.exit_plan.status, core.exit_plan.by_signal)):
+    if core is None or sup.store is None or not core.owed_after_exit():
         return outcome
     triggers = set(cfg.trigger_signal)
     signal.pthread_sigmask(signal.SIG_BLOCK, triggers)

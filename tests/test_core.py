@@ -138,6 +138,23 @@ def test_an_event_the_table_does_not_allow_is_a_protocol_error():
         core.handle(TreeGone(3.0))
 
 
+def test_a_late_checkpoint_signal_is_owed_only_after_the_programs_own_end():
+    """After the Exit, a trigger signal that lands as the supervisor returns still owes HTCondor
+    the checkpoint status when the exit reports the program's own end (the loop then records
+    that end in the store); not after a checkpoint exit, and not before the Exit."""
+    core = start(settings())
+    core.handle(ChildExited(1.0, 3, None, obs()))
+    assert not core.owed_after_exit()
+    finish(core, 2.0)
+    assert core.owed_after_exit()
+    core = start(settings())
+    core.handle(SignalReceived(1.0, SIGUSR2))
+    core.handle(Observed(2.0, obs("f1")))
+    core.handle(Tick(4.0))
+    core.handle(CommitFinished(5.0, True))
+    assert finish(core, 6.0).status == CKPT and not core.owed_after_exit()
+
+
 # --- soft kill -----------------------------------------------------------------------------------
 def test_soft_kill_forwards_then_kills_tree_after_grace():
     """Soft kill: pass KillSig on, wait kill_grace, then KillTree; the status is 128+9."""

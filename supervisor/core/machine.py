@@ -132,6 +132,14 @@ class Core:
             times.append(self.timers.pending_exit)
         return min(times) if times else None
 
+    def owed_after_exit(self) -> bool:
+        """After the Exit: does a trigger signal that lands now (as the supervisor returns) still
+        owe HTCondor the checkpoint status? Yes when the exit reports the program's own end and
+        checkpoint signals are expected (rule 8): the loop then records that end in the store as
+        the final status and reports the checkpoint status instead."""
+        return (self.phase == Phase.EXITED and self.s.checkpointing and bool(self.s.trigger_signals)
+                and self.plan_is_program_end)
+
     def checkpoint_status(self) -> Exit:
         """The Exit that reports a checkpoint (by exit code or by signal)."""
         return S.checkpoint_status(self)
