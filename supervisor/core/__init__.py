@@ -34,8 +34,9 @@ Rules it enforces (see ``docs/explanation/htcondor-semantics.md``):
 Layout
 ------
 ``events``  the events in and the commands out; ``state`` the phase, the frozen sub-states and
-the settings; ``table`` the transition table (guards and actions); ``steps`` the steps the actions
-share; ``machine`` the :class:`Core` that looks events up in the table.
+the settings; ``table`` the transition table, whose branches name a guard (``guards``) and an
+action (``actions``); ``steps`` the steps the actions share; ``machine`` the :class:`Core` that
+looks events up in the table.
 """
 
 from __future__ import annotations
