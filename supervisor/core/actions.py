@@ -287,10 +287,7 @@ def _raced(c: Core, ev: CommitFinished, out: S.Out) -> None:
 def raced_decide_exit(c: Core, ev: CommitFinished, out: S.Out) -> None:
     """decide about the program's end"""
     _raced(c, ev, out)
-    end = c.child.exit
-    S.back_to_running(c, ev.now)
-    if end is not None:
-        S.decide_exit(c, end, out)
+    S.decide_exit_after_commit(c, ev.now, out)
 
 
 def raced_request_stands(c: Core, ev: CommitFinished, out: S.Out) -> None:
@@ -332,10 +329,7 @@ def committed_carry_on_evicting(c: Core, ev: CommitFinished, out: S.Out) -> None
 def committed_decide_exit(c: Core, ev: CommitFinished, out: S.Out) -> None:
     """decide about the program's end"""
     _count_commit(c, ev, out)
-    end = c.child.exit
-    S.back_to_running(c, ev.now)
-    if end is not None:
-        S.decide_exit(c, end, out)
+    S.decide_exit_after_commit(c, ev.now, out)
 
 
 def committed_kill(c: Core, ev: CommitFinished, out: S.Out) -> None:

@@ -319,6 +319,15 @@ def decide_exit(c: Core, ev: ChildExited, out: Out) -> None:
         program_ended(c, ev, out)
 
 
+def decide_exit_after_commit(c: Core, now: float, out: Out) -> None:
+    """The program ended during a commit: once it is over, decide about that end as if it came
+    while running."""
+    end = c.child.exit
+    back_to_running(c, now)
+    if end is not None:
+        decide_exit(c, end, out)
+
+
 def program_ended(c: Core, ev: ChildExited, out: Out) -> None:
     """The program exited while no checkpoint completion is pending (or it failed)."""
     code, signum = ev.code, ev.signum
