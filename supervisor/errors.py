@@ -67,3 +67,14 @@ class CheckpointPathMissing(StoreError):
 
 class SubmitFileError(ConfigError):
     """A submit file cannot be parsed; the message carries the line number."""
+
+
+class InternalError(SupervisorError):
+    """Our bug: the supervisor broke one of its own rules (exit status 70; please report it)."""
+
+    exit_status = exitstatus.EXIT_INTERNAL
+
+
+class ProtocolError(InternalError):
+    """The decision core got an event its transition table does not allow in the current phase,
+    or an action ended in a phase its table entry does not name: a bug of the loop or the core."""

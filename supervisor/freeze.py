@@ -197,12 +197,12 @@ def hold_for_commit(sup: Any, skip: bool) -> tuple[Any, Any]:
     held = sup.frozen is not None and sup.frozen.active
     if (approved is None or now == approved) and not (markers and _marker_not_last(sup, markers, held)):
         return now, now
-    sup._execute(sup.core.handle(C.CommitFinished(
+    sup._feed(C.CommitFinished(
         sup.clock(), False, changed=True,
-        error="the checkpoint files changed after the completion rules looked; not committed")))
+        error="the checkpoint files changed after the completion rules looked; not committed"))
     if mine and sup.core.observing:
         # look again while the tree is held: what is there now cannot change under the copy
-        sup._execute(sup.core.handle(C.Observed(sup.clock(), sup._observe())))
+        sup._feed(C.Observed(sup.clock(), sup._observe()))
     if mine and sup.commit_thread is None:
         sup.frozen.thaw()
     return None, None

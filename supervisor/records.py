@@ -114,11 +114,19 @@ def _record(cls: Any = None, *, frozen: bool = False) -> Any:
     return wrap if cls is None else wrap(cls)
 
 
+def _replace(obj: Any, **changes: Any) -> Any:
+    """A copy of the record ``obj`` with ``changes`` (``dataclasses.replace`` for records)."""
+    values = {name: getattr(obj, name) for name in obj.__record_specs__}
+    values.update(changes)
+    return obj.__class__(**values)
+
+
 if TYPE_CHECKING:
     from dataclasses import dataclass as record
-    from dataclasses import field
+    from dataclasses import field, replace
 else:
     record: Callable[..., Any] = _record
     field = _field
+    replace = _replace
 
-__all__ = ["FrozenInstanceError", "field", "record"]
+__all__ = ["FrozenInstanceError", "field", "record", "replace"]

@@ -32,6 +32,7 @@ from supervisor.core import (
     ValidatorFinished,
     plan_start,
 )
+from supervisor.errors import ProtocolError
 from supervisor.rules import Closed, Log, Marker, Quiet
 from supervisor.rules import Command as CommandRule
 from supervisor.rules import Exit as ExitRule
@@ -120,6 +121,38 @@ def test_transition_table_is_well_formed():
     """Every transition in the table is between two distinct phases and has a description."""
     assert all(a != b and text for a, b, text in TRANSITIONS)
     assert {a for a, _, _ in TRANSITIONS} | {b for _, b, _ in TRANSITIONS} == set(Phase)
+
+
+def test_an_event_the_table_does_not_allow_is_a_protocol_error():
+    """An event with no entry for the current phase raises ProtocolError (our bug: exit status
+    70), whether or not Python runs with -O: before Started only Started is legal, and Started
+    only once; a TreeGone while the program runs was never asked for."""
+    core = Core(settings())
+    with pytest.raises(ProtocolError, match="Tick is not expected while starting"):
+        core.handle(Tick(1.0))
+    core = start(settings())
+    with pytest.raises(ProtocolError, match="Started is not expected while running") as info:
+        core.handle(Started(2.0, 4242, obs()))
+    assert info.value.exit_status == exitstatus.EXIT_INTERNAL == 70
+    with pytest.raises(ProtocolError, match="TreeGone is not expected while running"):
+        core.handle(TreeGone(3.0))
+
+
+def test_a_late_checkpoint_signal_is_owed_only_after_the_programs_own_end():
+    """After the Exit, a trigger signal that lands as the supervisor returns still owes HTCondor
+    the checkpoint status when the exit reports the program's own end (the loop then records
+    that end in the store); not after a checkpoint exit, and not before the Exit."""
+    core = start(settings())
+    core.handle(ChildExited(1.0, 3, None, obs()))
+    assert not core.owed_after_exit()
+    finish(core, 2.0)
+    assert core.owed_after_exit()
+    core = start(settings())
+    core.handle(SignalReceived(1.0, SIGUSR2))
+    core.handle(Observed(2.0, obs("f1")))
+    core.handle(Tick(4.0))
+    core.handle(CommitFinished(5.0, True))
+    assert finish(core, 6.0).status == CKPT and not core.owed_after_exit()
 
 
 # --- soft kill -----------------------------------------------------------------------------------
@@ -641,6 +674,22 @@ def test_second_kill_signal_during_evict_checkpoint_starts_the_grace():
     assert actions(out) == [SendSignal(SIGTERM)]
     assert core.phase == Phase.STOPPING
     assert core.deadline() == 17.0
+
+
+def test_evicted_while_a_watched_checkpoint_is_validated_the_soft_kill_still_comes():
+    """--watch with a validator and --checkpoint-on-evict: the soft-kill signal arrives while a
+    watched checkpoint is validated, the validator rejects it: the eviction budget still runs
+    and the soft kill is passed on when it is spent (it used to go back to running, evicted,
+    with no deadline: the property test found it)."""
+    core = start(settings(watch=True, checkpoint_on_evict=5.0, kill_grace=1.0,
+                          complete=Quiet(1) & CommandRule("check")))
+    core.handle(Observed(1.0, obs("f1")))
+    assert actions(core.handle(Tick(2.0))) == [RunValidator()]
+    assert actions(core.handle(SignalReceived(3.0, SIGTERM))) == []
+    core.handle(ValidatorFinished(4.0, False))
+    assert core.phase == Phase.CHECKPOINTING and core.deadline() == 8.0
+    assert actions(core.handle(Tick(8.0))) == [SendSignal(SIGTERM)]
+    assert core.phase == Phase.STOPPING
 
 
 def test_evict_budget_bounds_a_slow_validator():

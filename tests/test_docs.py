@@ -62,8 +62,8 @@ def test_exit_status_page_lists_every_code() -> None:
 
 
 def _event_kinds() -> set[str]:
-    core = (ROOT / "supervisor" / "core.py").read_text()
-    loop = (ROOT / "supervisor" / "loop.py").read_text()
+    core = "".join(p.read_text() for p in sorted((ROOT / "supervisor" / "core").glob("*.py")))
+    loop = "".join((ROOT / "supervisor" / f"{name}.py").read_text() for name in ("loop", "startup", "workers"))
     kinds = set(re.findall(r"\bRecord\(\s*\"([a-z_]+)\"", core))
     kinds |= set(re.findall(r"\.emit\(\s*\"([a-z_]+)\"", loop))
     return kinds

@@ -1,0 +1,381 @@
+"""The actions of the transition table: each takes an event in one phase to its end phase.
+
+Actions change the state through the steps of ``steps.py`` and never call each other (nor look
+the table up). An action's docstring is its label in the state diagram: keep it a short phrase.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .. import exitstatus
+from ..records import replace
+from . import steps as S
+from .events import (
+    ChildExited,
+    CommitFinished,
+    Exit,
+    KillTree,
+    Observed,
+    Record,
+    SendSignal,
+    SignalReceived,
+    Started,
+    Tick,
+    TreeGone,
+    ValidatorFinished,
+)
+from .guards import planned, request_expired
+from .state import Child, Phase, Promise, Reason, Request, Sight, Timers
+
+if TYPE_CHECKING:
+    from .machine import Core
+
+
+def ignore(c: Core, ev: Any, out: S.Out) -> None:
+    """nothing"""
+
+
+def start(c: Core, ev: Started, out: S.Out) -> None:
+    """arm the timer, note the files"""
+    c.child = Child(alive=True, started_at=ev.now, prior_job_signal_deaths=ev.job_signal_deaths)
+    # what was there at the start (restored or left over) is not a new checkpoint
+    c.sight = Sight(obs=ev.observation, start_fp=ev.observation.fingerprint)
+    c.ledger = replace(c.ledger, committed_fp=ev.observation.fingerprint)
+    c.request = Request(baseline=S.watch_baseline(c))
+    if c.s.every is not None:
+        c.timers = Timers(next_check=ev.now + c.s.every)
+    out.append(Record("started", {"child_pid": ev.pid, "resumed": ev.resumed}, level="debug"))
+    S.goto(c, Phase.RUNNING)
+
+
+# ---------------------------------------------------------------- signals
+
+
+def request_evict_checkpoint(c: Core, ev: SignalReceived, out: S.Out) -> None:
+    """ask for an eviction checkpoint within the budget"""
+    budget = S.eviction_budget(c)
+    S.note_eviction(c, ev.signum, out)
+    S.request(c, ev.now, Reason.EVICT, out, budget=budget)
+
+
+def bound_request_by_budget(c: Core, ev: SignalReceived, out: S.Out) -> None:
+    """the request becomes an eviction checkpoint, bounded by the budget"""
+    budget = S.eviction_budget(c) or 0.0
+    S.note_eviction(c, ev.signum, out)
+    end = ev.now + budget
+    deadline = end if c.request.deadline is None else min(c.request.deadline, end)
+    c.request = replace(c.request, reason=Reason.EVICT, deadline=deadline)
+
+
+def note_eviction(c: Core, ev: SignalReceived, out: S.Out) -> None:
+    """note the eviction (the commit or kill in progress completes)"""
+    S.note_eviction(c, ev.signum, out)
+
+
+def pass_soft_kill(c: Core, ev: SignalReceived, out: S.Out) -> None:
+    """pass it on, start the grace (a commit finishes first)"""
+    S.note_eviction(c, ev.signum, out)
+    S.soft_kill(c, ev.now, out)
+    if c.phase != Phase.COMMITTING:  # the commit finishes (or rolls back) first; the grace keeps running
+        S.goto(c, Phase.STOPPING)
+
+
+def _promise(c: Core, ev: SignalReceived) -> None:
+    if c.promise is None:
+        c.promise = Promise(ev.signum, ev.now)
+
+
+def request_by_signal(c: Core, ev: SignalReceived, out: S.Out) -> None:
+    """promise the checkpoint status, send the job signal"""
+    _promise(c, ev)
+    S.request(c, ev.now, Reason.SIGNAL, out, trigger=ev.signum)
+
+
+def coalesce(c: Core, ev: SignalReceived, out: S.Out) -> None:
+    """promise the checkpoint status; coalesced with the one in flight"""
+    _promise(c, ev)
+    if c.request.reason != Reason.EVICT:
+        c.request = replace(c.request, reason=Reason.SIGNAL)
+    out.append(Record("trigger_coalesced", {"signal": ev.signum}, level="debug"))
+
+
+def promise(c: Core, ev: SignalReceived, out: S.Out) -> None:
+    """promise the checkpoint status"""
+    _promise(c, ev)
+
+
+def forward(c: Core, ev: SignalReceived, out: S.Out) -> None:
+    """pass the signal on"""
+    out.append(SendSignal(ev.signum))
+    out.append(Record("signal_forwarded", {"signal": ev.signum}, level="debug"))
+
+
+# ---------------------------------------------------------------- the program's end
+
+
+def end_by_done_rule(c: Core, ev: ChildExited, out: S.Out) -> None:
+    """finished: report its status (record it if promised)"""
+    S.note_exit(c, ev, out)
+    S.end_by_done_rule(c, ev, out)
+
+
+def inspect_exit(c: Core, ev: ChildExited, out: S.Out) -> None:
+    """look for a new complete checkpoint"""
+    S.note_exit(c, ev, out)
+    S.inspect_exit(c, ev, out)
+
+
+def program_ended(c: Core, ev: ChildExited, out: S.Out) -> None:
+    """report its status, or keep the store for a restart"""
+    S.note_exit(c, ev, out)
+    S.program_ended(c, ev, out)
+
+
+def note_exit_while_busy(c: Core, ev: ChildExited, out: S.Out) -> None:
+    """decided when the validator or commit finishes"""
+    S.note_exit(c, ev, out)
+    c.child = replace(c.child, exited_while_busy=True)
+
+
+def kill_after_soft_kill(c: Core, ev: ChildExited, out: S.Out) -> None:
+    """kill what is left, report its status"""
+    S.note_exit(c, ev, out)
+    S.kill_then(c, S.report_program(c, ev.code, ev.signum), out)
+
+
+def note_exit(c: Core, ev: ChildExited, out: S.Out) -> None:
+    """note it (the exit status is already planned)"""
+    S.note_exit(c, ev, out)
+
+
+# ---------------------------------------------------------------- observations and the clock
+
+
+def look(c: Core, ev: Observed, out: S.Out) -> None:
+    """note the files"""
+    S.update_obs(c, ev.now, ev.observation)
+
+
+def look_watched(c: Core, ev: Observed, out: S.Out) -> None:
+    """changed since the last commit and rules hold: validate or commit"""
+    S.update_obs(c, ev.now, ev.observation)
+    S.look_watched(c, ev.now, out)
+
+
+def look_for_checkpoint(c: Core, ev: Observed, out: S.Out) -> None:
+    """changed since the request and rules hold: validate or commit"""
+    S.update_obs(c, ev.now, ev.observation)
+    S.maybe_complete(c, ev.now, out)
+
+
+def exit_after_min_run(c: Core, ev: Tick, out: S.Out) -> None:
+    """kill the tree, then report the checkpoint"""
+    c.timers = replace(c.timers, pending_exit=None)
+    c.request = replace(c.request, reason=Reason.WATCH)
+    S.kill_then(c, S.checkpoint_status(c), out)
+
+
+def request_by_timer(c: Core, ev: Tick, out: S.Out) -> None:
+    """send the job signal"""
+    c.timers = replace(c.timers, next_check=None)
+    S.request(c, ev.now, Reason.TIMER, out)
+
+
+def tick_watched(c: Core, ev: Tick, out: S.Out) -> None:
+    """rules hold now (quiet period over): validate or commit"""
+    S.look_watched(c, ev.now, out)
+
+
+def wait_for_checkpoint(c: Core, ev: Tick, out: S.Out) -> None:
+    """rules hold now: validate or commit"""
+    S.maybe_complete(c, ev.now, out)
+
+
+def complete_or_time_out(c: Core, ev: Tick, out: S.Out) -> None:
+    """complete now, or time out (evict: soft kill; fail: exit 75; continue: run on)"""
+    if not S.maybe_complete(c, ev.now, out):
+        S.timed_out(c, ev.now, out)
+
+
+def evict_time_out(c: Core, ev: Tick, out: S.Out) -> None:
+    """pass the soft kill on"""
+    S.timed_out(c, ev.now, out)
+
+
+def _grace_expired(c: Core, out: S.Out) -> None:
+    if c.eviction is not None:
+        c.eviction = replace(c.eviction, grace_deadline=None)
+    out.append(Record("grace_expired", {"grace": c.s.kill_grace}, level="warning"))
+
+
+def kill_after_grace(c: Core, ev: Tick, out: S.Out) -> None:
+    """kill the tree, status 137"""
+    _grace_expired(c, out)
+    S.kill_then(c, Exit(exitstatus.SIGNAL_BASE + 9, reason="killed after the grace"), out)
+
+
+def kill_during_commit(c: Core, ev: Tick, out: S.Out) -> None:
+    """kill the tree; the commit finishes"""
+    _grace_expired(c, out)
+    out.append(KillTree())
+
+
+# ---------------------------------------------------------------- validator
+
+
+def _validator_rejected(c: Core, ev: ValidatorFinished, out: S.Out) -> None:
+    out.append(Record("validator_finished", {"ok": ev.ok}))
+    c.sight = replace(c.sight, rejected_fp=c.sight.obs.fingerprint)
+
+
+def commit_validated(c: Core, ev: ValidatorFinished, out: S.Out) -> None:
+    """commit"""
+    out.append(Record("validator_finished", {"ok": ev.ok}))
+    S.start_commit(c, out)
+
+
+def rejected_program_gone(c: Core, ev: ValidatorFinished, out: S.Out) -> None:
+    """decide about the program's end"""
+    _validator_rejected(c, ev, out)
+    end = c.child.exit if c.child.exit is not None else ChildExited(ev.now, None, None, c.sight.obs)
+    # (the done rule is not consulted here, as before the table: done unknown)
+    S.program_ended(c, replace(end, now=ev.now, observation=c.sight.obs, done=None), out)
+
+
+def rejected_watched(c: Core, ev: ValidatorFinished, out: S.Out) -> None:
+    """wait for the next change"""
+    _validator_rejected(c, ev, out)
+    S.back_to_running(c, ev.now)
+
+
+def rejected_requested(c: Core, ev: ValidatorFinished, out: S.Out) -> None:
+    """wait for the next change (an eviction budget spent: soft kill)"""
+    _validator_rejected(c, ev, out)
+    S.goto(c, Phase.CHECKPOINTING)
+    if c.request.reason == Reason.EVICT and request_expired(c, Tick(ev.now)):
+        S.timed_out(c, ev.now, out)
+
+
+# ---------------------------------------------------------------- commit
+
+
+def _count_commit(c: Core, ev: CommitFinished, out: S.Out) -> None:
+    ledger = c.ledger
+    c.ledger = replace(ledger, ok=ledger.ok + (0 if ledger.kept_store else 1),
+                       committed_fp=ev.fingerprint if ev.fingerprint is not None else c.sight.obs.fingerprint)
+    if ledger.kept_store:
+        out.append(Record("store_kept", {"seconds": ev.seconds},
+                          message="no new checkpoint: the committed store is kept as it is (an empty "
+                                  "one marks 'start from scratch' when there was none)"))
+    else:
+        out.append(Record("committed", {"bytes": ev.bytes, "seconds": ev.seconds,
+                                        "final_status": ledger.final_status}))
+
+
+def _fail_commit(c: Core, ev: CommitFinished, out: S.Out) -> None:
+    c.ledger = replace(c.ledger, failed=c.ledger.failed + 1, last_error=ev.error)
+    out.append(Record("commit_failed", {"error": ev.error}, level="error", message=ev.error))
+    c.sight = replace(c.sight, rejected_fp=c.sight.obs.fingerprint)  # retried once the files change again
+
+
+def _raced(c: Core, ev: CommitFinished, out: S.Out) -> None:
+    # not a failure: the copy would have mixed two versions; wait for the next complete one
+    out.append(Record("checkpoint_changed", {"reason": c.request.reason.value}, level="debug", message=ev.error))
+
+
+def raced_decide_exit(c: Core, ev: CommitFinished, out: S.Out) -> None:
+    """decide about the program's end"""
+    _raced(c, ev, out)
+    S.decide_exit_after_commit(c, ev.now, out)
+
+
+def raced_request_stands(c: Core, ev: CommitFinished, out: S.Out) -> None:
+    """the request stands, with its baseline and deadline"""
+    _raced(c, ev, out)
+    S.goto(c, Phase.CHECKPOINTING)
+
+
+def raced_run_on(c: Core, ev: CommitFinished, out: S.Out) -> None:
+    """keep running"""
+    _raced(c, ev, out)
+    S.back_to_running(c, ev.now)
+
+
+def failed_store_error(c: Core, ev: CommitFinished, out: S.Out) -> None:
+    """kill the tree, status 74"""
+    _fail_commit(c, ev, out)
+    S.kill_then(c, Exit(exitstatus.EXIT_STORE, reason=ev.error), out)
+
+
+def failed_carry_on_evicting(c: Core, ev: CommitFinished, out: S.Out) -> None:
+    """carry on with the soft kill"""
+    _fail_commit(c, ev, out)
+    S.after_evict_commit(c, ev.now, out)
+
+
+def failed_run_on(c: Core, ev: CommitFinished, out: S.Out) -> None:
+    """keep running"""
+    _fail_commit(c, ev, out)
+    S.back_to_running(c, ev.now)
+
+
+def committed_carry_on_evicting(c: Core, ev: CommitFinished, out: S.Out) -> None:
+    """carry on with the soft kill"""
+    _count_commit(c, ev, out)
+    S.after_evict_commit(c, ev.now, out)
+
+
+def committed_decide_exit(c: Core, ev: CommitFinished, out: S.Out) -> None:
+    """decide about the program's end"""
+    _count_commit(c, ev, out)
+    S.decide_exit_after_commit(c, ev.now, out)
+
+
+def committed_kill(c: Core, ev: CommitFinished, out: S.Out) -> None:
+    """kill the tree, then report the checkpoint"""
+    _count_commit(c, ev, out)
+    S.kill_then(c, S.checkpoint_status(c), out)
+
+
+def committed_run_on(c: Core, ev: CommitFinished, out: S.Out) -> None:
+    """keep running (--watch, --min-run)"""
+    _count_commit(c, ev, out)
+    S.back_to_running(c, ev.now)
+    if c.s.watch and c.s.min_run and c.s.exit_after_checkpoint:
+        c.timers = replace(c.timers, pending_exit=c.child.started_at + c.s.min_run)
+
+
+# ---------------------------------------------------------------- the tree is gone
+
+
+def keep_promise(c: Core, ev: TreeGone, out: S.Out) -> None:
+    """keep the store unchanged, report the checkpoint status"""
+    S.keep_promise_over_store(c, c.child.exit, out)
+
+
+def record_final_status(c: Core, ev: TreeGone, out: S.Out) -> None:
+    """record the final status, report the checkpoint status"""
+    status = planned(c).status
+    out.append(Record("final_status_recorded", {"status": status},
+                      message=f"program ended with status {status} around the checkpoint "
+                              "signal; recording it and reporting the checkpoint status"))
+    c.request = replace(c.request, reason=Reason.EXIT)
+    S.start_commit(c, out, final_status=status)
+
+
+def exit_as_planned(c: Core, ev: TreeGone, out: S.Out) -> None:
+    """exit with the planned status"""
+    plan = planned(c)
+    ledger = c.ledger
+    if ledger.failed:
+        out.append(Record("commit_summary", {"failed": ledger.failed, "committed": ledger.ok,
+                                             "error": ledger.last_error}, level="warning",
+                          message=f"{ledger.failed} commit(s) failed in this run ({ledger.ok} "
+                                  f"succeeded); last error: {ledger.last_error}"))
+    how = f"dying from signal {plan.by_signal}" if plan.by_signal is not None else f"exit status {plan.status}"
+    out.append(Record("exit", {"status": plan.status, "signal": plan.by_signal, "reason": plan.reason},
+                      level="debug" if plan.reason.startswith("program") else "info",
+                      message=f"{how}: {plan.reason}"))
+    out.append(plan)
+    S.goto(c, Phase.EXITED)

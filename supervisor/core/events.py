@@ -1,0 +1,149 @@
+"""What goes in and out of the decision core: events (what happened) and commands (what to do).
+
+The loop turns what happens (a signal, the program's end, the files on disk, a finished commit or
+validator, the clock) into the events below and hands each to :meth:`Core.handle`; the core
+answers with commands, which the loop carries out. All of them are frozen values.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Hashable
+from typing import Any, Optional, Union
+
+from ..records import field, record
+
+# --------------------------------------------------------------------------------------------
+# Events (in)
+
+
+@record(frozen=True)
+class Observation:
+    """Facts the loop gathered about the sandbox; only those the rules need are filled in."""
+
+    fingerprint: Hashable = None
+    markers: tuple[tuple[str, Optional[int]], ...] = ()  # (path, mtime_ns or None)
+    log_counts: tuple[tuple[str, int], ...] = ()  # (pattern, matches since start)
+    open_for_write: Optional[bool] = None
+    present: bool = True  # every checkpoint path exists
+    missing: tuple[str, ...] = ()  # the checkpoint paths that do not exist
+    newest_ns: Optional[int] = None  # newest mtime among the checkpoint files (for marker rules)
+
+
+@record(frozen=True)
+class Started:
+    now: float
+    pid: int
+    observation: Observation
+    resumed: bool = False  # working paths were restored from the store
+    job_signal_deaths: int = 0  # earlier runs in a row killed by our job signal with no checkpoint
+
+
+@record(frozen=True)
+class SignalReceived:
+    now: float
+    signum: int
+
+
+@record(frozen=True)
+class ChildExited:
+    """The main process ended. ``code``/``signum`` as from a wait status; ``done``: the done rule."""
+
+    now: float
+    code: Optional[int]
+    signum: Optional[int]
+    observation: Observation
+    done: Optional[bool] = None
+
+
+@record(frozen=True)
+class Observed:
+    now: float
+    observation: Observation
+
+
+@record(frozen=True)
+class Tick:
+    now: float
+
+
+@record(frozen=True)
+class ValidatorFinished:
+    now: float
+    ok: bool
+
+
+@record(frozen=True)
+class CommitFinished:
+    now: float
+    ok: bool
+    error: str = ""
+    bytes: int = 0
+    seconds: float = 0.0
+    fingerprint: Hashable = None
+    changed: bool = False  # nothing committed: the files changed before or during the copy
+
+
+@record(frozen=True)
+class TreeGone:
+    now: float
+
+
+Event = Union[Started, SignalReceived, ChildExited, Observed, Tick, ValidatorFinished,
+              CommitFinished, TreeGone]
+
+
+# --------------------------------------------------------------------------------------------
+# Commands (out)
+
+
+class Target(str, enum.Enum):
+    DEFAULT = "default"  # the --signal-to setting: the program's process group, or the child
+    CHILD = "child"
+
+
+@record(frozen=True)
+class SendSignal:
+    signum: int
+    target: Target = Target.DEFAULT
+
+
+@record(frozen=True)
+class RunValidator:
+    pass
+
+
+@record(frozen=True)
+class Commit:
+    """Commit the checkpoint paths with this state; ``final_status`` records a finished program."""
+
+    final_status: Optional[int] = None
+    program_exited: bool = False
+    restart: bool = False  # keep the committed store as it is (or mark a fresh start): no new files
+    job_signal_deaths: int = 0  # with restart: record this many runs in a row killed by our job signal
+
+
+@record(frozen=True)
+class KillTree:
+    """SIGKILL every process of the program's tree; the loop answers with TreeGone."""
+
+
+@record(frozen=True)
+class Exit:
+    status: int
+    by_signal: Optional[int] = None  # die from this signal instead (checkpoint by signal)
+    reason: str = ""
+
+
+@record(frozen=True)
+class Record:
+    """An event-log entry: ``kind`` plus fields."""
+
+    kind: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    level: str = "info"  # "info", "warning", "error", "debug"
+    message: str = ""
+
+
+Command_ = Union[SendSignal, RunValidator, Commit, KillTree, Exit, Record]
+
