@@ -35,6 +35,10 @@ The emulator plays schedd, shadow and starter for job 1.0 of a submit file, on t
    the execution's start) of each interrupted execution; ``report`` computes the same figure.
 
 The clock, sleep, launcher and key source are parameters of ``Emulator`` so tests can drive it.
+``Emulator`` plays the schedd and the shadow (executions, outcomes, holds, accounting); its parts
+are ``Injections`` (what interrupts the job, and when), ``dryrun_sandbox.Sandbox`` (input files,
+environment, job ad), ``dryrun_run.Runner`` (one run of the command line) and
+``dryrun_transfer.Transfers`` (uploads to the spool, delivery of the outputs).
 Every process the emulator starts is tracked three ways (its own session/process group, psutil
 descendants, and an environment marker) and killed before ``run`` returns.
 """
@@ -63,31 +67,29 @@ from typing import Any, Callable, Optional, Protocol, TextIO
 import psutil
 
 from .. import PROG, exitstatus, options
-from ..errors import ConfigError, SupervisorError
-from ..jobad import format_ad
+from ..errors import SupervisorError
 from ..signals import signal_name
-from . import classad
-from .attributes import with_attrs
+from .dryrun_common import (
+    ACCESS_POINT,
+    FAMILY_ENV,
+    HOLD_FAILED_TO_CHECKPOINT,
+    HOLD_ON_EXIT_POLICY,
+    HOLD_TRANSFER_INPUT,
+    HOLD_TRANSFER_OUTPUT,
+    POLL,
+    SLOT_NAME,
+    MissingFile,
+    UploadFailed,
+    _Interrupt,
+)
+from .dryrun_run import Runner
+from .dryrun_sandbox import Sandbox
+from .dryrun_transfer import Transfers, _snapshot
 from .eventlog import EventLog
 from .submit import Job, load_job
 
-FAMILY_ENV = "CKPT_DRYRUN_FAMILY"
-STDOUT_NAME = "_condor_stdout"
-STDERR_NAME = "_condor_stderr"
-JOB_AD_NAME = ".job.ad"
-MACHINE_AD_NAME = ".machine.ad"
-INTERNAL_NAMES = frozenset(
-    {STDOUT_NAME, STDERR_NAME, JOB_AD_NAME, MACHINE_AD_NAME, ".chirp.config", ".update.ad"}
-)
 DEFAULT_MACHINE_VACATE_TIME: float = options.default("dry-run", "vacate-time")
 DEFAULT_MAX_RUNS: int = options.default("dry-run", "max-runs")
-POLL = 0.02
-
-HOLD_FAILED_TO_CHECKPOINT = 36  # CONDOR_HOLD_CODE::FailedToCheckpoint
-HOLD_TRANSFER_OUTPUT = 12  # CONDOR_HOLD_CODE::TransferOutputError
-HOLD_TRANSFER_INPUT = 13  # CONDOR_HOLD_CODE::TransferInputError
-HOLD_FAILED_TO_EXECUTE = 6  # CONDOR_HOLD_CODE::FailedToCreateProcess
-HOLD_ON_EXIT_POLICY = 3  # CONDOR_HOLD_CODE::JobPolicy (on_exit_hold)
 
 
 # --- options ----------------------------------------------------------------------------------
@@ -258,51 +260,7 @@ class TtyKeys:
             self.saved = None
 
 
-# --- ClassAd writing ----------------------------------------------------------------------------
-
-
-def _quote_new_syntax(words: Sequence[str]) -> str:
-    out = []
-    for w in words:
-        w2 = w.replace('"', '""')
-        if not w2 or any(c in w2 for c in " \t'"):
-            w2 = "'" + w2.replace("'", "''") + "'"
-        out.append(w2)
-    return " ".join(out)
-
-
 # --- the emulator -----------------------------------------------------------------------------
-
-SLOT_NAME = "slot1@dry-run"
-# Set to the slot's CPU count (1) by the starter of HTCondor 25.0.13 (STARTER_NUM_THREADS_ENV_VARS).
-THREAD_LIMITS = ("CUBACORES", "GOMAXPROCS", "JULIA_NUM_THREADS", "MKL_NUM_THREADS",
-                 "NUMEXPR_NUM_THREADS", "OMP_NUM_THREADS", "OMP_THREAD_LIMIT",
-                 "OPENBLAS_NUM_THREADS", "PYTHON_CPU_COUNT", "ROOT_MAX_THREADS",
-                 "TF_LOOP_PARALLEL_ITERATIONS", "TF_NUM_THREADS")
-ACCESS_POINT = "dry-run"
-TAIL_LINES = 10
-
-
-class _Interrupt(Exception):
-    """A crash of the execute point while no job process runs (during a checkpoint upload)."""
-
-    def __init__(self, kind: str) -> None:
-        super().__init__(kind)
-        self.kind = kind
-
-
-class MissingFile(Exception):
-    pass
-
-
-class UploadFailed(Exception):
-    """A file to upload is missing (or, in a checkpoint, is a symlink to a directory)."""
-
-    def __init__(self, name: str, path: Path, why: str) -> None:
-        super().__init__(f"{name}: {why}")
-        self.name = name
-        self.path = path
-        self.why = why
 
 
 @dataclass
@@ -315,6 +273,70 @@ class Stats:
     bytes_uploaded: int = 0
     committed: float = 0.0  # HTCondor's CommittedTime: runs ended by a checkpoint or the end
     lost: float = 0.0  # time after the last checkpoint upload of interrupted executions
+
+
+class Injections:
+    """What interrupts the job and when: the ``--evict-*``/``--crash-at`` schedule, the
+    ``--evict-on`` moments, the keys of ``--interactive`` and a stop request (SIGINT/SIGTERM)."""
+
+    def __init__(self, emu: Emulator) -> None:
+        self.emu = emu
+        self.opts = opts = emu.opts
+        self.timed: list[tuple[float, str]] = sorted(
+            [(t, "evict") for t in opts.evict_at] + [(t, "crash") for t in opts.crash_at]
+        )
+        self.moments: list[str] = list(opts.evict_on)  # the first one is armed
+        self.rng = random.Random(opts.seed)
+        self.next_every = opts.evict_every
+        self.next_random: Optional[float] = None
+        if opts.evict_random:
+            self.next_random = self.rng.expovariate(1.0 / opts.evict_random)
+
+    def due(self) -> Optional[str]:
+        """The injection or key that is due now, if any (consumed)."""
+        if self.emu.stop_request:
+            kind = self.emu.stop_request
+            self.emu.stop_request = None
+            return kind
+        now = self.emu.now()
+        if self.timed and self.timed[0][0] <= now:
+            return self.timed.pop(0)[1]
+        if self.next_every is not None and self.opts.evict_every and now >= self.next_every:
+            self.next_every += self.opts.evict_every
+            return "evict"
+        if self.next_random is not None and self.opts.evict_random and now >= self.next_random:
+            self.next_random = now + self.rng.expovariate(1.0 / self.opts.evict_random)
+            return "evict"
+        if self.emu.keys is not None:
+            key = self.emu.keys.read()
+            if key is not None:
+                return {
+                    "c": "checkpoint",
+                    "e": "evict",
+                    "k": "crash",
+                    "s": "status",
+                    "q": "remove",
+                }.get(key.lower(), "unknown-key")
+        return None
+
+    def evict_on(self, moment: str) -> bool:
+        """True (consumed) when the next ``--evict-on`` eviction is aimed at ``moment``."""
+        if self.moments and self.moments[0] == moment:
+            self.moments.pop(0)
+            return True
+        return False
+
+    def next_text(self) -> str:
+        times = []
+        if self.moments:
+            times.append(f"evict on the next {self.moments[0]}")
+        if self.timed:
+            times.append(f"{self.timed[0][1]} at {self.timed[0][0]:.1f}s")
+        if self.next_every is not None and self.opts.evict_every:
+            times.append(f"evict at {self.next_every:.1f}s")
+        if self.next_random is not None:
+            times.append(f"random evict at {self.next_random:.1f}s")
+        return ", ".join(times) or "none scheduled"
 
 
 class Emulator:
@@ -345,15 +367,6 @@ class Emulator:
         self.t0 = 0.0
         self.qdate = 0
         self.stop_request: Optional[str] = None  # set by the SIGINT/SIGTERM handlers
-        self.injections: list[tuple[float, str]] = sorted(
-            [(t, "evict") for t in options.evict_at] + [(t, "crash") for t in options.crash_at]
-        )
-        self.evict_on: list[str] = list(options.evict_on)  # the first one is armed
-        self.rng = random.Random(options.seed)
-        self.next_every = options.evict_every
-        self.next_random: Optional[float] = None
-        if options.evict_random:
-            self.next_random = self.rng.expovariate(1.0 / options.evict_random)
         # CheckpointNumber: absent until the first checkpoint, which is 0 (jic_shadow.cpp).
         self.checkpoint_number: Optional[int] = None
         # No JobLastCheckpointTime anywhere: HTCondor 25.0.13 left it undefined in .job.ad,
@@ -366,19 +379,23 @@ class Emulator:
             self.vacate = min(self.vacate, float(job.job_max_vacate_time))
         self.workdir: Path = Path()
         self.spool: Path = Path()
-        self.log = EventLog(self._submit_path(job.log) if job.log else None, wall=wall)
+        self.log = EventLog(self.submit_path(job.log) if job.log else None, wall=wall)
         self.family: Optional[Family] = None
         self.broken: set[int] = set()  # ids of output streams whose reader went away
+        self.injections = Injections(self)
+        self.sandbox = Sandbox(self)
+        self.transfers = Transfers(self)
+        self.runner = Runner(self)
 
     # --- small helpers --------------------------------------------------------------------
 
-    def _submit_path(self, name: str) -> Path:
+    def submit_path(self, name: str) -> Path:
         return self.job.submit_dir / name
 
     def now(self) -> float:
         return self.clock() - self.t0
 
-    def _write(self, stream: TextIO, text: str) -> None:
+    def write(self, stream: TextIO, text: str) -> None:
         """Print to stdout or stderr; a reader that went away (``| head``) ends our printing
         there, quietly, and the run goes on to its end."""
         if id(stream) in self.broken:
@@ -395,65 +412,17 @@ class Emulator:
 
     def say(self, text: str) -> None:
         if not self.opts.quiet:
-            self._write(self.err, f"{PROG} dry-run[{os.getpid()}]: {text}")
+            self.write(self.err, f"{PROG} dry-run[{os.getpid()}]: {text}")
 
     def warn(self, text: str) -> None:
         """Warnings are printed even with --quiet."""
-        self._write(self.err, f"{PROG} dry-run[{os.getpid()}]: warning: {text}")
+        self.write(self.err, f"{PROG} dry-run[{os.getpid()}]: warning: {text}")
 
     def event(self, text: str) -> None:
         """A timeline entry, printed once, as it happens (stdout; not with --quiet)."""
         self.timeline.append((self.now(), text))
         if not self.opts.quiet:
-            self._write(self.out, f"  {self.now():8.2f}s  {text}")
-
-    # --- injections -----------------------------------------------------------------------
-
-    def _due(self) -> Optional[str]:
-        """The injection or key that is due now, if any (consumed)."""
-        if self.stop_request:
-            kind = self.stop_request
-            self.stop_request = None
-            return kind
-        now = self.now()
-        if self.injections and self.injections[0][0] <= now:
-            return self.injections.pop(0)[1]
-        if self.next_every is not None and self.opts.evict_every and now >= self.next_every:
-            self.next_every += self.opts.evict_every
-            return "evict"
-        if self.next_random is not None and self.opts.evict_random and now >= self.next_random:
-            self.next_random = now + self.rng.expovariate(1.0 / self.opts.evict_random)
-            return "evict"
-        if self.keys is not None:
-            key = self.keys.read()
-            if key is not None:
-                return {
-                    "c": "checkpoint",
-                    "e": "evict",
-                    "k": "crash",
-                    "s": "status",
-                    "q": "remove",
-                }.get(key.lower(), "unknown-key")
-        return None
-
-    def _evict_on(self, moment: str) -> bool:
-        """True (consumed) when the next ``--evict-on`` eviction is aimed at ``moment``."""
-        if self.evict_on and self.evict_on[0] == moment:
-            self.evict_on.pop(0)
-            return True
-        return False
-
-    def _next_injection_text(self) -> str:
-        times = []
-        if self.evict_on:
-            times.append(f"evict on the next {self.evict_on[0]}")
-        if self.injections:
-            times.append(f"{self.injections[0][1]} at {self.injections[0][0]:.1f}s")
-        if self.next_every is not None and self.opts.evict_every:
-            times.append(f"evict at {self.next_every:.1f}s")
-        if self.next_random is not None:
-            times.append(f"random evict at {self.next_random:.1f}s")
-        return ", ".join(times) or "none scheduled"
+            self.write(self.out, f"  {self.now():8.2f}s  {text}")
 
     # --- the run --------------------------------------------------------------------------
 
@@ -474,7 +443,7 @@ class Emulator:
         self.spool = self.workdir / "spool"
         self.spool.mkdir(exist_ok=True)
         if self.job.log:
-            log_path = self._submit_path(self.job.log)
+            log_path = self.submit_path(self.job.log)
             log_path.parent.mkdir(parents=True, exist_ok=True)
             log_path.write_text("")  # one dry run, one log (HTCondor would append)
         for streamed, name in (
@@ -482,7 +451,7 @@ class Emulator:
             (self.job.stream_error, self.job.error),
         ):
             if streamed and name:
-                target = self._submit_path(name)
+                target = self.submit_path(name)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(b"")
         self.log.submit()
@@ -522,7 +491,7 @@ class Emulator:
         sandbox.mkdir(parents=True)
         self.log.transfer_input_started()
         try:
-            exe = self._populate(sandbox)
+            exe = self.sandbox.populate(sandbox)
         except MissingFile as exc:
             self.log.transfer_input_finished()
             # as HTCondor 25.0.13 logs it: 021 (the starter), 004 and 012, no 001
@@ -546,7 +515,7 @@ class Emulator:
         last_ckpt_wall: Optional[float] = None  # this execution's last checkpoint exit
         period = self.opts.checkpoint_period if self.job.want_checkpoint_signal else None
         self.next_signal = exec_start + period if period else None
-        self._write_ads(sandbox)  # once per starter (starter.cpp): not before each restart
+        self.sandbox.write_ads(sandbox)  # once per starter (starter.cpp): not before each restart
         while True:  # runs in the same sandbox, restarted after each checkpoint
             if self.stats.runs >= self.opts.max_runs:
                 self.stats.lost += self.now() - last_upload
@@ -558,7 +527,7 @@ class Emulator:
                 )
                 return exitstatus.DRYRUN_MAX_STARTS, "max runs reached"
             run_start_wall = self.wall()
-            outcome, detail, fast = self._run_once(sandbox, exe)
+            outcome, detail, fast = self.runner.run_once(sandbox, exe)
             if outcome == "checkpoint":
                 exit_wall = self.wall()
                 leftovers = self.family.alive()
@@ -567,9 +536,9 @@ class Emulator:
                         f"{_describe(proc)} is still running after the checkpoint exit;"
                         " HTCondor does not kill it before the restart either"
                     )
-                files = self._checkpoint_list(sandbox, baseline)
+                files = self.transfers.checkpoint_list(sandbox, baseline)
                 try:
-                    nbytes, pending = self._upload(sandbox, files, checkpoint=True)
+                    nbytes, pending = self.transfers.upload(sandbox, files, checkpoint=True)
                 except UploadFailed as exc:
                     self.say(f"checkpoint upload failed: {exc}")
                     self.stats.lost += self.now() - last_upload
@@ -631,14 +600,14 @@ class Emulator:
                         "nothing uploaded"
                     )
                 elif self.job.on_exit_or_evict:
-                    files = self._output_list(sandbox, baseline)
+                    files = self.transfers.output_list(sandbox, baseline)
                     try:
-                        nbytes, _ = self._upload(sandbox, files, checkpoint=False)
+                        nbytes, _ = self.transfers.upload(sandbox, files, checkpoint=False)
                     except UploadFailed as exc:
                         self.stats.lost += self.now() - last_upload
                         return self._hold(
-                            self._output_failure(exc), HOLD_TRANSFER_OUTPUT, 2, evicted=True,
-                            starter=self._output_failure_starter(exc),
+                            self.transfers.output_failure(exc), HOLD_TRANSFER_OUTPUT, 2, evicted=True,
+                            starter=self.transfers.output_failure_starter(exc),
                         )
                     self.event(
                         f"evicted ({detail}); ON_EXIT_OR_EVICT uploaded {nbytes} bytes: "
@@ -658,39 +627,39 @@ class Emulator:
                 self.stats.lost += self.now() - last_upload
                 self.family.kill_all(self.sleep, self.clock)
                 hold_code, reason = detail.split(":", 1)
-                self._show_stderr_tail(sandbox)
+                self.runner.show_stderr_tail(sandbox)
                 # HTCondor 25.0.13 logs the starter's error (021), then its end (004 with the
                 # hold's code), then the hold
                 message = reason.split(": ", 1)[1] if reason.startswith("Error from ") else reason
-                return self._hold(reason, int(hold_code), self._hold_subcode,
+                return self._hold(reason, int(hold_code), self.runner.hold_subcode,
                                   evicted=True,
-                                  starter=(message, int(hold_code), self._hold_subcode))
+                                  starter=(message, int(hold_code), self.runner.hold_subcode))
             # final exit
             raw_status = int(detail)
             self.family.kill_all(self.sleep, self.clock)
             try:
-                files = self._output_list(sandbox, baseline)
+                files = self.transfers.output_list(sandbox, baseline)
                 self.log.transfer_output_started()
-                nbytes = self._deliver(sandbox, files)
+                nbytes = self.transfers.deliver(sandbox, files)
                 self.log.transfer_output_finished()
             except UploadFailed as exc:
                 self.stats.lost += self.now() - last_upload
-                return self._hold(self._output_failure(exc), HOLD_TRANSFER_OUTPUT, 2,
-                                  evicted=True, starter=self._output_failure_starter(exc))
+                return self._hold(self.transfers.output_failure(exc), HOLD_TRANSFER_OUTPUT, 2,
+                                  evicted=True, starter=self.transfers.output_failure_starter(exc))
             end_wall = self.wall()
             self.stats.committed += end_wall - max(last_ckpt_wall or exec_start_wall,
                                                    exec_start_wall)
             self.stats.bytes_uploaded += nbytes
-            held = self._on_exit_hold(raw_status)
+            held = self.sandbox.on_exit_hold(raw_status)
             if held is not None:
                 if os.WIFSIGNALED(raw_status) or os.WEXITSTATUS(raw_status) != 0:
-                    self._show_stderr_tail(sandbox)
+                    self.runner.show_stderr_tail(sandbox)
                 return self._hold(held[0], HOLD_ON_EXIT_POLICY, held[1])
             if os.WIFSIGNALED(raw_status):
                 sig = os.WTERMSIG(raw_status)
                 self.log.terminated(signal=sig, core=os.WCOREDUMP(raw_status), sent_bytes=nbytes)
                 self.event(f"job terminated by {signal_name(sig)}; outputs delivered")
-                self._show_stderr_tail(sandbox)
+                self.runner.show_stderr_tail(sandbox)
                 return exitstatus.DRYRUN_JOB_SIGNALED, f"terminated by signal {sig}"
             code = os.WEXITSTATUS(raw_status)
             self.log.terminated(exit_code=code, sent_bytes=nbytes)
@@ -699,79 +668,8 @@ class Emulator:
                 f"({nbytes} bytes: {', '.join(files) or 'no files'})"
             )
             if code != 0:
-                self._show_stderr_tail(sandbox)
+                self.runner.show_stderr_tail(sandbox)
             return code, f"terminated normally, exit code {code}"
-
-    _hold_subcode = 0
-
-    def _on_exit_hold(self, raw_status: int) -> Optional[tuple[str, int]]:
-        """The job policy the shadow applies when the job ends (HTCondor 25.0.13, seen on a
-        real pool): ``on_exit_hold`` true holds the job, code 3, after its outputs were
-        transferred (040 040 012, no 005); the subcode and reason come from
-        ``on_exit_hold_subcode`` / ``on_exit_hold_reason`` or are 0 and "The job attribute
-        OnExitHold expression '...' evaluated to TRUE". None: the job terminates."""
-        job = self.job
-        if job.on_exit_hold is None:
-            return None
-        ad = self._job_ad()
-        if os.WIFSIGNALED(raw_status):
-            ad.update(ExitBySignal=True, ExitSignal=os.WTERMSIG(raw_status))
-        else:
-            ad.update(ExitBySignal=False, ExitCode=os.WEXITSTATUS(raw_status))
-        ad.update(JobStatus=4)
-        tree = classad.parse(job.on_exit_hold)
-        if not classad.as_bool(classad.Evaluator(ad).eval(tree)):
-            return None
-        subcode = 0
-        if job.on_exit_hold_subcode is not None:
-            subcode = classad.as_int(classad.evaluate(job.on_exit_hold_subcode, ad))
-        reason = None
-        if job.on_exit_hold_reason is not None:
-            reason = classad.evaluate(job.on_exit_hold_reason, ad)
-        if not isinstance(reason, str):
-            reason = (f"The job attribute OnExitHold expression '{classad.unparse(tree)}' "
-                      "evaluated to TRUE")
-        return reason, subcode
-
-    def _output_failure(self, exc: UploadFailed) -> str:
-        """The hold reason HTCondor 25.0.13 gives for a missing output file (code 12/2)."""
-        return (
-            f"Transfer output files failure at execution point {SLOT_NAME} while sending "
-            f"files to access point {ACCESS_POINT}. Details: 1 total failures: first failure: "
-            f"reading from file {exc.path}: (errno 2) No such file or directory"
-        )
-
-    @staticmethod
-    def _output_failure_starter(exc: UploadFailed) -> tuple[str, int, int]:
-        """The starter's own report of a missing output file (event 021 on HTCondor 25.0.13:
-        code 13, subcode 2, although the hold is 12/2)."""
-        return (
-            f"STARTER at 127.0.0.1 failed to send file(s) to <127.0.0.1:0>: |Error: 1 total "
-            f"failures: first failure: reading from file {exc.path}: (errno 2) No such file or "
-            f"directory; SHADOW failed to receive file(s) from <127.0.0.1:0>",
-            13,
-            2,
-        )
-
-    def _show_stderr_tail(self, sandbox: Path) -> None:
-        """The job ended with a status nobody expected: show the end of its stderr, where the
-        supervisor (or the program) says why."""
-        path = sandbox / STDERR_NAME
-        if self.job.stream_error and self.job.error:
-            path = self._submit_path(self.job.error)
-        try:
-            with open(path, "rb") as fh:
-                fh.seek(0, os.SEEK_END)
-                fh.seek(max(0, fh.tell() - 8192))
-                tail = fh.read().decode(errors="replace").splitlines()[-TAIL_LINES:]
-        except OSError:
-            return
-        if not tail:
-            self._write(self.err, f"{PROG} dry-run[{os.getpid()}]: the job's stderr is empty")
-            return
-        lines = [f"{PROG} dry-run[{os.getpid()}]: the job's stderr ends with:"]
-        lines += [f"  | {line}" for line in tail]
-        self._write(self.err, "\n".join(lines))
 
     def _crashed(self) -> None:
         self.stats.crashes += 1
@@ -802,417 +700,6 @@ class Emulator:
         self.event(f"held (code {code}, subcode {subcode}): {reason}")
         return exitstatus.DRYRUN_HELD, f"held: {reason}"
 
-    # --- one run of the command line ------------------------------------------------------
-
-    def _open_output(self, sandbox: Path, name: Optional[str], streamed: bool, internal: str,
-                     *, keep: bool) -> int:
-        """The file descriptor the job's stdout or stderr goes to: the sandbox file when the
-        submit file names one (the submit-side file itself when streamed); else /dev/null
-        (``keep``: a sandbox file the dry run reads but never transfers)."""
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-        if name and streamed:
-            return os.open(self._submit_path(name), flags, 0o644)
-        if name or keep:
-            return os.open(sandbox / internal, flags, 0o644)
-        return os.open(os.devnull, os.O_WRONLY)
-
-    def _run_once(self, sandbox: Path, exe: Path) -> tuple[str, str, bool]:
-        """Start the command line once and watch it until it ends.
-
-        Returns (outcome, detail, fast): ("checkpoint", ""), ("evict", why), ("remove", ""),
-        ("crash", ""), ("hold", "36:reason") or ("exit", raw wait status); ``fast`` is true when
-        the vacate time ran out and the family was SIGKILLed (nothing is uploaded then).
-        """
-        assert self.family is not None
-        job = self.job
-        self.stats.runs += 1
-        env = self._environment(sandbox)
-        out_fd = self._open_output(sandbox, job.output, job.stream_output, STDOUT_NAME,
-                                   keep=False)
-        err_fd = self._open_output(sandbox, job.error, job.stream_error, STDERR_NAME, keep=True)
-        try:
-            proc = self.launcher(
-                [str(exe), *job.arguments], cwd=sandbox, env=env, stdout=out_fd, stderr=err_fd
-            )
-        except OSError as exc:
-            self._hold_subcode = exc.errno or 0
-            return (
-                "hold",
-                f"{HOLD_FAILED_TO_EXECUTE}:Error from {SLOT_NAME}: "
-                f"Failed to execute '{exe}': {exc.strerror}",
-                False,
-            )
-        finally:
-            os.close(out_fd)
-            os.close(err_fd)
-        pid = proc.pid
-        self.family.add_main(pid)
-        self.event(f"run {self.stats.runs} started: pid {pid}")
-        start = self.now()
-        period = self.opts.checkpoint_period if job.want_checkpoint_signal else None
-        checkpointing = False  # a checkpoint signal is outstanding (unanswered)
-        evicting: Optional[str] = None
-        kill_deadline: Optional[float] = None
-        fast = False
-        signalled = False  # a checkpoint signal went out in this pass of the loop
-        last_scan = -1.0
-        raw: Optional[int] = None
-        while raw is None:
-            raw = _reap(proc)
-            if raw is not None:
-                break
-            now = self.now()
-            if now - last_scan >= 0.1:
-                self.family.scan()
-                last_scan = now
-            if (
-                self.next_signal is not None
-                and period
-                and now >= self.next_signal
-                and evicting is None
-            ):
-                # The startd asks once a period, counted from its last ask; the starter sends
-                # the signal unless one is still unanswered. A declined ask restarts the period
-                # too (seen on HTCondor 25.0.13: a job that answered 28 s late got the next
-                # signal 23 s after its restart, not at once).
-                if checkpointing:
-                    self.event("checkpoint signal due but the last one is unanswered: not sent")
-                else:
-                    checkpointing = signalled = self._send_checkpoint_signal(pid)
-                self.next_signal = now + period
-            kind = self._due()
-            if kind is None and signalled and self._evict_on("checkpoint-signal"):
-                kind = "evict"  # aimed at this moment: the soft kill follows the signal at once
-            signalled = False
-            if kind == "crash":
-                self.event("crash injected: SIGKILL to every process")
-                self.family.kill_all(self.sleep, self.clock)
-                _reap_blocking(proc)
-                return "crash", "", False
-            if kind in ("evict", "remove"):
-                if evicting is None:
-                    evicting = kind
-                    kill_deadline = now + self.vacate
-                    self.event(
-                        f"{'removing' if kind == 'remove' else 'evicting'}: "
-                        f"{signal_name(job.kill_sig)} to pid {pid}; SIGKILL to all in "
-                        f"{self.vacate:g}s"
-                    )
-                    _signal(pid, job.kill_sig)
-                else:
-                    self.event(f"{kind} ignored: a shutdown is already in progress")
-            elif kind == "checkpoint":
-                if evicting or checkpointing:
-                    self.event(
-                        "checkpoint signal not sent: a checkpoint or shutdown is in progress"
-                    )
-                else:
-                    checkpointing = signalled = self._send_checkpoint_signal(pid)
-                    if checkpointing and period:
-                        self.next_signal = now + period
-            elif kind == "status":
-                self._print_status(pid, start)
-            elif kind == "unknown-key":
-                self.say("keys: c checkpoint signal, e evict, k crash, s status, q remove")
-            if kill_deadline is not None and now >= kill_deadline:
-                self.event("vacate time over: SIGKILL to every process (fast shutdown)")
-                self.family.kill_all(self.sleep, self.clock)
-                kill_deadline = None
-                fast = True
-            self.sleep(POLL)
-        self.family.scan()
-        self.event(f"run {self.stats.runs} ended: {_describe_status(raw)}")
-        desired = job.desired_checkpoint_status()
-        if checkpointing and raw != desired and not fast:
-            # Rule 8: once the signal is sent, the next exit must be the checkpoint status,
-            # during an eviction too.
-            self._hold_subcode = raw
-            actual = (
-                f"on signal {os.WTERMSIG(raw)}"
-                if os.WIFSIGNALED(raw)
-                else f"with exit code {os.WEXITSTATUS(raw)}"
-            )
-            return "hold", (
-                f"{HOLD_FAILED_TO_CHECKPOINT}:Error from {SLOT_NAME}: "
-                "Job did not exit as promised when sent its checkpoint signal.  "
-                f"Promised exit was {job.describe_checkpoint_exit()}, actual exit "
-                f"status was {actual}."
-            ), False
-        if evicting is not None:
-            return evicting, _describe_status(raw), fast
-        if checkpointing or (job.want_ft_on_checkpoint and raw == desired):
-            return "checkpoint", "", False
-        return "exit", str(raw), False
-
-    def _send_checkpoint_signal(self, pid: int) -> bool:
-        sig = self.job.checkpoint_sig if self.job.checkpoint_sig is not None else self.job.kill_sig
-        if not self.job.want_checkpoint_signal:
-            self.event("checkpoint signal not sent: the job does not set +WantCheckpointSignal")
-            return False
-        self.event(f"checkpoint signal {signal_name(sig)} to pid {pid} (main process only)")
-        _signal(pid, sig)
-        return True
-
-    def _print_status(self, pid: int, start: float) -> None:
-        assert self.family is not None
-        procs = [pid] + [p.pid for p in self.family.alive(exclude=pid)]
-        self.say(
-            f"status: t={self.now():.1f}s execution {self.stats.executions}, run "
-            f"{self.stats.runs} up {self.now() - start:.1f}s, processes {procs}; "
-            f"checkpoints {self.stats.checkpoints}, evictions {self.stats.evictions}, crashes "
-            f"{self.stats.crashes}; next: {self._next_injection_text()}"
-        )
-
-    # --- files ----------------------------------------------------------------------------
-
-    def _populate(self, sandbox: Path) -> Path:
-        job = self.job
-        src = job.submit_dir / job.executable
-        if not src.is_file():
-            raise MissingFile(f"executable {src} does not exist")
-        exe = sandbox / Path(job.executable).name
-        # MOUNT_UNDER_SCRATCH's /var/tmp: HTCondor 25.0.13 made var/tmp in every sandbox (a
-        # directory, so never a default output)
-        (sandbox / "var" / "tmp").mkdir(parents=True, exist_ok=True, mode=0o700)
-        shutil.copy2(src, exe)
-        exe.chmod(exe.stat().st_mode | 0o755)
-        for name in job.transfer_input_files:
-            path = job.submit_dir / name
-            target = sandbox / Path(name.rstrip("/")).name
-            if path.is_dir():
-                if name.endswith("/"):
-                    shutil.copytree(path, sandbox, dirs_exist_ok=True)
-                else:
-                    shutil.copytree(path, target)
-            elif path.is_file():
-                shutil.copy2(path, target)
-            else:
-                raise MissingFile(f"reading from file {path}: (errno 2) No such file or directory")
-        for item in self.spool.iterdir():
-            if item.name.startswith(".incoming"):
-                continue
-            if item.is_dir():
-                shutil.copytree(item, sandbox / item.name, dirs_exist_ok=True)
-            else:
-                shutil.copy2(item, sandbox / item.name)
-        return exe
-
-    def _environment(self, sandbox: Path) -> dict[str, str]:
-        job = self.job
-        # HTCondor passes no environment without getenv (HTCondor 25.0.13 gave the job no PATH,
-        # and HOME from the submitter's account); the dry run keeps PATH so that
-        # "executable = /usr/bin/env" with "ckpt-supervisor run ..." finds the local install
-        # (documented as a difference in docs/reference/dry-run.md).
-        kept = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
-        env = dict(os.environ) if job.getenv else kept
-        # What the starter of HTCondor 25.0.13 added (with one CPU): thread limits, caches in
-        # the sandbox, and TMPDIR/TMP/TEMP = /tmp (MOUNT_UNDER_SCRATCH names /tmp; the job's
-        # /tmp is private when the bind mount works, the machine's /tmp otherwise).
-        env.update({name: "1" for name in THREAD_LIMITS})
-        env.update(job.environment)
-        env.update(
-            {
-                "_CONDOR_SCRATCH_DIR": str(sandbox),
-                "TMPDIR": "/tmp",
-                "TMP": "/tmp",
-                "TEMP": "/tmp",
-                "APPTAINER_CACHEDIR": str(sandbox),
-                "SINGULARITY_CACHEDIR": str(sandbox),
-                "CONDOR_STARTER_PID": str(os.getpid()),
-                "_CONDOR_JOB_PIDS": "",
-                "BATCH_SYSTEM": "HTCondor",
-                "_CONDOR_JOB_AD": str(sandbox / JOB_AD_NAME),
-                "_CONDOR_MACHINE_AD": str(sandbox / MACHINE_AD_NAME),
-                "_CONDOR_JOB_IWD": str(sandbox),
-                "_CONDOR_SLOT": "slot1",
-            }
-        )
-        assert self.family is not None
-        env[FAMILY_ENV] = self.family.token
-        return env
-
-    def _job_ad(self) -> dict[str, object]:
-        """The job ad the starter writes into ``.job.ad`` at the start of an execution.
-
-        As seen on HTCondor 25.0.13: ``NumJobStarts`` counts earlier executions (0 at the
-        first), ``JobRunCount`` this one too (1 at the first); ``CheckpointNumber`` is absent
-        before the first checkpoint, then the number of the last one (0 for the first);
-        ``CommittedTime`` sums the runs that ended by a checkpoint; ``JobLastCheckpointTime``
-        is not there.
-        """
-        job = self.job
-        ad: dict[str, object] = {
-            "ClusterId": 1,
-            "ProcId": 0,
-            "JobUniverse": 5,
-            "JobStatus": 2,
-            "Owner": os.environ.get("USER", "nobody"),
-            "QDate": self.qdate,
-            "Iwd": str(job.submit_dir),
-            "Cmd": str(job.submit_dir / job.executable),
-            "Arguments": _quote_new_syntax(job.arguments),
-            "Environment": _quote_new_syntax([f"{k}={v}" for k, v in job.environment.items()]),
-            "NumJobStarts": self.stats.executions - 1,
-            "JobRunCount": self.stats.executions,
-            "NumShadowStarts": self.stats.executions,
-            "JobStartDate": self.qdate,
-            "JobCurrentStartDate": int(self.wall()),
-            "ShouldTransferFiles": job.should_transfer_files,
-            "WhenToTransferOutput": job.when_to_transfer_output,
-            "TransferIn": False,
-            "KillSig": signal_name(job.kill_sig),
-            "CommittedTime": int(self.stats.committed),
-        }
-        if job.output:
-            ad["Out"] = job.output if job.stream_output else STDOUT_NAME
-        if job.error:
-            ad["Err"] = job.error if job.stream_error else STDERR_NAME
-        if self.checkpoint_number is not None:
-            ad["CheckpointNumber"] = self.checkpoint_number
-        if job.transfer_input_files:
-            ad["TransferInput"] = ",".join(job.transfer_input_files)
-        if job.transfer_output_files is not None:
-            ad["TransferOutput"] = ",".join(job.transfer_output_files)
-        if job.transfer_checkpoint_files is not None:
-            ad["TransferCheckpoint"] = ",".join(job.transfer_checkpoint_files)
-        if job.job_max_vacate_time is not None:
-            ad["JobMaxVacateTime"] = job.job_max_vacate_time
-        if job.checkpoint_exit_code is not None:
-            ad["SuccessCheckpointExitCode"] = job.checkpoint_exit_code
-        if job.want_ft_on_checkpoint:
-            ad["WantFTOnCheckpoint"] = True
-        if job.log:
-            ad["UserLog"] = str(self._submit_path(job.log))
-        return with_attrs(ad, job.attrs)
-
-    def _write_ads(self, sandbox: Path) -> None:
-        try:
-            text = format_ad(self._job_ad())
-        except ValueError as exc:
-            raise ConfigError(f"{self.opts.submit_file}: cannot write the job ad: {exc}") from exc
-        (sandbox / JOB_AD_NAME).write_text(text)
-        machine = {
-            "Name": SLOT_NAME,
-            "Machine": ACCESS_POINT,
-            "OpSys": "LINUX",
-            "Arch": "X86_64",
-            "Cpus": 1,
-            "MachineMaxVacateTime": int(self.opts.vacate_time),
-        }
-        (sandbox / MACHINE_AD_NAME).write_text(format_ad(machine))
-
-    def _changed(self, sandbox: Path, baseline: Mapping[str, tuple[int, int]]) -> list[str]:
-        now = _snapshot(sandbox)
-        # Only plain files at the top: HTCondor does not scan subdirectories for default output.
-        return sorted(
-            n
-            for n, sig in now.items()
-            if n not in INTERNAL_NAMES and baseline.get(n) != sig and (sandbox / n).is_file()
-        )
-
-    def _output_list(self, sandbox: Path, baseline: Mapping[str, tuple[int, int]]) -> list[str]:
-        if self.job.transfer_output_files is not None:
-            return list(self.job.transfer_output_files)
-        return self._changed(sandbox, baseline)
-
-    def _checkpoint_list(self, sandbox: Path, baseline: Mapping[str, tuple[int, int]]) -> list[str]:
-        if self.job.transfer_checkpoint_files is not None:
-            return list(self.job.transfer_checkpoint_files)
-        if self.job.transfer_output_files is not None:
-            return list(self.job.transfer_output_files)
-        return self._changed(sandbox, baseline)
-
-    def _std_names(self) -> list[str]:
-        """stdout and stderr go with an upload only when the submit file names them and does
-        not stream them."""
-        out = []
-        if self.job.output and not self.job.stream_output:
-            out.append(STDOUT_NAME)
-        if self.job.error and not self.job.stream_error:
-            out.append(STDERR_NAME)
-        return out
-
-    def _upload(
-        self, sandbox: Path, files: Sequence[str], *, checkpoint: bool
-    ) -> tuple[int, Optional[str]]:
-        """Copy ``files`` (plus stdout/stderr) to the spool, all or nothing.
-
-        Returns the bytes and, for a checkpoint upload, the soft eviction or removal that
-        arrived during it (the upload is blocking: it completes first). A crash during a
-        checkpoint upload raises _Interrupt; a missing file (or, in a checkpoint, a symlink to
-        a directory) raises UploadFailed before anything reaches the spool.
-        """
-        self.log.transfer_output_started()
-        for name in files:
-            src = sandbox / name
-            if checkpoint and src.is_symlink() and src.is_dir():
-                raise UploadFailed(name, src, "a symbolic link to a directory")
-            if not src.exists():
-                if not checkpoint:
-                    self.log.transfer_output_finished()
-                raise UploadFailed(name, src, "does not exist")
-        staging = self.spool / f".incoming-{uuid.uuid4().hex[:8]}"
-        staging.mkdir()
-        pending: Optional[str] = None
-        if checkpoint and self._evict_on("upload"):
-            pending = "evict"
-            self.event("evict during the checkpoint upload: it waits for the end of the upload "
-                       "(HTCondor's upload is blocking)")
-        try:
-            nbytes = 0
-            for name in [*files, *self._std_names()]:
-                src = sandbox / name
-                dst = staging / Path(name).name
-                if src.is_dir():
-                    shutil.copytree(src, dst, symlinks=True)
-                    nbytes += sum(p.stat().st_size for p in dst.rglob("*") if p.is_file())
-                elif src.is_file():
-                    shutil.copy2(src, dst)
-                    nbytes += dst.stat().st_size
-            if checkpoint and self.opts.upload_time > 0:
-                end = self.clock() + self.opts.upload_time
-                while self.clock() < end:
-                    kind = self._due()
-                    if kind == "crash":
-                        raise _Interrupt(kind)
-                    if kind in ("evict", "remove") and pending is None:
-                        pending = kind
-                        self.event(f"{kind} during the checkpoint upload: it waits for the end "
-                                   "of the upload (HTCondor's upload is blocking)")
-                    self.sleep(POLL)
-            for item in staging.iterdir():  # commit: replace entry by entry; never delete others
-                target = self.spool / item.name
-                if target.is_dir() and not target.is_symlink():
-                    shutil.rmtree(target)
-                os.replace(item, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        self.log.transfer_output_finished()
-        self.stats.bytes_uploaded += nbytes
-        return nbytes, pending
-
-    def _deliver(self, sandbox: Path, files: Sequence[str]) -> int:
-        """Final output transfer into the submit directory (listed or changed files, stdout/err)."""
-        for name in files:
-            if not (sandbox / name).exists():
-                raise UploadFailed(name, sandbox / name, "does not exist")
-        nbytes = 0
-        for name in files:
-            src = sandbox / name
-            dst = self.job.submit_dir / Path(name).name
-            if src.is_dir():
-                shutil.copytree(src, dst, dirs_exist_ok=True)
-            else:
-                shutil.copy2(src, dst)
-                nbytes += dst.stat().st_size
-        for internal, target in ((STDOUT_NAME, self.job.output), (STDERR_NAME, self.job.error)):
-            if internal in self._std_names() and target and (sandbox / internal).exists():
-                dst = self._submit_path(target)
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(sandbox / internal, dst)
-                nbytes += dst.stat().st_size
-        return nbytes
-
     # --- the end --------------------------------------------------------------------------
 
     def _summary(self, final: str, status: int) -> None:
@@ -1228,49 +715,7 @@ class Emulator:
             f"  bytes uploaded {s.bytes_uploaded}, wall time {total:.1f}s, time committed "
             f"{s.committed:.1f}s, time lost {s.lost:.1f}s",
         ]
-        self._write(self.out, "\n".join(lines))
-
-
-def _snapshot(sandbox: Path) -> dict[str, tuple[int, int]]:
-    out = {}
-    for entry in os.scandir(sandbox):
-        with contextlib.suppress(OSError):
-            st = entry.stat(follow_symlinks=False)
-            out[entry.name] = (st.st_mtime_ns, st.st_size)
-    return out
-
-
-def _reap(proc: subprocess.Popen[bytes]) -> Optional[int]:
-    """Reap the main process without blocking; the raw wait status (core bit kept) or None."""
-    try:
-        pid, raw = os.waitpid(proc.pid, os.WNOHANG)
-    except ChildProcessError:
-        return proc.returncode if proc.returncode is not None else 0
-    if pid == 0:
-        return None
-    proc.returncode = exitstatus.from_wait_status(raw)  # Popen must not wait again
-    return raw
-
-
-def _reap_blocking(proc: subprocess.Popen[bytes]) -> int:
-    try:
-        _, raw = os.waitpid(proc.pid, 0)
-    except ChildProcessError:
-        return 0
-    proc.returncode = exitstatus.from_wait_status(raw)
-    return raw
-
-
-def _signal(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-
-
-def _describe_status(raw: int) -> str:
-    if os.WIFSIGNALED(raw):
-        core = " (core dumped)" if os.WCOREDUMP(raw) else ""
-        return f"killed by {signal_name(os.WTERMSIG(raw))}{core}, wait status {raw:#x}"
-    return f"exit code {os.WEXITSTATUS(raw)}, wait status {raw:#x}"
+        self.write(self.out, "\n".join(lines))
 
 
 # --- CLI --------------------------------------------------------------------------------------
