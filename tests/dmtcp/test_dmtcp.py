@@ -21,8 +21,8 @@ from typing import Optional
 
 import psutil
 import pytest
-from dmtcp_programs import C_MEMORY, C_THREADS, PY_MEMORY, PY_PIPE
-from helpers import ROOT, kill_pids, pid_tree, sleep_until
+from support.dmtcp_programs import C_MEMORY, C_THREADS, PY_MEMORY, PY_PIPE
+from support.helpers import ROOT, kill_pids, pid_tree, sleep_until
 
 from supervisor import dmtcp
 

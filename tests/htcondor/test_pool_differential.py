@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import pytest
-from poolkit import Job, Pool, differences, dry_run, dry_run_outcome, journal, outcome, submitted, work_submit
+from support.poolkit import Job, Pool, differences, dry_run, dry_run_outcome, journal, outcome, submitted, work_submit
 
 pytestmark = pytest.mark.htcondor
 

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 import pytest
-from poolkit import Job, Pool, is_output_start, journal, outcome, result_bytes, submitted, work_submit
+from support.poolkit import Job, Pool, is_output_start, journal, outcome, result_bytes, submitted, work_submit
 
 pytestmark = pytest.mark.htcondor
 

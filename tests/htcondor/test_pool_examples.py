@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import pytest
-from poolkit import EXAMPLES, Job, Pool, outcome, output_pairs, pyz_submit, set_macro, submitted
+from support.poolkit import EXAMPLES, Job, Pool, outcome, output_pairs, pyz_submit, set_macro, submitted
 
 pytestmark = pytest.mark.htcondor
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from poolkit import Pool, journal, outcome, result_bytes, submitted, wait_for, work_submit
+from support.poolkit import Pool, journal, outcome, result_bytes, submitted, wait_for, work_submit
 
 pytestmark = pytest.mark.htcondor
 

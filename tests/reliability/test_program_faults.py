@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import alive, sleep_until
-from relutil import (
+from support.helpers import alive, sleep_until
+from support.relutil import (
     CHECKPOINT_STATUS,
     STORE,
     VALIDATE,

@@ -18,8 +18,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers import sleep_until
-from relutil import (
+from support.helpers import sleep_until
+from support.relutil import (
     CHECKPOINT_STATUS,
     STORE,
     MiB,

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from relutil import CHECKPOINT_STATUS, PY, STORE, VICTIMS, events, run, verify_store
+from support.relutil import CHECKPOINT_STATUS, PY, STORE, VICTIMS, events, run, verify_store
 
 REWRITER = str(VICTIMS / "rewriter.py")
 NAMES = "a.bin,b.bin,meta.json"
@@ -128,7 +128,7 @@ def test_the_dry_run_of_a_job_without_progress_ends_with_76(tmp_path):
     """Item 3, through the dry run: the same program and rules in a submit file; instead of
     restarting forever (the dry run counted executions, never ending), the job terminates with
     exit code 76 after --max-no-progress 3 executions that committed what they had restored."""
-    from relutil import ENV, ROOT
+    from support.relutil import ENV, ROOT
 
     words = [PY, "-m", "supervisor", "run", "--checkpoint", "ckpt", "--watch", "--complete-when", "closed",
              "--max-no-progress", "3", "--", PY, REWRITER, "--dir", "ckpt", "--files", "a.bin,b.bin", "--fresh",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import ROOT, VICTIM, VICTIMS, sleep_until, spawned, supervisor_cmd
+from support.helpers import ROOT, VICTIM, VICTIMS, sleep_until, spawned, supervisor_cmd
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 PY = sys.executable

@@ -11,7 +11,7 @@ import contextlib
 from pathlib import Path
 
 import pytest
-from conftest import Result, Running, copy_example, events
+from support.dryrun import Result, Running, copy_example, events
 
 JOBS = Path(__file__).resolve().parent / "jobs"
 

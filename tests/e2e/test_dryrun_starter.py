@@ -10,8 +10,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import counter_job, dryrun_cmd, events, job_env, run_dryrun
-from helpers import ROOT
+from support.dryrun import counter_job, dryrun_cmd, events, job_env, run_dryrun
+from support.helpers import ROOT
 
 from supervisor import exitstatus
 

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import ROOT
+
+from support.helpers import ROOT
 
 EXAMPLES = ROOT / "examples"
 

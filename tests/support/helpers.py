@@ -13,7 +13,7 @@ from typing import Callable, Iterator, Sequence
 
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 VICTIMS = Path(__file__).resolve().parent / "victims"
 VICTIM = VICTIMS / "victim.py"
 

@@ -34,8 +34,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 ROOT = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
-JOBS = HERE / "jobs"
+JOBS = ROOT / "tests" / "htcondor" / "jobs"
 EXAMPLES = ROOT / "examples"
 # ../shared/htcondor/pool beside the checkout; CKPT_TEST_POOL_SCRIPT names another copy.
 SHARED_POOL = Path(os.environ.get("CKPT_TEST_POOL_SCRIPT") or ROOT.parent / "shared" / "htcondor" / "pool")

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
-from helpers import ROOT, VICTIM, alive, sleep_until, spawned, supervisor_cmd
+from support.helpers import ROOT, VICTIM, alive, sleep_until, spawned, supervisor_cmd
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 

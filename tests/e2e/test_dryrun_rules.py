@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 import signal
 
-from conftest import COUNTER, counter_job, events, run_dryrun, tagged_alive
-from helpers import sleep_until
+from support.dryrun import COUNTER, counter_job, events, run_dryrun, tagged_alive
+from support.helpers import sleep_until
 
 from supervisor import exitstatus
 from supervisor.jobad import read_job_ad

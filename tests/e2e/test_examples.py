@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 # Real-application examples with their own prepare scripts and tests (marker "realapp").
 NOT_HERE = {"gromacs", "john", "dmtcp"}  # dmtcp needs DMTCP: tests/dmtcp runs it

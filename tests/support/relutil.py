@@ -19,7 +19,8 @@ from typing import Any
 
 import psutil
 import pytest
-from helpers import ROOT, VICTIM, VICTIMS, spawned, supervisor_cmd
+
+from support.helpers import ROOT, VICTIM, VICTIMS, spawned, supervisor_cmd
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 PY = sys.executable

@@ -26,7 +26,7 @@ import pytest
 from supervisor.errors import StoreError
 from supervisor.store import FS, Store, iter_fs_methods
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NAMES = ["a.bin", "b.bin", "dir/c.bin", "dir/sub/d.bin"]
 PATHS = ["a.bin", "b.bin", "dir"]
 STORE = Path("checkpoint.atomic")
