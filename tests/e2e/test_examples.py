@@ -43,17 +43,22 @@ CASES = (
     # instead of letting HTCondor restart it forever.
     Case("77", "77.submit", (), "77.out", "Now exiting with code 77.", status=65,
          min_checkpoints=0),
-    Case("77-time", "77-time.submit", ("--evict-at", "1.5", "--evict-at", "3.6"),
+    # Each last eviction comes before the job's shortest possible end, its sleeps alone (how much
+    # work an eviction throws away only adds to that), so both evictions land however fast the
+    # machine: 77-time ends no sooner than 3.5 s (evicted at 1.5 s, before its checkpoint at step
+    # 8, then 8 steps of 0.25 s), atomic 3.6 s, signal-legacy 4.5 s (its first checkpoint comes at
+    # 2 s), resume-args 2.2 s, vuc 10 s.
+    Case("77-time", "77-time.submit", ("--evict-at", "1.5", "--evict-at", "3.0"),
          "result.txt", "sum of 1..12 = 78"),
     Case("vuc", "vuc.submit", ("--evict-at", "4.6", "--evict-at", "8.5"), "vuc.ckpt", "10"),
     Case("vuc-supervised", "vuc.submit", ("--evict-at", "4", "--evict-at", "9"), "vuc.ckpt", "10"),
-    Case("atomic", "atomic.submit", ("--evict-at", "1.3", "--evict-at", "3.5"),
+    Case("atomic", "atomic.submit", ("--evict-at", "1.3", "--evict-at", "3.1"),
          "result.txt", "sum of squares 1..20 = 2870"),
-    Case("signal-legacy", "legacy.submit", ("--evict-at", "1.5", "--evict-at", "4.5"),
+    Case("signal-legacy", "legacy.submit", ("--evict-at", "1.5", "--evict-at", "4.0"),
          "result.txt", "fib(30) = 832040"),
-    Case("signal-legacy", "legacy-by-signal.submit", ("--evict-at", "1.5", "--evict-at", "4.5"),
+    Case("signal-legacy", "legacy-by-signal.submit", ("--evict-at", "1.5", "--evict-at", "4.0"),
          "result.txt", "fib(30) = 832040"),
-    Case("resume-args", "resume.submit", ("--evict-at", "1.2", "--evict-at", "3.3"),
+    Case("resume-args", "resume.submit", ("--evict-at", "1.2", "--evict-at", "1.9"),
          "result.txt", "product after 20 steps = 21"),
     Case("want-checkpoint-signal", "ckptsig.submit",
          ("--checkpoint-period", "1.5", "--evict-at", "2.8"), "result.txt", "2**25 = 33554432"),

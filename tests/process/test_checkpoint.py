@@ -299,7 +299,9 @@ def test_unchanged_checkpoint_is_not_committed_again(sandbox):
     """Only a checkpoint that changed since the last commit is committed again (watch mode)."""
     program = [PY, str(VICTIM), "--ckpt", "state", "--steps", "1000", "--step-time", "0.02",
                "--every-steps", "10"]
-    args = ["--checkpoint", "state", "--watch", "--complete-when", "quiet=0.1", "--min-run", "2"]
+    # --min-run 4: room for 3 commits (a checkpoint every 0.2 s of sleeps, each quiet for 0.1 s)
+    # on a machine several times slower than this one
+    args = ["--checkpoint", "state", "--watch", "--complete-when", "quiet=0.1", "--min-run", "4"]
     with supervise(sandbox, args, program) as proc:
         wait_line(proc, "ready")
         assert proc.wait(timeout=30) == 85
