@@ -72,9 +72,14 @@ def test_job_ad_once_per_execution_and_committed_time(tmp_path, htcondor2):
 def test_checkpoint_signal_period_runs_from_the_last_signal(tmp_path):
     """Rule: the periodic checkpoint signal is due one period after the last signal (or the
     execution's start), not one period after each restart in place."""
-    period = 2.0
-    submit = counter_job(tmp_path, '+WantCheckpointSignal = true\n+CheckpointSig = "SIGUSR2"',
-                         "--every 0 --total 5 --step 1.5 --ckpt-on SIGUSR2")
+    period = 3.0
+    # The job answers the signal 1 s after it (the trap's sleep; the loop's 0.1 s sleeps delay
+    # the trap by at most 0.1 s), whatever the machine's speed, and finishes in its third run.
+    body = ("n=$(cat count 2>/dev/null || echo 0)\n"
+            "trap 'sleep 1; echo $((n+1)) > count; exit 85' USR2\n"
+            '[ "$n" -ge 2 ] && exit 0\n'
+            "i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done\n")
+    submit = script_job(tmp_path, body, '+WantCheckpointSignal = true\n+CheckpointSig = "SIGUSR2"\n')
     r = run_dryrun(submit, "--checkpoint-period", str(period))
     assert r.rc == 0, r.stdout + r.stderr
     tl = [(float(t), text) for t, text in
@@ -84,9 +89,9 @@ def test_checkpoint_signal_period_runs_from_the_last_signal(tmp_path):
     assert len(signals) >= 2, r.stdout
     second_run = run_starts[1]
     assert second_run > signals[0]
-    # the job answers at the end of its 1.5 s step (about 1 s after the signal at 2 s): the
-    # next signal comes one period after the first one, so about 1 s after the restart;
-    # restarting the period at each run would put it a full period (2 s) after
+    # the restart follows the signal at 3 s by 1 s: the next signal comes one period after the
+    # first one, at 6 s, so about 2 s after the restart; restarting the period at each run would
+    # put it a full period (3 s) after
     assert signals[1] - second_run < period - 0.5, r.stdout
 
 
