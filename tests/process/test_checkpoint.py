@@ -2,67 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import psutil
 import pytest
-from support.helpers import ROOT, VICTIM, VICTIMS, sleep_until, spawned, supervisor_cmd
-
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
-PY = sys.executable
-VALIDATE = f"{PY} {VICTIMS / 'validate.py'}"
-STORE = "checkpoint.atomic"
-
-
-def supervise(sandbox: Path, args, program, **kw):
-    return spawned(supervisor_cmd("run", "--events", str(sandbox / "events.jsonl"), *args, "--", *program),
-                   cwd=sandbox, env=kw.pop("env", ENV), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
-
-
-def run(sandbox: Path, args, program, timeout=60):
-    return subprocess.run(supervisor_cmd("run", "--events", str(sandbox / "events.jsonl"), *args, "--", *program),
-                          cwd=sandbox, env=ENV, capture_output=True, text=True, timeout=timeout)
-
-
-def wait_line(proc, prefix, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            raise AssertionError(f"stdout closed before {prefix!r}: {proc.stderr.read()}")
-        if line.startswith(prefix):
-            return line.strip()
-    raise AssertionError(f"no line {prefix!r}")
+from support.helpers import ROOT, VICTIM, sleep_until, supervisor_cmd, wait_line
+from support.relutil import ENV, PY, STORE, VALIDATE, complete_value, events, run, supervise, verify_store
 
 
 def committed(sandbox: Path, name="state") -> str:
     return (sandbox / STORE / name).read_text()
-
-
-def complete_value(text: str) -> int:
-    """The value of a complete victim checkpoint; fails on a half-written one."""
-    lines = text.splitlines()
-    assert len(lines) >= 3 and lines[-1] == f"end {lines[0]}", f"incomplete checkpoint: {text[:40]!r}"
-    return int(lines[0])
-
-
-def events(sandbox: Path) -> list[dict]:
-    path = sandbox / "events.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def verify_store(sandbox: Path) -> dict:
-    from supervisor.store import Store
-
-    return Store(sandbox, sandbox / STORE, ["state"]).verify()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from support.relutil import mounted
 
 from supervisor.errors import StoreError
 from supervisor.store import FS, Store, iter_fs_methods
@@ -378,25 +379,6 @@ def test_unreadable_checkpoint_file(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ real full / read-only fs
-
-
-@contextlib.contextmanager
-def mounted(args: list[str], target: Path) -> Iterator[None]:
-    target.mkdir(parents=True, exist_ok=True)
-    try:
-        subprocess.run(["mount", *args, str(target)], check=True, capture_output=True, timeout=10)
-    except subprocess.CalledProcessError as e:
-        why = (e.stderr or b"").decode(errors="replace").strip()
-        pytest.skip(f"cannot mount here ({why or e}); needs root or CAP_SYS_ADMIN")
-    except (OSError, subprocess.SubprocessError) as e:
-        pytest.skip(f"cannot mount here ({e}); needs root or CAP_SYS_ADMIN")
-    try:
-        yield
-    finally:
-        umount = ["umount", str(target)]
-        if subprocess.run(umount, check=False, capture_output=True, timeout=10).returncode:
-            subprocess.run(["umount", "-l", str(target)], check=False, capture_output=True,
-                           timeout=10)
 
 
 def test_enospc_on_a_small_tmpfs(tmp_path: Path) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable
 
 import psutil
 
@@ -18,16 +20,39 @@ VICTIMS = Path(__file__).resolve().parent / "victims"
 VICTIM = VICTIMS / "victim.py"
 
 
-def sleep_until(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.01):
-    """Poll ``condition`` until it returns something truthy; fail the test after ``timeout``."""
+def sleep_until(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.01, *,
+                what: str = "", context: Callable[[], str] = lambda: ""):
+    """Poll ``condition`` until it returns something truthy (returned); fail the test after
+    ``timeout`` s, saying ``what`` never happened, followed by ``context()``."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s: {condition}")
+            extra = context()
+            raise AssertionError(f"{what or 'condition'} not met within {timeout} s: {condition}"
+                                 + (f"\n{extra}" if extra else ""))
         time.sleep(interval)
+
+
+def wait_line(proc: subprocess.Popen, prefix: str, timeout: float = 20.0) -> str:
+    """Read ``proc``'s stdout (text) until a line starts with ``prefix``; return it stripped."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"stdout closed before {prefix!r}: {proc.stderr.read() if proc.stderr else ''}")
+        if line.startswith(prefix):
+            return line.strip()
+    raise AssertionError(f"no line starting with {prefix!r} within {timeout} s")
+
+
+def set_macro(text: str, name: str, value: str) -> str:
+    """``text`` (a submit file) with the value of its macro ``name = ...`` replaced (defined once)."""
+    new, n = re.subn(rf"(?m)^({re.escape(name)}\s*=\s*).*$", lambda m: m.group(1) + value, text)
+    assert n == 1, f"macro {name} defined {n} times"
+    return new
 
 
 def pid_tree(pid: int) -> list[int]:

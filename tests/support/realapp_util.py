@@ -27,6 +27,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from support import helpers
 from support.helpers import ROOT
 
 EXAMPLES = ROOT / "examples"
@@ -76,11 +77,8 @@ def _generated(example: str, filename: str) -> bool:
 
 
 def set_macro(submit: Path, name: str, value: str) -> None:
-    """Replace the value of the submit-file macro ``name = ...`` (it must be defined once)."""
-    text = submit.read_text()
-    new, n = re.subn(rf"(?m)^({re.escape(name)}\s*=\s*).*$", lambda m: m.group(1) + value, text)
-    assert n == 1, f"{submit.name}: macro {name} defined {n} times"
-    submit.write_text(new)
+    """Replace the value of the submit-file macro ``name = ...`` in ``submit`` (defined once)."""
+    submit.write_text(helpers.set_macro(submit.read_text(), name, value))
 
 
 def kill_below(root: Path) -> list[str]:

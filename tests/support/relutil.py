@@ -1,4 +1,5 @@
-"""Small helpers of the reliability suite (copied from tests/test_checkpoint.py, not imported).
+"""Helpers of the tests that drive ``ckpt-supervisor run`` on the victim (tests/process and
+tests/reliability).
 
 Everything here drives ``ckpt-supervisor run`` as a user would: a subprocess, its exit status,
 its stderr, the files on disk and the processes left alive.
@@ -12,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 import psutil
 import pytest
 
-from support.helpers import ROOT, VICTIM, VICTIMS, spawned, supervisor_cmd
+from support.helpers import ROOT, VICTIM, VICTIMS, spawned, supervisor_cmd, wait_line
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 PY = sys.executable
@@ -29,7 +29,7 @@ STORE = "checkpoint.atomic"
 CHECKPOINT_STATUS = 85
 MiB = 1 << 20
 
-__all__ = ["CHECKPOINT_STATUS", "ENV", "PY", "STORE", "VALIDATE", "VICTIM", "MiB"]
+__all__ = ["CHECKPOINT_STATUS", "ENV", "PY", "STORE", "VALIDATE", "VICTIM", "MiB", "wait_line"]
 
 
 def tagged_env(tag: str, **extra: str) -> dict[str, str]:
@@ -48,17 +48,6 @@ def run(sandbox: Path, args, program, *, env=None, timeout=60) -> subprocess.Com
     return subprocess.run(supervisor_cmd("run", "--events", str(sandbox / "events.jsonl"), *args, "--",
                                          *program),
                           cwd=sandbox, env=env or ENV, capture_output=True, text=True, timeout=timeout)
-
-
-def wait_line(proc, prefix: str, timeout: float = 20.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            raise AssertionError(f"stdout closed before {prefix!r}: {proc.stderr.read()}")
-        if line.startswith(prefix):
-            return line.strip()
-    raise AssertionError(f"no line {prefix!r}")
 
 
 def events(sandbox: Path) -> list[dict[str, Any]]:
