@@ -8,7 +8,6 @@ assert what a user sees: the dry run's exit status, its summary line and the del
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.helpers import job_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -74,13 +74,6 @@ class Result:
     folder: Path
 
 
-def _environment() -> dict[str, str]:
-    """PATH with this interpreter's bin directory first, so jobs find ``ckpt-supervisor``."""
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    return env
-
-
 def _run(case: Case, tmp: Path) -> Result:
     folder = tmp / f"{case.folder}-{case.submit}"
     shutil.copytree(EXAMPLES / case.folder, folder)
@@ -89,14 +82,14 @@ def _run(case: Case, tmp: Path) -> Result:
     cmd = [sys.executable, "-m", "supervisor", "dry-run", case.submit, *case.args,
            "--work-dir", str(tmp / f"work-{case.folder}-{case.submit}"), "--quiet"]
     start = time.monotonic()
-    proc = subprocess.run(cmd, cwd=folder, env=_environment(), capture_output=True, text=True,
+    proc = subprocess.run(cmd, cwd=folder, env=job_environment(), capture_output=True, text=True,
                           timeout=100, check=False)
     return Result(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start, folder)
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[Case, Result]:
-    if shutil.which("ckpt-supervisor", path=_environment()["PATH"]) is None:
+    if shutil.which("ckpt-supervisor", path=job_environment()["PATH"]) is None:
         pytest.fail("ckpt-supervisor is not on PATH: install the package (pip install -e .)")
     tmp = tmp_path_factory.mktemp("examples")
     # A few at a time: on a small loaded machine, Python start-up times stretch and the examples'

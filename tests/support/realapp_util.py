@@ -28,7 +28,7 @@ import psutil
 import pytest
 
 from support import helpers
-from support.helpers import ROOT
+from support.helpers import ROOT, job_environment
 
 EXAMPLES = ROOT / "examples"
 
@@ -39,15 +39,6 @@ def require(program: str, *candidates: str) -> str:
     if found is None:
         pytest.skip(f"{program} is not installed (apt-get install -y {program})")
     return found
-
-
-def job_environment() -> dict[str, str]:
-    """This environment with the test interpreter's bin directory first on PATH, so that the
-    job's ``/usr/bin/env ckpt-supervisor`` finds this checkout's entry point (not a shim)."""
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return env
 
 
 def ensure_entry_point() -> None:
