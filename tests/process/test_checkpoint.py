@@ -41,8 +41,11 @@ def victim_args(trigger: str, rule: str) -> list[str]:
         if rule == "exit":
             args += ["--exit-after-ckpt", "1"]  # like GROMACS: exits 1 after a checkpoint
         return args
-    # 0.5 s between checkpoints, each written over 0.4 s: quiet=0.3 holds only after a whole one
-    args = base + ["--steps", "1000", "--step-time", "0.05", "--every-steps", "10", "--slow", "0.4"]
+    # 2 s between checkpoints, each written over 0.4 s in 8 pieces: quiet=0.3 holds only after a
+    # whole one, and the rule that decides the first one (value 10) complete has 2 s to see it
+    # before the program starts writing the next, even on a loaded machine (with 0.5 s, a
+    # validator's start-up or a late look at a quiet file could miss it and commit value 20)
+    args = base + ["--steps", "1000", "--step-time", "0.2", "--every-steps", "10", "--slow", "0.4"]
 
     if trigger == "inspect":
         args += ["--exit-after-auto", "0"]  # exits 0 after a checkpoint: not a unique code
