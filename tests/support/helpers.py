@@ -72,6 +72,16 @@ def kill_pids(pids: Sequence[int]) -> None:
             os.kill(p, signal.SIGKILL)
 
 
+def tagged_pids(tag: str) -> list[int]:
+    """Living processes (not zombies) whose environment carries CKPT_TEST_TAG=tag."""
+    out = []
+    for p in psutil.process_iter(["environ", "status"]):
+        with contextlib.suppress(psutil.Error):
+            if (p.info.get("environ") or {}).get("CKPT_TEST_TAG") == tag and p.info["status"] != psutil.STATUS_ZOMBIE:
+                out.append(p.pid)
+    return out
+
+
 def alive(pid: int) -> bool:
     """True while ``pid`` exists and is not a zombie."""
     try:

@@ -17,10 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
-from support.helpers import ROOT, VICTIM, VICTIMS, spawned, supervisor_cmd, wait_line
+from support.helpers import ROOT, VICTIM, VICTIMS, spawned, supervisor_cmd, tagged_pids, wait_line
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 PY = sys.executable
@@ -29,7 +28,7 @@ STORE = "checkpoint.atomic"
 CHECKPOINT_STATUS = 85
 MiB = 1 << 20
 
-__all__ = ["CHECKPOINT_STATUS", "ENV", "PY", "STORE", "VALIDATE", "VICTIM", "MiB", "wait_line"]
+__all__ = ["CHECKPOINT_STATUS", "ENV", "PY", "STORE", "VALIDATE", "VICTIM", "MiB", "tagged_pids", "wait_line"]
 
 
 def tagged_env(tag: str, **extra: str) -> dict[str, str]:
@@ -102,16 +101,6 @@ def one_line_error(stderr: str) -> str:
     assert len(lines) == 1, f"expected one line of error, got {len(lines)}:\n{stderr}"
     assert "Traceback" not in stderr
     return lines[0]
-
-
-def tagged_pids(tag: str) -> list[int]:
-    """Living processes (not zombies) whose environment carries CKPT_TEST_TAG=tag."""
-    out = []
-    for p in psutil.process_iter(["environ", "status"]):
-        with contextlib.suppress(psutil.Error):
-            if (p.info.get("environ") or {}).get("CKPT_TEST_TAG") == tag and p.info["status"] != "zombie":
-                out.append(p.pid)
-    return out
 
 
 @contextlib.contextmanager
