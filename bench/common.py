@@ -24,7 +24,7 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable  # the real interpreter, not a pyenv shim (a shim adds ~40 ms to every start)
-VICTIM = REPO / "tests" / "victims" / "victim.py"
+VICTIM = REPO / "tests" / "support" / "victims" / "victim.py"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 

@@ -21,7 +21,7 @@ Usage::
     python bench/kill_during_commit.py --count 5000             # the big run, by hand
     python bench/kill_during_commit.py --count 300 --mode move  # one way of committing
 
-``tests/test_store_faults.py`` imports ``run`` for the default (CI) run of a few hundred kills.
+``tests/reliability/test_store_faults.py`` imports ``run`` for the default (CI) run of a few hundred kills.
 """
 
 from __future__ import annotations

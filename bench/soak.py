@@ -204,7 +204,9 @@ def check_store(sandbox: Path, last_seq: int, report: Report, where: str) -> int
 
 
 def run(seconds: float, *, seed: int = 0, steps: int = 200, step_time: float = 0.01, root: Path | None = None,
-        verbose: bool = False) -> Report:
+        verbose: bool = False, min_executions: int = 0) -> Report:
+    """Soak for ``seconds``, finishing the job under way; past them, start more jobs only until
+    ``min_executions`` executions were run (a slow machine runs fewer in the same time)."""
     rng = random.Random(seed)
     report = Report()
     want = expected(steps)
@@ -216,7 +218,7 @@ def run(seconds: float, *, seed: int = 0, steps: int = 200, step_time: float = 0
             "--complete-when", "marker=ckpt.done", "--kill-grace", "2", "-q"]
     t_start = time.monotonic()
     try:
-        while time.monotonic() - t_start < seconds:
+        while time.monotonic() - t_start < seconds or report.executions < min_executions:
             # one job: until it finishes with 0
             job = report.jobs
             spool = base / f"job{job}-spool"

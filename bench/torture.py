@@ -4,7 +4,7 @@ tests/reliability/test_torture.py). Run by hand:
 
     python bench/torture.py --target 2000 --json bench/results/torture.json
 
-Rounds over every scenario of tests/reliability/torture.py (trigger mode x completion rule x
+Rounds over every scenario of tests/support/torture.py (trigger mode x completion rule x
 writer), through ``ckpt-supervisor run`` with evictions at random moments, plus one dry run per
 round, until ``--target`` commits were made; every committed store is checked by the program's
 own consistency check. Prints one line per scenario run and a summary; exit 1 if any store (or
@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "reliability"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
 
 import torture
 

@@ -16,7 +16,7 @@ Pages and their sources:
 - ``docs/explanation/state-diagram.md`` ``supervisor.core.TABLE`` (a Mermaid state diagram, the table)
 
 The output depends only on the code, never on the terminal width or the Python version's
-argparse wording, so that ``--check`` is stable (``tests/test_docs.py`` runs it).
+argparse wording, so that ``--check`` is stable (``tests/unit/test_docs.py`` runs it).
 """
 
 # ruff: noqa: E501  (long literal lines of the generated pages read better unbroken)

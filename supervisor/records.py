@@ -6,7 +6,7 @@ measured here, that was more than half of the run command's import time. ``recor
 same behaviour for what this package uses (positional/keyword ``__init__`` with defaults and
 ``field(default_factory=...)``, ``__post_init__``, frozen attributes, ``__eq__``, ``__hash__``,
 ``__repr__`` honouring ``repr=False``) by closures, with no ``exec``. Type checkers see the real
-``dataclass``: the two must stay interchangeable, and ``tests/test_records.py`` checks that.
+``dataclass``: the two must stay interchangeable, and ``tests/unit/test_records.py`` checks that.
 """
 
 from __future__ import annotations

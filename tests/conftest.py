@@ -1,11 +1,14 @@
+import contextlib
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# tests/ on sys.path: the support package is imported as ``from support.helpers import ...``
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # A shell starts background jobs (`cmd &`) with SIGINT and SIGQUIT ignored, and an ignored
 # signal stays ignored across exec: the supervisor (rightly) keeps its caller's ignored set, so
@@ -23,6 +26,20 @@ def sandbox(tmp_path, monkeypatch):
     """A scratch directory, as HTCondor's sandbox; the supervisor runs with it as cwd."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def stack() -> Iterator[contextlib.ExitStack]:
+    """An exit stack closed after the test (background dry runs register their clean-up on it)."""
+    with contextlib.ExitStack() as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def htcondor2():
+    """The htcondor wheel as an oracle (offline: CONDOR_CONFIG=/dev/null before the import)."""
+    os.environ["CONDOR_CONFIG"] = "/dev/null"
+    return pytest.importorskip("htcondor2", reason="the htcondor wheel is not installed")
 
 
 # Settings a developer's shell (or an HTCondor job) may carry that would change what the code

@@ -21,8 +21,8 @@ from typing import Optional
 
 import psutil
 import pytest
-from dmtcp_programs import C_MEMORY, C_THREADS, PY_MEMORY, PY_PIPE
-from helpers import ROOT, kill_pids, pid_tree, sleep_until
+from support.dmtcp_programs import C_MEMORY, C_THREADS, PY_MEMORY, PY_PIPE
+from support.helpers import ROOT, kill_pids, pid_tree, sleep_until
 
 from supervisor import dmtcp
 
@@ -163,7 +163,9 @@ def test_checkpoint_and_resume_elsewhere(kind, trigger, tmp_path):
     """A program whose state is only in memory is checkpointed by DMTCP on the trigger, the images
     are committed, and the next start in a sandbox at another path resumes it: its result file is
     byte-identical to an uninterrupted run's, and no process or work directory is left."""
-    result = _checkpoint_and_resume(kind, trigger, tmp_path, steps=40)
+    # 100 steps of 50 ms: the program's 5 s of sleeps outlast the checkpoint however it is asked
+    # (--every 1.5, or a signal after 5 lines) on a machine where DMTCP needs seconds to take it
+    result = _checkpoint_and_resume(kind, trigger, tmp_path, steps=100)
     print(f"{kind}/{trigger}: {result}")
 
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import ROOT
+from support.helpers import ROOT
 
 
 def _run(sandbox, *args: str, path: str = "/usr/bin:/bin") -> subprocess.CompletedProcess[str]:

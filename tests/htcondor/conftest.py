@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from poolkit import ROOT, Pool, PoolUnavailable, job_dir, pool_session
+from support.poolkit import ROOT, Pool, PoolUnavailable, job_dir, pool_session
 
 BUILD_TIMEOUT = 240
 

@@ -20,24 +20,24 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import pytest
-from poolkit import Job, Pool, differences, dry_run, dry_run_outcome, journal, outcome, submitted, work_submit
+from support.poolkit import (
+    SIGNAL_JOB,
+    TIMER_JOB,
+    Job,
+    Pool,
+    differences,
+    dry_run,
+    dry_run_outcome,
+    journal,
+    outcome,
+    submitted,
+    work_submit,
+)
 
 from supervisor.condor.snippet import hold_policy_lines
 
 pytestmark = pytest.mark.htcondor
 
-TIMER_JOB = """
-checkpoint_exit_code = 85
-transfer_checkpoint_files = checkpoint.atomic
-transfer_output_files = result.txt
-"""
-SIGNAL_JOB = """
-+WantCheckpointSignal = true
-+CheckpointSig = "SIGUSR2"
-checkpoint_exit_code = 85
-transfer_checkpoint_files = checkpoint.atomic
-transfer_output_files = result.txt
-"""
 POLICY = "\n".join(hold_policy_lines()) + "\n"
 INSPECT = "run --checkpoint state.txt --inspect-on-exit 77"
 SELF_CKPT = "--steps 12 --step-time 0.2 --every-steps 4 --exit-after-save 77"

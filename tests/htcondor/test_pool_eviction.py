@@ -15,18 +15,25 @@ import re
 from pathlib import Path
 
 import pytest
-from poolkit import Job, Pool, is_output_start, journal, outcome, result_bytes, submitted, work_submit
+from support.poolkit import (
+    TIMER_JOB,
+    TIMER_RUN,
+    Job,
+    Pool,
+    is_output_start,
+    journal,
+    outcome,
+    result_bytes,
+    submitted,
+    work_submit,
+)
 
 pytestmark = pytest.mark.htcondor
 
 STEPS = 24
-RUN = "run --checkpoint state.txt --every 2 --job-signal SIGUSR1 --complete-when 'log=^saved'"
+RUN = TIMER_RUN
 PROGRAM = f"--steps {STEPS} --step-time 0.25 --save-on SIGUSR1 --save-time 0.3 --pad 8000000"
-SETTINGS = """
-checkpoint_exit_code = 85
-transfer_checkpoint_files = checkpoint.atomic
-transfer_output_files = result.txt
-"""
+SETTINGS = TIMER_JOB
 
 
 def _starts(lines: list[str]) -> list[tuple[int, int]]:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import pytest
-from poolkit import EXAMPLES, Job, Pool, outcome, output_pairs, pyz_submit, set_macro, submitted
+from support.helpers import set_macro
+from support.poolkit import EXAMPLES, Job, Pool, outcome, output_pairs, pyz_submit, submitted
 
 pytestmark = pytest.mark.htcondor
 

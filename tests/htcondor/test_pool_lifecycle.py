@@ -14,23 +14,21 @@ from pathlib import Path
 
 import psutil
 import pytest
-from poolkit import Pool, journal, outcome, result_bytes, submitted, wait_for, work_submit
+from support.poolkit import (
+    SIGNAL_JOB,
+    TIMER_JOB,
+    TIMER_RUN,
+    Pool,
+    journal,
+    outcome,
+    result_bytes,
+    submitted,
+    wait_for,
+    work_submit,
+)
 
 pytestmark = pytest.mark.htcondor
 
-SIGNAL_JOB = """
-+WantCheckpointSignal = true
-+CheckpointSig = "SIGUSR2"
-checkpoint_exit_code = 85
-transfer_checkpoint_files = checkpoint.atomic
-transfer_output_files = result.txt
-"""
-TIMER_RUN = "run --checkpoint state.txt --every 2 --job-signal SIGUSR1 --complete-when 'log=^saved'"
-TIMER_JOB = """
-checkpoint_exit_code = 85
-transfer_checkpoint_files = checkpoint.atomic
-transfer_output_files = result.txt
-"""
 
 
 @pytest.mark.timeout(300)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from realapp_util import (
+from support.realapp_util import (
     DryRun,
     copy_example,
     dry_run,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from realapp_util import (
+from support.realapp_util import (
     CpuMeter,
     copy_example,
     dry_run,

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import supervisor_cmd
-from relutil import CHECKPOINT_STATUS, ENV, STORE, tree_digest
+from support.helpers import supervisor_cmd
+from support.relutil import CHECKPOINT_STATUS, ENV, STORE, tree_digest
 
 from supervisor.config import OPTIONS
 
@@ -181,10 +181,10 @@ def judge(case: dict[str, Any], status: int, stderr: str) -> str | None:
 
 
 def run_batch(cases: list[dict[str, Any]], tmp: Path) -> list[tuple[int, str]]:
-    """Run the cases through tests/reliability/batch_cli.py (one import, a fork per case)."""
+    """Run the cases through tests/support/batch_cli.py (one import, a fork per case)."""
     spec, out = tmp / "cases.json", tmp / "results.json"
     spec.write_text(json.dumps([{k: c[k] for k in ("argv", "env", "cwd")} for c in cases]))
-    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("batch_cli.py")), str(spec), str(out)],
+    proc = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "support" / "batch_cli.py"), str(spec), str(out)],
                           env=ENV, capture_output=True, text=True, timeout=170)
     assert proc.returncode == 0, proc.stderr
     return [(r["status"], r["stderr"]) for r in json.loads(out.read_text())]

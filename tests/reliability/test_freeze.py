@@ -13,8 +13,8 @@ import threading
 import time
 
 import pytest
-from helpers import sleep_until
-from relutil import STORE, kinds, supervise, tagged_env, tagged_pids, victim, wait_line
+from support.helpers import sleep_until
+from support.relutil import STORE, kinds, supervise, tagged_env, tagged_pids, victim, wait_line
 
 
 def proc_state(pid: int) -> str:

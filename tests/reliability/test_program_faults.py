@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import alive, sleep_until
-from relutil import (
+from support.helpers import alive, sleep_until
+from support.relutil import (
     CHECKPOINT_STATUS,
     STORE,
     VALIDATE,
@@ -86,7 +86,9 @@ def test_crash_mid_checkpoint_on_our_timer_reports_the_crash_and_keeps_the_store
     """A crash mid-checkpoint asked by our own timer (--every): the crash status (128+11) is
     reported, nothing is committed, the previous store is untouched (same digest)."""
     digest = commit_once(sandbox)
-    proc = run(sandbox, ["--checkpoint", "state", "--every", "0.3", "--job-signal", "SIGUSR1",
+    # --every 2: the program's interpreter has 2 s to set its SIGUSR1 handler (the job signal
+    # before that would kill it with 138 and test something else)
+    proc = run(sandbox, ["--checkpoint", "state", "--every", "2", "--job-signal", "SIGUSR1",
                          "--complete-when", "marker=mark"],
                victim(*CKPT_VICTIM, "--ckpt-bytes", "400000", "--crash-in-ckpt", "SIGSEGV"))
     assert proc.returncode == 128 + signal.SIGSEGV, proc.stderr
@@ -158,15 +160,19 @@ def test_fifty_children_and_a_setsid_daemon_are_all_gone(sandbox, how):
     tag = f"tree-{how}"
     daemon = sandbox / "daemon.pid"
     args = [*SIGNAL_TRIGGER, "--complete-when", "marker=mark", "--kill-grace", "2"]
-    prog = victim(*CKPT_VICTIM[:-1], "2" if how == "program-exits" else "60", "--children", "50",
-                  "--setsid-grandchild", str(daemon), "--exit-on", "SIGTERM:9" if how == "evicted" else "SIGHUP:1")
+    # the program exits by itself when the test sends it SIGHUP (straight, not through us), once
+    # the whole tree was counted
+    exit_on = {"program-exits": "SIGHUP:0", "evicted": "SIGTERM:9", "checkpointed": "SIGHUP:1"}[how]
+    prog = victim(*CKPT_VICTIM, "--children", "50", "--setsid-grandchild", str(daemon), "--exit-on", exit_on)
     with supervise(sandbox, args, prog, env=tagged_env(tag)) as proc:
-        wait_line(proc, "ready")
+        program_pid = int(wait_line(proc, "ready").split()[1])
         sleep_until(daemon.exists)
         daemon_pid = int(daemon.read_text())
         assert alive(daemon_pid)
         assert len(tagged_pids(tag)) >= 52  # supervisor, program, 50 children, daemon
-        if how == "evicted":
+        if how == "program-exits":
+            os.kill(program_pid, signal.SIGHUP)
+        elif how == "evicted":
             os.kill(proc.pid, signal.SIGTERM)
         elif how == "checkpointed":
             os.kill(proc.pid, signal.SIGUSR2)

@@ -23,8 +23,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, supervisor_cmd
-from relutil import (
+from support.helpers import ROOT, supervisor_cmd
+from support.relutil import (
     CHECKPOINT_STATUS,
     ENV,
     STORE,
@@ -75,7 +75,7 @@ def test_enospc_during_a_commit_while_the_program_runs(tmp_path):
         with supervise(mnt, args, prog) as proc:
             wait_line(proc, "ready")
             os.kill(proc.pid, signal.SIGUSR2)
-            from helpers import sleep_until
+            from support.helpers import sleep_until
 
             sleep_until(lambda: "commit_failed" in kinds(mnt), timeout=30)
             assert proc.poll() is None  # still running
@@ -298,7 +298,7 @@ def test_sandbox_removed_under_us(tmp_path, how):
                 "--job-signal", "SIGUSR1", "--complete-when", "marker=mark", "--kill-grace", "2"]
         prog = victim("--ckpt", "state", "--ckpt-on", "SIGUSR1", "--marker", "mark", "--sleep", "60",
                       "--exit-on", "SIGTERM:4")
-        from helpers import sleep_until, spawned
+        from support.helpers import sleep_until, spawned
 
         with spawned(supervisor_cmd("run", *args, "--", *prog), cwd=sandbox, env=ENV,
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:

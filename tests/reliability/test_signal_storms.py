@@ -18,8 +18,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers import sleep_until
-from relutil import (
+from support.helpers import sleep_until
+from support.relutil import (
     CHECKPOINT_STATUS,
     STORE,
     MiB,
@@ -85,10 +85,15 @@ def test_a_thousand_triggers_make_exactly_one_commit(sandbox, trigger):
     With a real-time trigger every one of the 1,000 is queued and delivered to the supervisor."""
     args = ["--checkpoint", "state", "--trigger-signal", str(int(trigger)), "--job-signal", "SIGUSR1",
             "--complete-when", "marker=mark", "-q"]
-    with supervise(sandbox, args, victim(*CKPT_VICTIM, "--slow", "1.0")) as proc:
+    # the checkpoint is complete (the marker) only once the whole burst was sent and, for the
+    # queued real-time signal, handled: however slow the machine, the burst falls within it
+    with supervise(sandbox, args, victim(*CKPT_VICTIM, "--slow", "1.0", "--marker-after", "go")) as proc:
         wait_line(proc, "ready")
         with Storm(proc.pid, [trigger], burst=1000) as storm:
             sleep_until(lambda: storm.sent >= 1000 or not storm.thread.is_alive(), timeout=20)
+        if trigger == SIGRT:
+            sleep_until(lambda: Counter(kinds(sandbox))["trigger_coalesced"] >= 999, timeout=20)
+        (sandbox / "go").touch()
         status = proc.wait(timeout=30)
         rest = proc.stdout.read()
         stderr = proc.stderr.read()
@@ -255,13 +260,17 @@ def test_signals_in_a_tight_loop_while_the_program_is_started(sandbox, storm):
 def test_signals_while_the_program_is_reaped(sandbox):
     """A stream of passed-on signals (SIGWINCH) while the program exits by itself (status 7) and
     is reaped, 6 runs: the status is 7 every time and no process is left."""
-    program = ["sh", "-c", "echo ready; sleep 0.3; exit 7"]
+    # the program exits once the storm is under way (the test creates `go`), however slow the machine
+    program = ["sh", "-c", "echo ready; while [ ! -e go ]; do sleep 0.01; done; exit 7"]
     statuses: Counter[int] = Counter()
     for i in range(6):
         tag = f"reap-{i}"
+        (sandbox / "go").unlink(missing_ok=True)
         with supervise(sandbox, ["-q"], program, env=tagged_env(tag)) as proc:
             wait_line(proc, "ready")
             with Storm(proc.pid, [signal.SIGWINCH]) as storm:
+                sleep_until(lambda: storm.sent > 100 or not storm.thread.is_alive(), timeout=20)
+                (sandbox / "go").touch()
                 status = proc.wait(timeout=30)
             stderr = proc.stderr.read()
             assert tagged_pids(tag) == []

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from relutil import CHECKPOINT_STATUS, PY, STORE, VICTIMS, events, run, verify_store
+from support.relutil import CHECKPOINT_STATUS, PY, STORE, VICTIMS, events, run, verify_store
 
 REWRITER = str(VICTIMS / "rewriter.py")
 NAMES = "a.bin,b.bin,meta.json"
@@ -82,12 +82,14 @@ def commit_store(sandbox: Path, step: int, names=("a.bin", "b.bin"), size: int =
 @pytest.mark.timeout(120)
 def test_closed_never_commits_an_empty_checkpoint_and_a_loop_without_progress_ends_with_76(sandbox):
     """Item 3: a program that recreates ckpt/ (an empty directory first), writes a.bin, pauses
-    0.6 s and writes b.bin, under --watch --complete-when closed: no store is ever committed
+    2 s and writes b.bin, under --watch --complete-when closed: no store is ever committed
     empty; `closed` cannot know b.bin is coming, so the first commit holds a.bin only and every
     restart resumes from step 0 and commits the same bytes again: after --max-no-progress 3 such
     executions the job ends with status 76 and one line saying why, instead of looping."""
     args = ["--checkpoint", "ckpt", "--watch", "--complete-when", "closed", "--max-no-progress", "3"]
-    program = rewriter("--dir", "ckpt", "--files", "a.bin,b.bin", "--fresh", "--gap", "0.6",
+    # the 2 s pause lets a loaded machine commit a.bin before b.bin comes (the run ends at that
+    # commit, so the pause costs nothing); with 0.6 s a late commit could hold both files
+    program = rewriter("--dir", "ckpt", "--files", "a.bin,b.bin", "--fresh", "--gap", "2",
                        "--size", "65536", "--min", "0.3", "--max", "0.3")
     statuses = []
     for _ in range(8):
@@ -128,11 +130,11 @@ def test_the_dry_run_of_a_job_without_progress_ends_with_76(tmp_path):
     """Item 3, through the dry run: the same program and rules in a submit file; instead of
     restarting forever (the dry run counted executions, never ending), the job terminates with
     exit code 76 after --max-no-progress 3 executions that committed what they had restored."""
-    from relutil import ENV, ROOT
+    from support.relutil import ENV, ROOT
 
     words = [PY, "-m", "supervisor", "run", "--checkpoint", "ckpt", "--watch", "--complete-when", "closed",
              "--max-no-progress", "3", "--", PY, REWRITER, "--dir", "ckpt", "--files", "a.bin,b.bin", "--fresh",
-             "--gap", "0.6", "--size", "65536", "--min", "0.3", "--max", "0.3"]
+             "--gap", "2", "--size", "65536", "--min", "0.3", "--max", "0.3"]  # see the test above
     (tmp_path / "job.submit").write_text("\n".join([
         "executable = /usr/bin/env",
         "transfer_executable = false",

@@ -14,7 +14,7 @@ committed once.
 from __future__ import annotations
 
 import pytest
-import torture
+from support import torture
 
 
 @pytest.mark.timeout(120)

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import EXAMPLES, dryrun_cmd, job_env
-from helpers import ROOT
+from support.dryrun import EXAMPLES, dryrun_cmd, job_env
+from support.helpers import ROOT
 
 from supervisor import exitstatus
 from supervisor.condor.submit import (

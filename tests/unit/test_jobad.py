@@ -31,8 +31,8 @@ from supervisor.jobad import (
     read_job_ad,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-CORPUS = Path(__file__).resolve().parent / "data" / "jobads"
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "jobads"
 CORPUS_FILES = sorted(CORPUS.glob("*.job.ad"))
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 # Any string classad2 can hold: no NUL (the C++ library ends strings there).

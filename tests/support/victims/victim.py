@@ -30,6 +30,8 @@ Added for tests/reliability (none changes the behaviour above when not given):
   --truncate-ckpt        signal checkpoints lack their last line (a truncated checkpoint)
   --flood N              during each signal checkpoint, write N bytes to stdout and N to stderr
                          (lines of FLOOD_LINE_OUT / FLOOD_LINE_ERR), interleaved with the write
+  --marker-after FILE    after writing a signal checkpoint, wait until FILE exists before the
+                         --marker (a test decides when the checkpoint is complete)
 """
 
 from __future__ import annotations
@@ -136,6 +138,7 @@ def main() -> int:
     p.add_argument("--step-time", type=float, default=0.05)
     p.add_argument("--every-steps", type=int, default=0)
     p.add_argument("--marker")
+    p.add_argument("--marker-after")
     p.add_argument("--sleep", type=float)
     p.add_argument("--exit-after-auto", type=int)
     p.add_argument("--result")
@@ -214,6 +217,8 @@ def main() -> int:
                 write_ckpt(a.ckpt, value, a.slow, a.ckpt_bytes,
                            crash=parse_sig(a.crash_in_ckpt) if a.crash_in_ckpt else None,
                            truncate=a.truncate_ckpt, flood=a.flood)
+                while a.marker_after and not os.path.exists(a.marker_after):
+                    time.sleep(0.01)
                 if a.marker:
                     with open(a.marker, "w") as f:
                         f.write(f"{value}\n")

@@ -8,8 +8,8 @@ import subprocess
 import uuid
 
 import pytest
-from conftest import counter_job, dryrun_cmd, job_env, tagged_alive
-from helpers import kill_pids, sleep_until
+from support.dryrun import counter_job, dryrun_cmd, job_env, tagged_alive
+from support.helpers import kill_pids, sleep_until
 
 from supervisor import exitstatus
 

@@ -8,7 +8,6 @@ assert what a user sees: the dry run's exit status, its summary line and the del
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -19,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.helpers import job_environment
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 # Real-application examples with their own prepare scripts and tests (marker "realapp").
 NOT_HERE = {"gromacs", "john", "dmtcp"}  # dmtcp needs DMTCP: tests/dmtcp runs it
@@ -43,17 +43,22 @@ CASES = (
     # instead of letting HTCondor restart it forever.
     Case("77", "77.submit", (), "77.out", "Now exiting with code 77.", status=65,
          min_checkpoints=0),
-    Case("77-time", "77-time.submit", ("--evict-at", "1.5", "--evict-at", "3.6"),
+    # Each last eviction comes before the job's shortest possible end, its sleeps alone (how much
+    # work an eviction throws away only adds to that), so both evictions land however fast the
+    # machine: 77-time ends no sooner than 3.5 s (evicted at 1.5 s, before its checkpoint at step
+    # 8, then 8 steps of 0.25 s), atomic 3.6 s, signal-legacy 4.5 s (its first checkpoint comes at
+    # 2 s), resume-args 2.2 s, vuc 10 s.
+    Case("77-time", "77-time.submit", ("--evict-at", "1.5", "--evict-at", "3.0"),
          "result.txt", "sum of 1..12 = 78"),
     Case("vuc", "vuc.submit", ("--evict-at", "4.6", "--evict-at", "8.5"), "vuc.ckpt", "10"),
     Case("vuc-supervised", "vuc.submit", ("--evict-at", "4", "--evict-at", "9"), "vuc.ckpt", "10"),
-    Case("atomic", "atomic.submit", ("--evict-at", "1.3", "--evict-at", "3.5"),
+    Case("atomic", "atomic.submit", ("--evict-at", "1.3", "--evict-at", "3.1"),
          "result.txt", "sum of squares 1..20 = 2870"),
-    Case("signal-legacy", "legacy.submit", ("--evict-at", "1.5", "--evict-at", "4.5"),
+    Case("signal-legacy", "legacy.submit", ("--evict-at", "1.5", "--evict-at", "4.0"),
          "result.txt", "fib(30) = 832040"),
-    Case("signal-legacy", "legacy-by-signal.submit", ("--evict-at", "1.5", "--evict-at", "4.5"),
+    Case("signal-legacy", "legacy-by-signal.submit", ("--evict-at", "1.5", "--evict-at", "4.0"),
          "result.txt", "fib(30) = 832040"),
-    Case("resume-args", "resume.submit", ("--evict-at", "1.2", "--evict-at", "3.3"),
+    Case("resume-args", "resume.submit", ("--evict-at", "1.2", "--evict-at", "1.9"),
          "result.txt", "product after 20 steps = 21"),
     Case("want-checkpoint-signal", "ckptsig.submit",
          ("--checkpoint-period", "1.5", "--evict-at", "2.8"), "result.txt", "2**40 = 1099511627776"),
@@ -69,13 +74,6 @@ class Result:
     folder: Path
 
 
-def _environment() -> dict[str, str]:
-    """PATH with this interpreter's bin directory first, so jobs find ``ckpt-supervisor``."""
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    return env
-
-
 def _run(case: Case, tmp: Path) -> Result:
     folder = tmp / f"{case.folder}-{case.submit}"
     shutil.copytree(EXAMPLES / case.folder, folder)
@@ -84,14 +82,14 @@ def _run(case: Case, tmp: Path) -> Result:
     cmd = [sys.executable, "-m", "supervisor", "dry-run", case.submit, *case.args,
            "--work-dir", str(tmp / f"work-{case.folder}-{case.submit}"), "--quiet"]
     start = time.monotonic()
-    proc = subprocess.run(cmd, cwd=folder, env=_environment(), capture_output=True, text=True,
+    proc = subprocess.run(cmd, cwd=folder, env=job_environment(), capture_output=True, text=True,
                           timeout=100, check=False)
     return Result(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start, folder)
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[Case, Result]:
-    if shutil.which("ckpt-supervisor", path=_environment()["PATH"]) is None:
+    if shutil.which("ckpt-supervisor", path=job_environment()["PATH"]) is None:
         pytest.fail("ckpt-supervisor is not on PATH: install the package (pip install -e .)")
     tmp = tmp_path_factory.mktemp("examples")
     # A few at a time: on a small loaded machine, Python start-up times stretch and the examples'

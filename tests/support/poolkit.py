@@ -27,15 +27,15 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from support.helpers import sleep_until
+
 ROOT = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
-JOBS = HERE / "jobs"
+JOBS = ROOT / "tests" / "htcondor" / "jobs"
 EXAMPLES = ROOT / "examples"
 # ../shared/htcondor/pool beside the checkout; CKPT_TEST_POOL_SCRIPT names another copy.
 SHARED_POOL = Path(os.environ.get("CKPT_TEST_POOL_SCRIPT") or ROOT.parent / "shared" / "htcondor" / "pool")
@@ -252,12 +252,6 @@ def pyz_submit(text: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def set_macro(text: str, name: str, value: str) -> str:
-    new, n = re.subn(rf"(?m)^({re.escape(name)}\s*=\s*).*$", lambda m: m.group(1) + value, text)
-    assert n == 1, f"macro {name} defined {n} times"
-    return new
-
-
 # --- the event log ---------------------------------------------------------------------------
 
 
@@ -329,15 +323,8 @@ def last_sandbox(events: Sequence[Event]) -> Optional[Path]:
 
 def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.1,
              context: Callable[[], str] = lambda: "") -> object:
-    """Poll ``condition`` until truthy; fail after ``timeout`` s saying ``what`` never happened."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not seen within {timeout:.0f} s\n{context()}")
-        time.sleep(interval)
+    """``helpers.sleep_until`` with the pool's pace: poll every 0.1 s, say ``what`` on failure."""
+    return sleep_until(condition, timeout, interval, what=what, context=context)
 
 
 ATTRS = ("JobStatus", "ExitCode", "ExitBySignal", "ExitSignal", "HoldReasonCode",
@@ -629,6 +616,21 @@ def dry_run_outcome(res: DryRun, log: str, before: set[str]) -> Outcome:
 
 
 # --- jobs of jobs/work.py --------------------------------------------------------------------
+
+# The submit settings and `run` options the tier's jobs share.
+SIGNAL_JOB = """
++WantCheckpointSignal = true
++CheckpointSig = "SIGUSR2"
+checkpoint_exit_code = 85
+transfer_checkpoint_files = checkpoint.atomic
+transfer_output_files = result.txt
+"""
+TIMER_JOB = """
+checkpoint_exit_code = 85
+transfer_checkpoint_files = checkpoint.atomic
+transfer_output_files = result.txt
+"""
+TIMER_RUN = "run --checkpoint state.txt --every 2 --job-signal SIGUSR1 --complete-when 'log=^saved'"
 
 
 def work_submit(folder: Path, pyz: Path, run: str, program: str, settings: str = "", *, name: str = "job") -> str:

@@ -1,4 +1,4 @@
-"""Fixtures of the dry-run tests: run ``ckpt-supervisor dry-run`` on copies of job directories."""
+"""Helpers of the dry-run tests: run ``ckpt-supervisor dry-run`` on copies of job directories."""
 
 from __future__ import annotations
 
@@ -8,16 +8,13 @@ import re
 import shutil
 import sys
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-import pytest
-from helpers import ROOT, kill_pids, spawned
+from support.helpers import ROOT, kill_pids, spawned, tagged_pids
 
 EXAMPLES = ROOT / "examples"
-JOBS = Path(__file__).resolve().parent / "jobs"
+JOBS = ROOT / "tests" / "e2e" / "jobs"
 COUNTER = JOBS / "counter.py"
 
 
@@ -44,15 +41,7 @@ def job_env(tag: str) -> dict[str, str]:
     return env
 
 
-def tagged_alive(tag: str) -> list[int]:
-    """PIDs of living processes whose environment carries CKPT_TEST_TAG=tag."""
-    out = []
-    for p in psutil.process_iter(["environ", "status"]):
-        with contextlib.suppress(psutil.Error):
-            if (p.info.get("environ") or {}).get("CKPT_TEST_TAG") == tag and \
-                    p.info["status"] != psutil.STATUS_ZOMBIE:
-                out.append(p.pid)
-    return out
+tagged_alive = tagged_pids  # the dry-run tests' name for it
 
 
 class Running:
@@ -80,12 +69,6 @@ class Running:
         self.err.flush()
         return Result(rc, (self.dir / "dryrun.stdout").read_text(),
                       (self.dir / "dryrun.stderr").read_text(), self.dir)
-
-
-@pytest.fixture
-def stack() -> Iterator[contextlib.ExitStack]:
-    with contextlib.ExitStack() as s:
-        yield s
 
 
 def copy_example(name: str, dest: Path) -> Path:
@@ -119,13 +102,6 @@ def run_dryrun(submit: Path, *args: str, timeout: float = 40) -> Result:
     """Run a dry run to its end; kill whatever it left if it hangs."""
     with contextlib.ExitStack() as s:
         return Running(s, submit, args).wait(timeout)
-
-
-@pytest.fixture(scope="session")
-def htcondor2():
-    """The htcondor wheel as an oracle (offline: CONDOR_CONFIG=/dev/null before the import)."""
-    os.environ["CONDOR_CONFIG"] = "/dev/null"
-    return pytest.importorskip("htcondor2", reason="the htcondor wheel is not installed")
 
 
 def events(htcondor2, path: Path) -> list:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 import signal
 
-from conftest import COUNTER, counter_job, events, run_dryrun, tagged_alive
-from helpers import sleep_until
+from support.dryrun import COUNTER, counter_job, events, run_dryrun, tagged_alive
+from support.helpers import sleep_until
 
 from supervisor import exitstatus
 from supervisor.jobad import read_job_ad
@@ -19,8 +19,10 @@ def witness(d):
 def test_crash_loses_exactly_the_work_since_the_last_upload(tmp_path, htcondor2):
     """Rule: a crash uploads nothing; the next execution starts from the last checkpoint that
     was uploaded, so exactly the steps done since that upload are done again, no others."""
-    submit = counter_job(tmp_path, "", "--every 5 --total 15 --step 0.15")
-    r = run_dryrun(submit, "--crash-at", "1.5")
+    # the crash at 3 s comes before the checkpoint at step 10 (4 s of sleeps at the soonest) and
+    # after the one at step 5 (2 s of sleeps), on a machine that needs up to 1 s more to start
+    submit = counter_job(tmp_path, "", "--every 5 --total 15 --step 0.4")
+    r = run_dryrun(submit, "--crash-at", "3")
     assert r.rc == 0, r.stdout + r.stderr
     lines = witness(tmp_path)
     starts = [i for i, x in enumerate(lines) if x.startswith("start ")]
@@ -43,10 +45,11 @@ def test_ignored_checkpoint_signal_is_a_hold(tmp_path, htcondor2):
     """Rule: after the checkpoint signal, an exit that is not the checkpoint status puts the
     job on hold with code 36 and the starter's message; the dry run exits DRYRUN_HELD."""
     submit = counter_job(tmp_path, '+WantCheckpointSignal = true\n+CheckpointSig = "SIGUSR2"',
-                         "--every 0 --total 20 --step 0.1 --ignore SIGUSR2")
+                         "--every 0 --total 40 --step 0.1 --ignore SIGUSR2")
     # the period leaves time for the job's interpreter to start and set its handlers, even on a
-    # loaded machine: a signal before that would kill it and test something else
-    r = run_dryrun(submit, "--checkpoint-period", "1.0")
+    # loaded machine (a signal before that would kill it and test something else), and the job's
+    # 4 s of sleeps outlast it
+    r = run_dryrun(submit, "--checkpoint-period", "2.0")
     assert r.rc == exitstatus.DRYRUN_HELD, r.stdout + r.stderr
     evs = events(htcondor2, tmp_path / "counter.log")
     assert [int(e.type) for e in evs] == [0, 40, 40, 1, 21, 4, 12]  # as HTCondor 25.0.13 logs it
@@ -65,7 +68,8 @@ def test_checkpoint_signal_obeyed(tmp_path):
     exit after it is uploaded and the job restarts in place until it finishes."""
     submit = counter_job(tmp_path, '+WantCheckpointSignal = true\n+CheckpointSig = "SIGUSR2"',
                          "--every 0 --total 25 --step 0.1 --ckpt-on SIGUSR2")
-    r = run_dryrun(submit, "--checkpoint-period", "1.0")
+    # 1.5 s for the job's interpreter to set its handler; its 2.5 s of sleeps outlast the period
+    r = run_dryrun(submit, "--checkpoint-period", "1.5")
     assert r.rc == 0, r.stdout + r.stderr
     assert "checkpoint signal SIGUSR2" in r.stdout
     assert "executions 1," in r.stdout and "checkpoints 0," not in r.stdout
@@ -122,7 +126,9 @@ def test_eviction_sigkill_after_vacate_time_uploads_nothing(tmp_path, htcondor2)
     HTCondor 25.0.13). --max-starts ends the dry run with DRYRUN_MAX_STARTS."""
     submit = counter_job(tmp_path, "job_max_vacate_time = 1\nkill_sig = SIGUSR1",
                          "--every 0 --total 1000 --step 0.05 --ignore SIGUSR1")
-    r = run_dryrun(submit, "--evict-every", "0.5", "--max-starts", "2", "--vacate-time", "30")
+    # every 3 s: each execution has at least 2 s (the vacate time takes 1 s) to ignore SIGUSR1
+    # before its eviction; a SIGUSR1 before that would kill it and test something else
+    r = run_dryrun(submit, "--evict-every", "3", "--max-starts", "2", "--vacate-time", "30")
     assert r.rc == exitstatus.DRYRUN_MAX_STARTS, r.stdout + r.stderr
     assert "SIGUSR1 to pid" in r.stdout
     assert r.stdout.count("vacate time over: SIGKILL to every process") == 2
@@ -141,7 +147,7 @@ def test_missing_output_file_at_eviction_is_a_hold(tmp_path, htcondor2):
     submit = counter_job(tmp_path, "", "--every 0 --total 1000 --step 0.05")
     submit.write_text(submit.read_text().replace("transfer_output_files = count",
                                                  "transfer_output_files = count, missing.txt"))
-    r = run_dryrun(submit, "--evict-at", "1.0")
+    r = run_dryrun(submit, "--evict-at", "2.0")  # count exists by then: only missing.txt is missing
     assert r.rc == exitstatus.DRYRUN_HELD, r.stdout + r.stderr
     evs = events(htcondor2, tmp_path / "counter.log")
     assert [int(e.type) for e in evs] == [0, 40, 40, 1, 40, 40, 21, 4, 12]

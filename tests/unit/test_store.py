@@ -18,7 +18,7 @@ import pytest
 from supervisor.errors import CheckpointPathMissing, ConfigError, CorruptStore, StoreError
 from supervisor.store import FS, MANIFEST, STATE, Store, checkpoint_bytes
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PATHS = ["a.bin", "b.bin", "dir"]
 STORE = Path("checkpoint.atomic")
 

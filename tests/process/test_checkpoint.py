@@ -2,67 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import psutil
 import pytest
-from helpers import ROOT, VICTIM, VICTIMS, sleep_until, spawned, supervisor_cmd
-
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
-PY = sys.executable
-VALIDATE = f"{PY} {VICTIMS / 'validate.py'}"
-STORE = "checkpoint.atomic"
-
-
-def supervise(sandbox: Path, args, program, **kw):
-    return spawned(supervisor_cmd("run", "--events", str(sandbox / "events.jsonl"), *args, "--", *program),
-                   cwd=sandbox, env=kw.pop("env", ENV), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
-
-
-def run(sandbox: Path, args, program, timeout=60):
-    return subprocess.run(supervisor_cmd("run", "--events", str(sandbox / "events.jsonl"), *args, "--", *program),
-                          cwd=sandbox, env=ENV, capture_output=True, text=True, timeout=timeout)
-
-
-def wait_line(proc, prefix, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            raise AssertionError(f"stdout closed before {prefix!r}: {proc.stderr.read()}")
-        if line.startswith(prefix):
-            return line.strip()
-    raise AssertionError(f"no line {prefix!r}")
+from support.helpers import ROOT, VICTIM, sleep_until, supervisor_cmd, wait_line
+from support.relutil import ENV, PY, STORE, VALIDATE, complete_value, events, run, supervise, verify_store
 
 
 def committed(sandbox: Path, name="state") -> str:
     return (sandbox / STORE / name).read_text()
-
-
-def complete_value(text: str) -> int:
-    """The value of a complete victim checkpoint; fails on a half-written one."""
-    lines = text.splitlines()
-    assert len(lines) >= 3 and lines[-1] == f"end {lines[0]}", f"incomplete checkpoint: {text[:40]!r}"
-    return int(lines[0])
-
-
-def events(sandbox: Path) -> list[dict]:
-    path = sandbox / "events.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def verify_store(sandbox: Path) -> dict:
-    from supervisor.store import Store
-
-    return Store(sandbox, sandbox / STORE, ["state"]).verify()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,8 +41,11 @@ def victim_args(trigger: str, rule: str) -> list[str]:
         if rule == "exit":
             args += ["--exit-after-ckpt", "1"]  # like GROMACS: exits 1 after a checkpoint
         return args
-    # 0.5 s between checkpoints, each written over 0.4 s: quiet=0.3 holds only after a whole one
-    args = base + ["--steps", "1000", "--step-time", "0.05", "--every-steps", "10", "--slow", "0.4"]
+    # 2 s between checkpoints, each written over 0.4 s in 8 pieces: quiet=0.3 holds only after a
+    # whole one, and the rule that decides the first one (value 10) complete has 2 s to see it
+    # before the program starts writing the next, even on a loaded machine (with 0.5 s, a
+    # validator's start-up or a late look at a quiet file could miss it and commit value 20)
+    args = base + ["--steps", "1000", "--step-time", "0.2", "--every-steps", "10", "--slow", "0.4"]
 
     if trigger == "inspect":
         args += ["--exit-after-auto", "0"]  # exits 0 after a checkpoint: not a unique code
@@ -331,7 +289,9 @@ def test_unchanged_checkpoint_is_not_committed_again(sandbox):
     """Only a checkpoint that changed since the last commit is committed again (watch mode)."""
     program = [PY, str(VICTIM), "--ckpt", "state", "--steps", "1000", "--step-time", "0.02",
                "--every-steps", "10"]
-    args = ["--checkpoint", "state", "--watch", "--complete-when", "quiet=0.1", "--min-run", "2"]
+    # --min-run 4: room for 3 commits (a checkpoint every 0.2 s of sleeps, each quiet for 0.1 s)
+    # on a machine several times slower than this one
+    args = ["--checkpoint", "state", "--watch", "--complete-when", "quiet=0.1", "--min-run", "4"]
     with supervise(sandbox, args, program) as proc:
         wait_line(proc, "ready")
         assert proc.wait(timeout=30) == 85

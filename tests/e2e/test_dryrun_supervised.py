@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, VICTIM
+from support.helpers import ROOT, VICTIM
 
 BIN = Path(sys.executable).parent
 

@@ -26,7 +26,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import ROOT
+
+from support import helpers
+from support.helpers import ROOT, job_environment
 
 EXAMPLES = ROOT / "examples"
 
@@ -37,15 +39,6 @@ def require(program: str, *candidates: str) -> str:
     if found is None:
         pytest.skip(f"{program} is not installed (apt-get install -y {program})")
     return found
-
-
-def job_environment() -> dict[str, str]:
-    """This environment with the test interpreter's bin directory first on PATH, so that the
-    job's ``/usr/bin/env ckpt-supervisor`` finds this checkout's entry point (not a shim)."""
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return env
 
 
 def ensure_entry_point() -> None:
@@ -75,11 +68,8 @@ def _generated(example: str, filename: str) -> bool:
 
 
 def set_macro(submit: Path, name: str, value: str) -> None:
-    """Replace the value of the submit-file macro ``name = ...`` (it must be defined once)."""
-    text = submit.read_text()
-    new, n = re.subn(rf"(?m)^({re.escape(name)}\s*=\s*).*$", lambda m: m.group(1) + value, text)
-    assert n == 1, f"{submit.name}: macro {name} defined {n} times"
-    submit.write_text(new)
+    """Replace the value of the submit-file macro ``name = ...`` in ``submit`` (defined once)."""
+    submit.write_text(helpers.set_macro(submit.read_text(), name, value))
 
 
 def kill_below(root: Path) -> list[str]:

@@ -1,4 +1,5 @@
-"""Small helpers of the reliability suite (copied from tests/test_checkpoint.py, not imported).
+"""Helpers of the tests that drive ``ckpt-supervisor run`` on the victim (tests/process and
+tests/reliability).
 
 Everything here drives ``ckpt-supervisor run`` as a user would: a subprocess, its exit status,
 its stderr, the files on disk and the processes left alive.
@@ -12,14 +13,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
-from helpers import ROOT, VICTIM, VICTIMS, spawned, supervisor_cmd
+
+from support.helpers import ROOT, VICTIM, VICTIMS, spawned, supervisor_cmd, tagged_pids, wait_line
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 PY = sys.executable
@@ -28,7 +28,7 @@ STORE = "checkpoint.atomic"
 CHECKPOINT_STATUS = 85
 MiB = 1 << 20
 
-__all__ = ["CHECKPOINT_STATUS", "ENV", "PY", "STORE", "VALIDATE", "VICTIM", "MiB"]
+__all__ = ["CHECKPOINT_STATUS", "ENV", "PY", "STORE", "VALIDATE", "VICTIM", "MiB", "tagged_pids", "wait_line"]
 
 
 def tagged_env(tag: str, **extra: str) -> dict[str, str]:
@@ -47,17 +47,6 @@ def run(sandbox: Path, args, program, *, env=None, timeout=60) -> subprocess.Com
     return subprocess.run(supervisor_cmd("run", "--events", str(sandbox / "events.jsonl"), *args, "--",
                                          *program),
                           cwd=sandbox, env=env or ENV, capture_output=True, text=True, timeout=timeout)
-
-
-def wait_line(proc, prefix: str, timeout: float = 20.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            raise AssertionError(f"stdout closed before {prefix!r}: {proc.stderr.read()}")
-        if line.startswith(prefix):
-            return line.strip()
-    raise AssertionError(f"no line {prefix!r}")
 
 
 def events(sandbox: Path) -> list[dict[str, Any]]:
@@ -112,16 +101,6 @@ def one_line_error(stderr: str) -> str:
     assert len(lines) == 1, f"expected one line of error, got {len(lines)}:\n{stderr}"
     assert "Traceback" not in stderr
     return lines[0]
-
-
-def tagged_pids(tag: str) -> list[int]:
-    """Living processes (not zombies) whose environment carries CKPT_TEST_TAG=tag."""
-    out = []
-    for p in psutil.process_iter(["environ", "status"]):
-        with contextlib.suppress(psutil.Error):
-            if (p.info.get("environ") or {}).get("CKPT_TEST_TAG") == tag and p.info["status"] != "zombie":
-                out.append(p.pid)
-    return out
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import ROOT
+from support.helpers import ROOT
 
 from supervisor import exitstatus
 from supervisor.condor import classad

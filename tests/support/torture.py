@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-REWRITER = str(ROOT / "tests" / "victims" / "rewriter.py")
+REWRITER = str(ROOT / "tests" / "support" / "victims" / "rewriter.py")
 # the supervisor under test (default: this tree); CKPT_TORTURE_CODE=DIR runs another checkout's,
 # e.g. the code before a fix, with this tree's victim and checks
 CODE = Path(os.environ.get("CKPT_TORTURE_CODE", str(ROOT)))

@@ -11,20 +11,24 @@ import contextlib
 from pathlib import Path
 
 import pytest
-from conftest import Result, Running, copy_example, events
+from support.dryrun import Result, Running, copy_example, events
 
 JOBS = Path(__file__).resolve().parent / "jobs"
 
 SCENARIOS: dict[str, tuple[str, ...]] = {
     "plain": (),
-    # before the first checkpoint (after vuc.ckpt exists: an ON_EXIT_OR_EVICT eviction without
-    # it is a hold, see test_dryrun_rules), mid-step, just after restarts, close to the end
-    "evictions": ("--evict-at", "1.5", "--evict-at", "2.5", "--evict-at", "4.6",
+    # before the first checkpoint (vuc.py's first exit 77 comes after its 3 s of sleeps, however
+    # fast the machine) and after vuc.ckpt exists (an ON_EXIT_OR_EVICT eviction without it is a
+    # hold, see test_dryrun_rules: 2.4 s leaves vuc.py 1.4 s to start), just after restarts,
+    # mid-step, close to the end (the job's sleeps alone last 10 s)
+    "evictions": ("--evict-at", "2.4", "--evict-at", "2.5", "--evict-at", "4.6",
                   "--evict-at", "6.4", "--evict-at", "8.2", "--evict-at", "9.9"),
-    # vuc exits 77 at about 3.1-3.6 s; the 2 s upload then runs until 5.1-5.6 s
-    "upload": ("--upload-time", "2", "--evict-at", "4.3"),
-    # seed 5: the first eviction at 1.95 s, once vuc.ckpt exists
-    "random1": ("--evict-random", "2", "--seed", "5", "--max-starts", "40"),
+    # vuc exits 77 after its 3 s of sleeps, at 3.0 s at the soonest; the 3 s upload then runs
+    # until 6.0 s at the soonest: the eviction at 5 s lands in it however fast the machine, and
+    # on a machine that needs up to 2 s more to start vuc.py
+    "upload": ("--upload-time", "3", "--evict-at", "5"),
+    # seed 26: the first eviction at 2.75 s, once vuc.ckpt exists (vuc.py has 1.75 s to start)
+    "random1": ("--evict-random", "2", "--seed", "26", "--max-starts", "40"),
     "random2": ("--evict-random", "2", "--seed", "2", "--max-starts", "40"),
     "every": ("--evict-every", "2.7", "--max-starts", "40"),
     "crash": ("--crash-at", "1.5", "--evict-at", "5.5"),

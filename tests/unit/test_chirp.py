@@ -8,7 +8,7 @@ import threading
 from typing import ClassVar
 
 import pytest
-from helpers import sleep_until
+from support.helpers import sleep_until
 
 from supervisor import chirp
 

@@ -10,8 +10,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import counter_job, dryrun_cmd, events, job_env, run_dryrun
-from helpers import ROOT
+from support.dryrun import counter_job, dryrun_cmd, events, job_env, run_dryrun
+from support.helpers import ROOT
 
 from supervisor import exitstatus
 
@@ -58,7 +58,9 @@ def test_job_ad_once_per_execution_and_committed_time(tmp_path, htcondor2):
     assert runs[3].startswith("2\n")
     assert last["CheckpointNumber"] == "1" and last["NumJobStarts"] == "1"
     assert last["JobRunCount"] == "2" and last["MachineMaxVacateTime"] == "30"
-    assert 2 <= int(last["CommittedTime"]) < 7, runs[3]  # 2 runs of ~1.1 s; not the evicted one
+    # the 2 checkpointed runs of at least 1.1 s each, which ended before the eviction at 8 s; with
+    # the evicted run it would be 8 or more, however slow the machine
+    assert 2 <= int(last["CommittedTime"]) < 8, runs[3]
     assert "MaxVacateTime = " not in runs[3].replace("MachineMaxVacateTime", "")
     evs = events(htcondor2, tmp_path / "j.log")
     assert [int(e.type) for e in evs] == [0, 40, 40, 1, 40, 40, 40, 40, 4, 40, 40, 1, 40, 40, 5]
@@ -70,9 +72,14 @@ def test_job_ad_once_per_execution_and_committed_time(tmp_path, htcondor2):
 def test_checkpoint_signal_period_runs_from_the_last_signal(tmp_path):
     """Rule: the periodic checkpoint signal is due one period after the last signal (or the
     execution's start), not one period after each restart in place."""
-    period = 2.0
-    submit = counter_job(tmp_path, '+WantCheckpointSignal = true\n+CheckpointSig = "SIGUSR2"',
-                         "--every 0 --total 5 --step 1.5 --ckpt-on SIGUSR2")
+    period = 3.0
+    # The job answers the signal 1 s after it (the trap's sleep; the loop's 0.1 s sleeps delay
+    # the trap by at most 0.1 s), whatever the machine's speed, and finishes in its third run.
+    body = ("n=$(cat count 2>/dev/null || echo 0)\n"
+            "trap 'sleep 1; echo $((n+1)) > count; exit 85' USR2\n"
+            '[ "$n" -ge 2 ] && exit 0\n'
+            "i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done\n")
+    submit = script_job(tmp_path, body, '+WantCheckpointSignal = true\n+CheckpointSig = "SIGUSR2"\n')
     r = run_dryrun(submit, "--checkpoint-period", str(period))
     assert r.rc == 0, r.stdout + r.stderr
     tl = [(float(t), text) for t, text in
@@ -82,9 +89,9 @@ def test_checkpoint_signal_period_runs_from_the_last_signal(tmp_path):
     assert len(signals) >= 2, r.stdout
     second_run = run_starts[1]
     assert second_run > signals[0]
-    # the job answers at the end of its 1.5 s step (about 1 s after the signal at 2 s): the
-    # next signal comes one period after the first one, so about 1 s after the restart;
-    # restarting the period at each run would put it a full period (2 s) after
+    # the restart follows the signal at 3 s by 1 s: the next signal comes one period after the
+    # first one, at 6 s, so about 2 s after the restart; restarting the period at each run would
+    # put it a full period (3 s) after
     assert signals[1] - second_run < period - 0.5, r.stdout
 
 
@@ -115,7 +122,8 @@ def test_promise_broken_during_eviction_is_a_hold(tmp_path, htcondor2):
     body = ("trap 'echo usr2 >> seen' USR2\ntrap 'exit 143' TERM\n"
             "i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n")
     submit = script_job(tmp_path, body, '+WantCheckpointSignal = true\n+CheckpointSig = "SIGUSR2"\n')
-    r = run_dryrun(submit, "--checkpoint-period", "1.0", "--evict-at", "2.5")
+    # 2 s for sh to set its traps (USR2 would kill it before), the eviction after the signal
+    r = run_dryrun(submit, "--checkpoint-period", "2.0", "--evict-at", "3.5")
     assert r.rc == exitstatus.DRYRUN_HELD, r.stdout + r.stderr
     evs = events(htcondor2, tmp_path / "j.log")
     assert [int(e.type) for e in evs] == [0, 40, 40, 1, 21, 4, 12]

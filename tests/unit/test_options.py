@@ -12,7 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from helpers import ROOT
+from support.helpers import ROOT
 
 from supervisor import config, exitstatus, options
 from supervisor.__main__ import main_parser

@@ -7,12 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
-from helpers import ROOT, VICTIM, alive, sleep_until, spawned, supervisor_cmd
+from support.helpers import ROOT, VICTIM, alive, sleep_until, spawned, supervisor_cmd
+from support.helpers import wait_line as read_until  # the victim's stdout, through the supervisor
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
@@ -22,18 +22,6 @@ def start(args, *, victim_args=(), program=None, env=None, **kw):
     program = program or [sys.executable, str(VICTIM), *victim_args]
     return spawned(supervisor_cmd("run", *args, "--", *program), stdout=subprocess.PIPE,
                    stderr=subprocess.PIPE, env=env or ENV, text=True, **kw)
-
-
-def read_until(proc, prefix, timeout=15.0):
-    """Read the victim's stdout lines (through the supervisor) until one starts with prefix."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            raise AssertionError(f"stdout closed before {prefix!r}")
-        if line.startswith(prefix):
-            return line.strip()
-    raise AssertionError(f"no line starting with {prefix!r} within {timeout} s")
 
 
 def run_status(args, program, timeout=30):

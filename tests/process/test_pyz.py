@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, VICTIM
+from support.helpers import ROOT, VICTIM
 
 BUILD_TIMEOUT = 240
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import importlib.util
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -22,11 +20,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from support.helpers import load_bench
+from support.relutil import mounted
 
 from supervisor.errors import StoreError
 from supervisor.store import FS, Store, iter_fs_methods
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NAMES = ["a.bin", "b.bin", "dir/c.bin", "dir/sub/d.bin"]
 PATHS = ["a.bin", "b.bin", "dir"]
 STORE = Path("checkpoint.atomic")
@@ -380,25 +380,6 @@ def test_unreadable_checkpoint_file(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ real full / read-only fs
 
 
-@contextlib.contextmanager
-def mounted(args: list[str], target: Path) -> Iterator[None]:
-    target.mkdir(parents=True, exist_ok=True)
-    try:
-        subprocess.run(["mount", *args, str(target)], check=True, capture_output=True, timeout=10)
-    except subprocess.CalledProcessError as e:
-        why = (e.stderr or b"").decode(errors="replace").strip()
-        pytest.skip(f"cannot mount here ({why or e}); needs root or CAP_SYS_ADMIN")
-    except (OSError, subprocess.SubprocessError) as e:
-        pytest.skip(f"cannot mount here ({e}); needs root or CAP_SYS_ADMIN")
-    try:
-        yield
-    finally:
-        umount = ["umount", str(target)]
-        if subprocess.run(umount, check=False, capture_output=True, timeout=10).returncode:
-            subprocess.run(["umount", "-l", str(target)], check=False, capture_output=True,
-                           timeout=10)
-
-
 def test_enospc_on_a_small_tmpfs(tmp_path: Path) -> None:
     """A real ENOSPC during commit (2 MiB tmpfs) raises StoreError naming ENOSPC and leaves the
     previous checkpoint intact and no staging; a restore that hits ENOSPC likewise."""
@@ -452,16 +433,6 @@ def test_erofs_on_a_read_only_bind_mount(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ SIGKILL at random moments
 
 
-def _bench() -> Any:
-    spec = importlib.util.spec_from_file_location("kill_during_commit",
-                                                  ROOT / "bench" / "kill_during_commit.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
-
-
 KILL_CASES = {
     # name: (mode, no exchange, kills, bytes per file, on tmpfs)
     "mixed-tmpfs": ("mixed", False, 200, 256 << 10, True),
@@ -479,7 +450,7 @@ def test_sigkill_during_commits(tmp_path: Path, fast_tmp: Path, case: str) -> No
     old or new checkpoint, never a mixed one, never an older one, and no leftovers."""
     mode, fallback, count, size, on_tmpfs = KILL_CASES[case]
     root = fast_tmp if on_tmpfs else tmp_path
-    report = _bench().run(count, mode=mode, size=size, seed=count, fallback=fallback, root=root)
+    report = load_bench("kill_during_commit").run(count, mode=mode, size=size, seed=count, fallback=fallback, root=root)
     print(report.line())
     assert report.failures == []
     assert report.kills == count
@@ -494,6 +465,6 @@ def test_sigkill_during_commits(tmp_path: Path, fast_tmp: Path, case: str) -> No
 )
 def test_sigkill_during_commits_long(tmp_path: Path) -> None:
     """The long variant: 2,000 kills (bench/kill_during_commit.py --count 5000 for more)."""
-    report = _bench().run(2000, mode="mixed", size=1 << 20, seed=7, root=tmp_path)
+    report = load_bench("kill_during_commit").run(2000, mode="mixed", size=1 << 20, seed=7, root=tmp_path)
     print(report.line())
     assert report.failures == [] and report.kills == 2000
