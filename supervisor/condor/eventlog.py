@@ -2,7 +2,7 @@
 
 Each event is a header line ``NNN (CCC.PPP.SSS) YYYY-MM-DD HH:MM:SS text``, indented body lines,
 and a line holding ``...``. ``htcondor2.JobEventLog`` reads what this module writes (checked in
-``tests/condor/test_eventlog.py``). The layouts follow ``src/condor_utils/condor_event.cpp``:
+``tests/e2e/test_dryrun_vuc.py``). The layouts follow ``src/condor_utils/condor_event.cpp``:
 
 ===  ======================================  ===============================================
 000  SubmitEvent                             ``Job submitted from host: <addr>``

@@ -6,7 +6,7 @@ it) and reported once as ignored, never fatal. A file that ``condor_submit`` its
 ``arguments`` or ``environment``; a bad number or signal) raises ``SubmitFileError`` naming the
 file and line.
 
-Syntax followed (checked against ``htcondor2.Submit`` in ``tests/condor/test_submit.py``):
+Syntax followed (checked against ``htcondor2.Submit`` in ``tests/unit/test_condor_submit.py``):
 
 - ``#`` starts a comment only at the beginning of a line (after blanks); ``foo = a # b`` has the
   value ``a # b``.

@@ -5,7 +5,7 @@
 (``None``: otherwise), runs its action and checks that the phase it ended in is one the branch
 names in ``to``. Guards only read; actions change the state through the steps of
 ``supervisor/core/steps.py`` and never call each other. ``docs/gen.py`` draws
-``docs/explanation/state-diagram.md`` from this table, and ``tests/test_core_properties.py``
+``docs/explanation/state-diagram.md`` from this table, and ``tests/unit/test_core_properties.py``
 checks that random event sequences take only these branches and reach every one of them.
 
 A guard's and an action's docstring is its label in the diagram: keep it a short phrase.

@@ -1,4 +1,4 @@
-"""The execute-point rules of the dry run, each on a small counter job (tests/condor/jobs)."""
+"""The execute-point rules of the dry run, each on a small counter job (tests/e2e/jobs)."""
 
 from __future__ import annotations
 

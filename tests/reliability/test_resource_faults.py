@@ -8,7 +8,7 @@ Real faults, not simulated ones: a small tmpfs (ENOSPC), a read-only bind mount 
 an unprivileged user cannot read. Root reads any file whatever its mode, so for "unreadable" the
 supervisor runs as ``nobody`` (``setpriv``, with the system's /usr/bin/python3, since the test's
 interpreter may sit under /root); no LD_PRELOAD or fault-injecting FS is involved: those are in
-tests/test_store_faults.py. Each test skips with the reason when mounting or dropping privileges
+tests/reliability/test_store_faults.py. Each test skips with the reason when mounting or dropping privileges
 is not permitted, and always unmounts in ``finally``.
 """
 
