@@ -82,11 +82,21 @@ def _assert_same_results(res: DryRun, prepared: Prepared) -> None:
             f"{name} differs from the uninterrupted run\n{res.context()}")
 
 
+def _finished_as_signalled(res: DryRun) -> bool:
+    """The last periodic checkpoint signal reached gmx as it wrote its final output: gmx answers
+    SIGTERM with exit 1 (as it does at every checkpoint), its done rule (confout.gro) held, and
+    the supervisor reported that real status (1) after recording it. Whether a signal lands in
+    those last ~0.1 s depends on the machine's speed; the results must be complete either way."""
+    recorded = [e for e in res.events() if e["event"] == "final_status_recorded"]
+    return res.status == 1 and bool(recorded) and recorded[-1].get("status") == 1
+
+
 @pytest.mark.timeout(240)
 def test_evicted_during_a_checkpoint_and_later_crashed(prepared: Prepared, tmp_path: Path) -> None:
     """An eviction while GROMACS writes the checkpoint the signal asked for, a second eviction
-    mid-run and a crash: the job still finishes with exit status 0 and results byte-identical
-    to an uninterrupted run, and no gmx process outlives the dry run."""
+    mid-run and a crash: the job still finishes, with exit status 0 (or gmx's own 1 when the
+    last checkpoint signal reached it as it finished) and results byte-identical to an
+    uninterrupted run, and no gmx process outlives the dry run."""
     folder = _job(prepared, tmp_path)
     w = prepared.seconds
     # The first eviction follows the first checkpoint signal at once (--evict-on), whatever
@@ -96,7 +106,7 @@ def test_evicted_during_a_checkpoint_and_later_crashed(prepared: Prepared, tmp_p
     res = dry_run(folder, "gromacs.submit",
                   ["--checkpoint-period", str(PERIOD), "--evict-on", "checkpoint-signal",
                    "--evict-at", f"{evict_2:.2f}", "--crash-at", f"{crash:.2f}"], timeout=200)
-    assert res.status == 0, res.context()
+    assert res.status == 0 or _finished_as_signalled(res), res.context()
     summary = res.summary()
     assert summary["evictions"] == 2 and summary["crashes"] == 1, res.context()
     assert summary["checkpoints"] >= 1, res.context()
@@ -122,7 +132,7 @@ def test_evicted_during_a_checkpoint_upload(prepared: Prepared, tmp_path: Path) 
     res = dry_run(folder, "gromacs.submit",
                   ["--checkpoint-period", str(period), "--upload-time", str(upload),
                    "--evict-on", "upload", "--evict-at", f"{evict_2:.2f}"], timeout=200)
-    assert res.status == 0, res.context()
+    assert res.status == 0 or _finished_as_signalled(res), res.context()
     summary = res.summary()
     assert summary["evictions"] == 2, res.context()
     assert any("during the checkpoint upload" in text for _, text in res.timeline()), (
