@@ -108,10 +108,18 @@ class Supervisor:
 
     # ------------------------------------------------------------------ run
     def run(self) -> Outcome:
+        seen: Optional[list[int]] = None
         try:
-            return startup.settle_late_signals(self, self._run())
+            outcome = self._run()
+            seen = startup.watch_late_signals(self)
         finally:
             self._teardown()
+        try:
+            # the last look for a late checkpoint signal, after the teardown: the closer to our
+            # exit, the narrower the window in which one would go unseen
+            return startup.settle_late_signals(self, outcome, seen)
+        finally:
+            self.log.close()
 
     def _run(self) -> Outcome:
         cfg = self.cfg
@@ -447,5 +455,4 @@ class Supervisor:
             self.inotify.close()
         if self.child is not None:
             self.child.close()
-        self.sel.close()
-        self.log.close()
+        self.sel.close()  # the log stays open for the last look at late signals (run)

@@ -151,21 +151,32 @@ def set_aside_working_files(sup: Any) -> None:
                              "(maybe torn), moved aside to *.stale: starting from scratch")
 
 
-def settle_late_signals(sup: Any, outcome: Outcome) -> Outcome:
+def watch_late_signals(sup: Any) -> Optional[list[int]]:
     """HTCondor's checkpoint signal may land after the core planned the program's own exit
-    (while we return): the checkpoint status is owed all the same (rule 8). The trigger
-    signals are blocked from here on (exit discards them), those that came are looked at,
-    and the program's status is recorded in the store as for a signal seen in time."""
-    from .loop import Outcome
-
-    cfg = sup.cfg
+    (while we tear down and return): the checkpoint status is owed all the same (rule 8). When
+    it is owed, the trigger signals are blocked from here on (exit discards them) and those
+    already read are returned; :func:`settle_late_signals` looks at the pending ones as late as
+    it can, after the teardown. None: nothing is owed."""
     core = getattr(sup, "core", None)
     if core is None or sup.store is None or not core.owed_after_exit():
-        return outcome
-    triggers = set(cfg.trigger_signal)
+        return None
+    triggers = set(sup.cfg.trigger_signal)
     signal.pthread_sigmask(signal.SIG_BLOCK, triggers)
-    late = [ev.signum for ev in sup._read_signals() if ev.signum in triggers]
-    late += sorted(triggers & set(signal.sigpending()))
+    return [ev.signum for ev in sup._read_signals() if ev.signum in triggers]
+
+
+def settle_late_signals(sup: Any, outcome: Outcome, seen: Optional[list[int]]) -> Outcome:
+    """The last look before we exit (the teardown is over): a trigger signal read, or pending
+    (blocked since :func:`watch_late_signals`), means the program's status is recorded in the
+    store as for a signal seen in time, and the checkpoint status is reported."""
+    from .loop import Outcome
+
+    if seen is None:
+        return outcome
+    cfg = sup.cfg
+    core = sup.core
+    triggers = set(cfg.trigger_signal)
+    late = list(seen) + sorted(triggers & set(signal.sigpending()))
     if not late:
         return outcome
     sup.sequence += 1
