@@ -6,13 +6,46 @@ calls ``sys.exit``.
 
 from __future__ import annotations
 
-import argparse
 import sys
-from collections.abc import Sequence
-from typing import NoReturn, Optional
 
-from . import PROG, __version__, exitstatus
-from .errors import SupervisorError
+
+def catch_early(caught: list[int] | None = None) -> list[int]:
+    """Record signals that arrive before the loop is ready (during imports and set-up).
+
+    Installed first thing by ``run`` (at the import of this module when the process was started
+    as ``run``, before anything else is imported; the ``.pyz`` bootstrap even earlier), so that a
+    soft kill or checkpoint signal sent while Python starts us does not kill the supervisor with
+    the default action; the loop replays them. HTCondor's periodic checkpoint signal can come at
+    any moment, a restart in place included, and the starter holds a job that dies from it.
+    Signals ignored by whoever started us stay ignored. ``caught``: the list an earlier catcher
+    fills, kept so that nothing it caught is lost.
+    """
+    import signal
+
+    caught = [] if caught is None else caught
+    skip = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD}
+    for sig in range(1, 32):
+        if sig in skip:
+            continue
+        try:
+            if signal.getsignal(sig) == signal.SIG_IGN and sig not in (signal.SIGPIPE, signal.SIGXFSZ):
+                continue
+            signal.signal(sig, lambda signum, frame: caught.append(signum))
+        except (OSError, ValueError):
+            continue
+    return caught
+
+
+# The process is `ckpt-supervisor run ...` (console script, python -m, the .pyz): catch now.
+_EARLY = (catch_early(getattr(sys, "_ckpt_early_signals", None)) if sys.argv[1:2] == ["run"]
+          else None)
+
+import argparse  # noqa: E402  (after the early catcher, on purpose)
+from collections.abc import Sequence  # noqa: E402
+from typing import NoReturn, Optional  # noqa: E402
+
+from . import PROG, __version__, exitstatus  # noqa: E402
+from .errors import SupervisorError  # noqa: E402
 
 RUN_EPILOG = """\
 exit status: PROGRAM's own code; 128+N when it died from signal N; the checkpoint code
@@ -115,27 +148,6 @@ def _error(message: str, status: int) -> int:
     return status
 
 
-def catch_early() -> list[int]:
-    """Record signals that arrive before the loop is ready (during imports and set-up).
-
-    Installed first thing by ``run``, so that a soft kill or checkpoint signal sent while Python
-    starts us does not kill the supervisor with the default action; the loop replays them.
-    Signals ignored by whoever started us stay ignored.
-    """
-    import signal
-
-    caught: list[int] = []
-    skip = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD}
-    for sig in range(1, 32):
-        if sig in skip:
-            continue
-        try:
-            if signal.getsignal(sig) == signal.SIG_IGN and sig not in (signal.SIGPIPE, signal.SIGXFSZ):
-                continue
-            signal.signal(sig, lambda signum, frame: caught.append(signum))
-        except (OSError, ValueError):
-            continue
-    return caught
 
 
 def run_command(args: argparse.Namespace, early: Optional[list[int]] = None) -> int:
@@ -156,8 +168,11 @@ def run_command(args: argparse.Namespace, early: Optional[list[int]] = None) -> 
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from_process = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
-    early = catch_early() if argv[:1] == ["run"] else None
+    early = None
+    if argv[:1] == ["run"]:
+        early = _EARLY if from_process and _EARLY is not None else catch_early()
     parser = main_parser(only="run" if argv[:1] == ["run"] else None)
 
     try:

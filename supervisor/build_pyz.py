@@ -176,7 +176,28 @@ def _extract(os, info, root, target, files):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _catch_early():
+    """``run``: catch signals from the first moment (supervisor.__main__.catch_early takes this
+    list over), so that a checkpoint signal during the start cannot kill us."""
+    if sys.argv[1:2] != ["run"]:
+        return
+    import signal
+
+    caught = []
+    for sig in range(1, 32):
+        if sig in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD):
+            continue
+        try:
+            if signal.getsignal(sig) == signal.SIG_IGN and sig not in (signal.SIGPIPE, signal.SIGXFSZ):
+                continue
+            signal.signal(sig, lambda signum, frame: caught.append(signum))
+        except (OSError, ValueError):
+            continue
+    sys._ckpt_early_signals = caught
+
+
 def _main():
+    _catch_early()
     import os
 
     info = _INFO
