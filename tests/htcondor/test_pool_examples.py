@@ -90,10 +90,12 @@ def test_example_completes_with_its_documented_result(pool: Pool, pyz: Path, fol
     _run_example(pool, pyz, folder, ex)
 
 
-# Long enough (about 9 s with one thread) for the tier pool's 6 s checkpoint signal to come first:
-# gromacs.submit lists checkpoint.atomic in transfer_output_files, and a run that ends before its
-# first checkpoint has none, which HTCondor's final transfer turns into hold 12/2.
-GROMACS_STEPS = 16000
+# Long enough (about 20 s with one thread on a quiet machine) for the tier pool's checkpoint
+# signal to come first: its 6 s period is counted by the startd's own timers, and a quiet CI run
+# saw gmx finish 16,000 steps in 8.4 s with no signal yet. gromacs.submit lists checkpoint.atomic
+# in transfer_output_files, and a run that ends before its first checkpoint has none, which
+# HTCondor's final transfer turns into hold 12/2.
+GROMACS_STEPS = 40000
 
 
 @pytest.mark.timeout(300)
