@@ -53,3 +53,18 @@ def _clean_settings_environment(monkeypatch):
     for name in list(os.environ):
         if (name.startswith("CKPT_") and not name.startswith(_KEEP)) or name.startswith("_CONDOR_"):
             monkeypatch.delenv(name)
+
+
+# Four xdist workers take tests from the front of the collected list as they free up: a test of
+# a few minutes that comes last keeps one worker busy after the others are done. The kinds that
+# wait longest (the real pool, the real programs, DMTCP) are collected first, so that the quick
+# unit tests fill the gaps at the end. Files keep their order within a kind (module fixtures).
+_FIRST = ("htcondor", "realapp", "dmtcp", "e2e", "reliability", "process")
+
+
+def pytest_collection_modifyitems(config, items):
+    def kind(item: pytest.Item) -> int:
+        parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
+        return _FIRST.index(parts[0]) if len(parts) > 1 and parts[0] in _FIRST else len(_FIRST)
+
+    items.sort(key=kind)
