@@ -10,6 +10,7 @@ every step it checks the invariants that keep a job from being lost or held by H
 from __future__ import annotations
 
 import os
+import random
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -49,6 +50,8 @@ SIGHUP, SIGINT, SIGUSR1, SIGUSR2, SIGTERM, SIGCONT = 1, 2, 10, 12, 15, 18
 ALLOWED = {(a, b) for a, b, _ in TRANSITIONS}
 # about 10 s of CPU by default; raise it for a long run (CORE_PROPERTY_EXAMPLES=20000)
 EXAMPLES = int(os.environ.get("CORE_PROPERTY_EXAMPLES", "500"))
+# the table-coverage test's seeded sequences (a second or two of CPU)
+SEEDS = int(os.environ.get("CORE_COVERAGE_SEEDS", "3000"))
 
 RULES: list[Rule] = [
     Quiet(0), Quiet(2), Marker("m"), Log("ok"), Closed(), ExitRule(), CommandRule("check"),
@@ -57,31 +60,82 @@ RULES: list[Rule] = [
 ]
 
 
-@st.composite
-def core_settings(draw: Any, evict: bool = False) -> CoreSettings:
-    checkpointing = True if evict else draw(st.booleans() | st.just(True))
-    kill_signal = draw(st.sampled_from([SIGTERM, SIGINT]))
-    triggers = frozenset(draw(st.sets(st.sampled_from([SIGUSR1, SIGUSR2]), max_size=2)))
-    every = draw(st.none() | st.floats(1, 50)) if checkpointing else None  # config: needs paths
+class Drawn:
+    """The harness's choices, drawn by Hypothesis (``data.draw`` or a composite's ``draw``)."""
+
+    def __init__(self, draw: Any) -> None:
+        self.draw = draw.draw if hasattr(draw, "draw") else draw
+
+    def bool(self) -> bool:
+        return bool(self.draw(st.booleans()))
+
+    def int(self, lo: int, hi: int) -> int:
+        return int(self.draw(st.integers(lo, hi)))
+
+    def float(self, lo: float, hi: float) -> float:
+        return float(self.draw(st.floats(lo, hi)))
+
+    def pick(self, seq: Any) -> Any:
+        return self.draw(st.sampled_from(list(seq)))
+
+    def subset(self, seq: Any, max_size: int) -> frozenset[Any]:
+        return frozenset(self.draw(st.sets(st.sampled_from(list(seq)), max_size=max_size)))
+
+
+class Seeded(Drawn):
+    """The same choices from a seeded ``random.Random``: what the table-coverage test explores
+    depends on its seeds only, never on the Hypothesis release or the Python version (Hypothesis
+    derandomizes from the test's bytecode, and its search changes between releases)."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+
+    def bool(self) -> bool:
+        return self.rng.random() < 0.5
+
+    def int(self, lo: int, hi: int) -> int:
+        return self.rng.randint(lo, hi)
+
+    def float(self, lo: float, hi: float) -> float:
+        return self.rng.uniform(lo, hi)
+
+    def pick(self, seq: Any) -> Any:
+        return self.rng.choice(list(seq))
+
+    def subset(self, seq: Any, max_size: int) -> frozenset[Any]:
+        items = sorted(set(seq))
+        return frozenset(self.rng.sample(items, self.rng.randint(0, min(max_size, len(items)))))
+
+
+def make_settings(d: Drawn, evict: bool = False) -> CoreSettings:
+    checkpointing = True if evict else d.pick([False, True, True])
+    kill_signal = d.pick([SIGTERM, SIGINT])
+    triggers = d.subset([SIGUSR1, SIGUSR2], 2)
+    every = (d.float(1, 50) if d.bool() else None) if checkpointing else None  # config: needs paths
     return CoreSettings(
         kill_signal=kill_signal,
-        kill_grace=draw(st.floats(0.5, 20)),
-        exit_code=draw(st.sampled_from([85, 77, 99])),
-        exit_signal=draw(st.sampled_from([None, None, SIGHUP])),
+        kill_grace=d.float(0.5, 20),
+        exit_code=d.pick([85, 77, 99]),
+        exit_signal=d.pick([None, None, SIGHUP]),
         checkpointing=checkpointing,
         trigger_signals=triggers,
-        job_signal=draw(st.sampled_from([None, SIGUSR1, SIGUSR2])),
+        job_signal=d.pick([None, SIGUSR1, SIGUSR2]),
         every=every,
-        watch=draw(st.booleans()),
-        inspect_on_exit=frozenset(draw(st.sets(st.sampled_from([0, 1, 77, 85]), max_size=2))),
-        complete=draw(st.sampled_from(RULES)),
-        checkpoint_on_evict=draw(st.sampled_from([0.5, 5.0, 20.0] if evict else [None, 5.0])),
-        promise_budget=draw(st.sampled_from([None, 3.0])),
-        checkpoint_timeout=draw(st.none() | st.floats(1, 60)),
-        on_timeout=draw(st.sampled_from(["continue", "fail"])),
-        min_run=draw(st.sampled_from([0.0, 0.0, 30.0, 100.0])),
-        exit_after_checkpoint=draw(st.booleans() | st.just(True)),
+        watch=d.bool(),
+        inspect_on_exit=d.subset([0, 1, 77, 85], 2),
+        complete=d.pick(RULES),
+        checkpoint_on_evict=d.pick([0.5, 5.0, 20.0] if evict else [None, 5.0]),
+        promise_budget=d.pick([None, 3.0]),
+        checkpoint_timeout=d.float(1, 60) if d.bool() else None,
+        on_timeout=d.pick(["continue", "fail"]),
+        min_run=d.pick([0.0, 0.0, 30.0, 100.0]),
+        exit_after_checkpoint=d.pick([False, True, True]),
     )
+
+
+@st.composite
+def core_settings(draw: Any, evict: bool = False) -> CoreSettings:
+    return make_settings(Drawn(draw), evict)
 
 
 @dataclass
@@ -202,13 +256,13 @@ class Harness:
 
     # ---------------------------------------------------------------- the loop's events
     def observation(self, data: Any) -> Observation:
-        if data.draw(st.booleans()):
-            self.mtime += data.draw(st.integers(1, 3))
-        if data.draw(st.booleans()):
-            self.log_count += data.draw(st.integers(0, 2))
-        marker = data.draw(st.sampled_from([None, self.mtime, self.mtime]))
+        if data.bool():
+            self.mtime += data.int(1, 3)
+        if data.bool():
+            self.log_count += data.int(0, 2)
+        marker = data.pick([None, self.mtime, self.mtime])
         # usually a new fingerprint (the program wrote), sometimes the same, an old one or None
-        kind = data.draw(st.sampled_from(["new", "new", "same", "old", "none"]))
+        kind = data.pick(["new", "new", "same", "old", "none"])
         if kind == "new":
             self.fp_count += 1
         fp = {"new": f"f{self.fp_count}", "same": self.last_obs.fingerprint, "old": "a",
@@ -217,13 +271,13 @@ class Harness:
             fingerprint=fp,
             markers=(("m", marker),),
             log_counts=(("ok", self.log_count),),
-            open_for_write=data.draw(st.sampled_from([None, True, False])),
+            open_for_write=data.pick([None, True, False]),
         )
         self.last_obs = o
         return o
 
     def advance(self, data: Any) -> None:
-        self.now += data.draw(st.sampled_from([0.0, 0.001, 0.5, 1.0, 3.0, 10.0, 40.0]))
+        self.now += data.pick([0.0, 0.001, 0.5, 1.0, 3.0, 10.0, 40.0])
 
     def step(self, data: Any) -> None:
         # weighted: the program usually lives a while, requests are usually answered
@@ -239,7 +293,7 @@ class Harness:
         if self.strays:
             choices += [w for w, pending in (("stray_validator", self.validator_pending),
                                              ("stray_commit", self.commit_pending)) if not pending]
-        what = data.draw(st.sampled_from(choices))
+        what = data.pick(choices)
         if what == "tick_deadline":
             d = self.core.deadline()
             if d is not None and d > self.now:
@@ -250,8 +304,8 @@ class Harness:
             return
         self.advance(data)
         if what == "signal":
-            sig = data.draw(st.sampled_from([SIGHUP, SIGINT, SIGUSR1, SIGUSR2, SIGTERM, SIGCONT,
-                                             self.s.kill_signal, *self.s.trigger_signals]))
+            sig = data.pick([SIGHUP, SIGINT, SIGUSR1, SIGUSR2, SIGTERM, SIGCONT,
+                                             self.s.kill_signal, *self.s.trigger_signals])
             self.feed(SignalReceived(self.now, sig))
         elif what == "tick":
             self.feed(Tick(self.now))
@@ -261,21 +315,21 @@ class Harness:
             self.exit_child(data)
         elif what == "validator":
             self.validator_pending = False
-            self.feed(ValidatorFinished(self.now, data.draw(st.booleans())))
+            self.feed(ValidatorFinished(self.now, data.bool()))
         elif what == "commit":
             self.commit_pending = False
-            ok = data.draw(st.booleans())
+            ok = data.bool()
             if ok:
                 self.commits_ok += 1
-            elif self.strays and data.draw(st.booleans()):  # the files changed during the copy
+            elif self.strays and data.bool():  # the files changed during the copy
                 self.feed(CommitFinished(self.now, False, error="changed", changed=True))
                 return
             self.feed(CommitFinished(self.now, ok, error="" if ok else "ENOSPC",
                                      fingerprint=self.last_obs.fingerprint))
         elif what == "stray_validator":  # the loop passes on what it reaped; the core ignores it
-            self.feed(ValidatorFinished(self.now, data.draw(st.booleans())))
+            self.feed(ValidatorFinished(self.now, data.bool()))
         elif what == "stray_commit":
-            self.feed(CommitFinished(self.now, data.draw(st.booleans()), fingerprint=self.last_obs.fingerprint))
+            self.feed(CommitFinished(self.now, data.bool(), fingerprint=self.last_obs.fingerprint))
         elif what == "tree_gone":
             if self.child_alive:  # the tree kill took the main process too: it is reaped first
                 self.child_alive = False
@@ -287,11 +341,11 @@ class Harness:
 
     def exit_child(self, data: Any) -> None:
         self.child_alive = False
-        if data.draw(st.booleans()):
-            code, signum = data.draw(st.sampled_from([0, 1, 3, 77, 85, 99])), None
+        if data.bool():
+            code, signum = data.pick([0, 1, 3, 77, 85, 99]), None
         else:
-            code, signum = None, data.draw(st.sampled_from([9, 11, 15]))
-        done = data.draw(st.sampled_from([None, True, False]))
+            code, signum = None, data.pick([9, 11, 15])
+        done = data.pick([None, True, False])
         self.feed(ChildExited(self.now, code, signum, self.observation(data), done))
 
 
@@ -300,15 +354,15 @@ def run_sequence(s: CoreSettings, data: Any, max_steps: int, evict: bool = False
     h = Harness(s, strays=strays)
     h.feed(Started(0.0, 4242, Observation(fingerprint="a", markers=(("m", 0),),
                                           log_counts=(("ok", 0),)),
-                   resumed=data.draw(st.booleans())))
+                   resumed=data.bool()))
     h.last_obs = Observation(fingerprint="a")
     if evict:  # HTCondor evicts at once, or after a checkpoint signal
-        if s.trigger_signals and data.draw(st.booleans()):
+        if s.trigger_signals and data.bool():
             h.feed(SignalReceived(0.0, min(s.trigger_signals)))
             h.feed(Observed(0.1, h.observation(data)))
         h.now = 0.2
         h.feed(SignalReceived(h.now, s.kill_signal))
-    for _ in range(data.draw(st.integers(1, max_steps))):
+    for _ in range(data.int(1, max_steps)):
         if h.exited is not None:
             # after Exit every further event is ignored
             h.feed(SignalReceived(h.now, s.kill_signal))
@@ -322,6 +376,7 @@ def run_sequence(s: CoreSettings, data: Any, max_steps: int, evict: bool = False
     return h
 
 
+@pytest.mark.timeout(300)  # ~30 s of CPU: minutes on a loaded machine
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(s=core_settings(), data=st.data())
 def test_random_event_sequences_keep_the_invariants(s: CoreSettings, data: Any) -> None:
@@ -329,24 +384,27 @@ def test_random_event_sequences_keep_the_invariants(s: CoreSettings, data: Any) 
     successful commit; Exit only after TreeGone following the last KillTree; nothing after Exit;
     only transitions from the table; no signal to a dead program; a soft kill (or an eviction
     budget) always has a deadline; no past deadline after an idle tick; the core never raises."""
-    run_sequence(s, data, max_steps=60)
+    run_sequence(s, Drawn(data), max_steps=60)
 
 
+@pytest.mark.timeout(300)
 @settings(max_examples=max(1, EXAMPLES // 4), deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(s=core_settings(evict=True), data=st.data())
 def test_eviction_sequences_keep_the_invariants(s: CoreSettings, data: Any) -> None:
     """The same invariants when HTCondor evicts the job early (--checkpoint-on-evict set): the
     eviction checkpoint, its budget, a failed commit, a second KillSig, the grace."""
-    run_sequence(s, data, max_steps=25, evict=True)
+    run_sequence(s, Drawn(data), max_steps=25, evict=True)
 
 
+@pytest.mark.timeout(300)
 @settings(max_examples=max(1, EXAMPLES // 4), deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(s=core_settings(), data=st.data())
 def test_every_run_can_be_finished(s: CoreSettings, data: Any) -> None:
     """Whatever happened, once the program has exited and every pending request is answered,
     the core reaches Exit: it never waits forever for something the loop cannot deliver."""
+    data = Drawn(data)
     h = run_sequence(s, data, max_steps=30)
     for _ in range(50):
         if h.exited is not None:
@@ -575,43 +633,20 @@ def _directed() -> list[Harness]:
     return out
 
 
-@pytest.fixture
-def no_local_constants(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Hypothesis (6.13x and later) mixes constants from the source of every loaded local module
-    into about 5% of its draws, so which modules earlier tests had imported changed the sequences
-    explored here: under xdist, or after any test that imports the option table, a dozen rare
-    branches went untaken. The pool is emptied for this test; its exploration then depends on
-    its seed only."""
-    try:
-        from hypothesis.internal.conjecture import providers
-        from hypothesis.internal.constants_ast import Constants
-    except ImportError:  # an older Hypothesis: no such pool
-        return
-    if hasattr(providers, "_get_local_constants"):
-        empty = Constants()
-        monkeypatch.setattr(providers, "_get_local_constants", lambda: empty)
-    if hasattr(providers, "CONSTANTS_CACHE"):
-        monkeypatch.setattr(providers, "CONSTANTS_CACHE", {})
-
-
 @pytest.mark.timeout(300)
-@pytest.mark.usefixtures("no_local_constants")
 def test_every_branch_of_the_table_is_taken() -> None:
     """Every branch of the transition table, and every phase each names, is taken: by random
-    event sequences (derandomized; with the loop's rarer answers: unasked results, a copy that
-    raced a change, events after the exit) and a few directed ones for what random sequences
+    event sequences from fixed seeds (``random.Random``: what they explore depends on the seeds
+    only, not on the Hypothesis release or the Python version; with the loop's rarer answers:
+    unasked results, a copy that raced a change, events after the exit) and directed ones for what random sequences
     seldom reach. So the table has no dead entry, and the diagram drawn from it shows only what
     can happen; each transition is checked against the table as it is made (Harness.feed)."""
     reached: set[tuple[Phase, type, int, Phase]] = set()
-
-    @settings(max_examples=max(200, EXAMPLES), derandomize=True, database=None, deadline=None,
-              suppress_health_check=[HealthCheck.too_slow])
-    @given(se=st.booleans().flatmap(lambda e: st.tuples(core_settings(evict=e), st.just(e))), data=st.data())
-    def explore(se: tuple[CoreSettings, bool], data: Any) -> None:
-        s, evict = se
-        reached.update(run_sequence(s, data, max_steps=25 if evict else 60, evict=evict, strays=True).reached)
-
-    explore()
+    for seed in range(SEEDS):
+        d = Seeded(seed)
+        evict = d.bool()
+        s = make_settings(d, evict)
+        reached.update(run_sequence(s, d, max_steps=25 if evict else 60, evict=evict, strays=True).reached)
     for h in _directed():
         reached.update(h.reached)
     every = {(phase, event, i, to) for (phase, event), branches in TABLE.items()
