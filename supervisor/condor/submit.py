@@ -513,8 +513,13 @@ def job_from_submit(sub: SubmitFile) -> Job:
             ckpt_code = 0
             warnings.append(
                 f"{awhere('SuccessCheckpointExitCode')} = {a}: not a number; HTCondor reads it "
-                "as 0, so a plain exit 0 is the checkpoint status"
+                "as 0, so a plain exit 0 is the checkpoint status (and the supervisor refuses "
+                "to start: exit 64)"
             )
+        else:
+            note = attributes.int_note("+SuccessCheckpointExitCode", attributes.submit_value(a), a.strip())
+            if note is not None:
+                warnings.append(f"{p}:{sub.line_of('my.SuccessCheckpointExitCode')}: {note}")
     by_signal = False
     a = _attr_value(attrs, "SuccessCheckpointExitBySignal")
     if a is not None:
