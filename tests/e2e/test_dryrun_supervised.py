@@ -172,7 +172,8 @@ def test_legacy_checkpoint_code_read_as_htcondor_reads_it(tmp_path, code):
     supervisor it runs, as the starter reads it: 85.0 is 85, so the supervised vuc.py checkpoints
     and finishes with 10 (before, the supervisor refused 85.0 and exited 64); "85" (a string)
     reads as 0, a promise the supervisor cannot keep: it exits 64 at its first start with the
-    LookupInteger message, which the submit file's on_exit_hold turns into a hold (subcode 64)."""
+    LookupInteger message, and the job is held because its output vuc.ckpt was never written
+    (code 12, subcode 2: the same events and hold as on HTCondor 25.0.13 with the .pyz)."""
     folder = tmp_path / "job"
     shutil.copytree(ROOT / "examples" / "vuc-supervised", folder)
     submit = folder / "vuc.submit"
@@ -188,6 +189,7 @@ def test_legacy_checkpoint_code_read_as_htcondor_reads_it(tmp_path, code):
     from supervisor import exitstatus
 
     assert proc.returncode == exitstatus.DRYRUN_HELD, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "run 1 ended: exit code 64" in proc.stdout and "held (code 12, subcode 2)" in proc.stdout
     assert 'SuccessCheckpointExitCode = "85": not a number; HTCondor reads it as 0' in proc.stderr
     err = (folder / "work" / "execute-1" / "_condor_stderr").read_text()  # the sandbox is kept
     assert 'SuccessCheckpointExitCode = "85"' in err and "LookupInteger reads no number" in err, err
