@@ -24,7 +24,8 @@ The emulator plays schedd, shadow and starter for job 1.0 of a submit file, on t
    checkpoint signal, any other exit is a hold (code 36), during an eviction too. Otherwise the
    exit is final: the family is killed, the outputs are copied to the submit directory and
    event 005 is written. Every hold the starter causes is logged 021, 004, 012.
-4. *Eviction*: KillSig to the main process only; after the vacate time (the smaller of
+4. *Eviction*: RemoveKillSig if set, else KillSig (``os_proc.cpp:941``; a remove too), to the
+   main process only; after the vacate time (the smaller of
    ``JobMaxVacateTime`` and the machine's ``MachineMaxVacateTime``) SIGKILL to the whole family
    and nothing is uploaded (fast shutdown); when the job exits within the vacate time and
    ON_EXIT_OR_EVICT is set, the output list is uploaded (a missing file is a hold, 12/2) and
