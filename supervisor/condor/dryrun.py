@@ -69,6 +69,7 @@ import psutil
 
 from .. import PROG, exitstatus, options
 from ..errors import SupervisorError
+from ..optvalues import ByRow
 from ..signals import signal_name
 from .dryrun_common import (
     ACCESS_POINT,
@@ -96,13 +97,14 @@ DEFAULT_MAX_RUNS: int = options.default("dry-run", "max-runs")
 # --- options ----------------------------------------------------------------------------------
 
 
-class Options:
+class Options(ByRow):
     """The dry run's settings: the submit file, and one value for every row of
-    ``options.DRYRUN``, read as attributes (``opts.max_starts``); a row not given has its
-    default (a list for a repeatable one). A new dry-run option is one row plus its use."""
+    ``options.DRYRUN``, read as attributes (``opts.max_starts``, by ``optvalues.ByRow``); a row
+    not given has its default (a list for a repeatable one). A new dry-run option is one row
+    plus its use."""
 
     def __init__(self, submit_file: Path, **values: Any) -> None:
-        rows = {o.dest: o for o in options.DRYRUN}
+        rows = self.rows()
         unknown = sorted(set(values) - set(rows))
         if unknown:
             raise TypeError(f"Options() got unknown options {unknown}")
@@ -110,11 +112,9 @@ class Options:
         self.values: dict[str, Any] = {d: list(o.empty) if o.multiple else o.empty for d, o in rows.items()}
         self.values.update(values)
 
-    def __getattr__(self, name: str) -> Any:  # only called for names that are not attributes
-        values = self.__dict__.get("values")
-        if values is not None and name in values:
-            return values[name]
-        raise AttributeError(f"dry-run Options have no option {name!r}")
+    @classmethod
+    def rows(cls) -> Mapping[str, options.Option]:
+        return {o.dest: o for o in options.DRYRUN}
 
     def __repr__(self) -> str:
         return f"Options(submit_file={self.submit_file!r}, {self.values!r})"
