@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional
 
 from . import options
 from .errors import ConfigError
+from .optvalues import ByRow
 from .records import field, record
 
 if TYPE_CHECKING:
@@ -128,9 +130,10 @@ OTHER_ENV_PREFIXES = (ENV_PREFIX + "DRYRUN_", ENV_PREFIX + "TEST_")
 
 
 @record(frozen=True)
-class RunConfig:
+class RunConfig(ByRow):
     """The validated settings of one ``run``: PROGRAM, one value for every row of
-    ``options.RUN`` (read as attributes: ``cfg.kill_grace``), and what was derived from them."""
+    ``options.RUN`` (read as attributes: ``cfg.kill_grace``, by ``optvalues.ByRow``), and what
+    was derived from them."""
 
     program: tuple[str, ...]
     values: dict[str, Any] = field(default_factory=dict)  # option dest -> converted value
@@ -141,13 +144,9 @@ class RunConfig:
     promise_budget: Optional[float] = None  # evicted with a promised checkpoint in flight
     warnings: tuple[str, ...] = ()  # said once at start (unknown CKPT_* variables, ...)
 
-    def __getattr__(self, name: str) -> Any:  # only called for names that are not fields
-        values = self.__dict__.get("values")
-        if values is not None and name in values:
-            return values[name]
-        if name in options.BY_DEST:
-            return options.BY_DEST[name].empty
-        raise AttributeError(f"RunConfig has no option or field {name!r}")
+    @classmethod
+    def rows(cls) -> Mapping[str, options.Option]:
+        return options.BY_DEST
 
 
 def read_config_file(path: str) -> dict[str, Any]:

@@ -551,6 +551,42 @@ def _boolean(ad: JobAd, attr: str, flag: str, notes: list[str]) -> bool | _Absen
     return False
 
 
+def _integer(ad: JobAd, attr: str, flag: str, notes: list[str], hint: str | None = None) -> int | _Absent:
+    """Read as the starter's LookupInteger does (``condor.attributes``): a number (a real
+    truncated), a boolean as 1/0; a string or a reference to an undefined attribute reads as 0.
+    A note when the reading differs from what is written (``85.9``, ``"85"``); an expression we
+    cannot evaluate, or error, raises JobAdError."""
+    from .condor.attributes import int_note, starter_int
+
+    if attr not in ad or ad[attr] is None:
+        return _ABSENT
+    value = ad[attr]
+    number = starter_int(value)
+    if number is None or isinstance(value, ErrorValue):
+        _lookup(ad, attr, flag)  # an expression we cannot evaluate, or error: JobAdError
+        raise AssertionError("unreachable")  # pragma: no cover
+    shown = value.text if isinstance(value, Expression) else format_value(value)
+    note = int_note(attr, value, shown, hint=hint)
+    if note:
+        notes.append(f"{ad.where(attr)}: {note}")
+    return number
+
+
+def _status_zero(ad: JobAd, attr: str, notes: list[str], fix: str) -> JobAdError:
+    """The error for a promise HTCondor reads as status 0 (``computeDesiredExitStatus``); the
+    note ``_integer`` gave for the attribute, if any, is taken out of ``notes`` into it."""
+    mine = [n for n in notes if n.startswith(f"{ad.where(attr)}: {attr} ")]
+    why = mine[-1] if mine else f"{ad.where(attr)}: {attr} = 0"
+    if mine:
+        notes.remove(why)
+    return JobAdError(
+        f"{why.split('; write ')[0]}. With 0, HTCondor takes a plain exit 0 for a checkpoint (with "
+        "WantFTOnCheckpoint the job restarts forever) and, after its checkpoint signal, holds the "
+        "job unless it exits 0: the supervisor cannot keep that promise, so it does not start; "
+        f"{fix} in the submit file"
+    )
+
+
 def _signal(ad: JobAd, attr: str, flag: str) -> int | _Absent:
     value = _lookup(ad, attr, flag)
     if isinstance(value, _Absent):
@@ -582,19 +618,38 @@ def checkpoint_defaults(ad: Mapping[str, Value]) -> CheckpointDefaults:
     result: CheckpointDefaults = {}
     notes: list[str] = []
 
-    attr, flag = "SuccessCheckpointExitCode", "--exit-code"
-    value = _lookup(job_ad, attr, flag)
-    if not isinstance(value, _Absent):
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 255:
-            raise _bad(job_ad, attr, value, "an exit code 1-255 (85 is usual)", flag)
-        result["exit_code"] = value
-
     by_signal = _boolean(job_ad, "SuccessCheckpointExitBySignal", "--exit-signal", notes)
     if not isinstance(by_signal, _Absent):
         result["exit_by_signal"] = by_signal
-    exit_signal = _signal(job_ad, "SuccessCheckpointExitSignal", "--exit-signal")
+    # Both promises are read with LookupInteger (condor.attributes): 85.0 is 85, "85" is 0. The
+    # starter's checkpoint status is the signal when BySignal is true, else the code (rule 1).
+    attr, flag = "SuccessCheckpointExitCode", "--exit-code"
+    code = _integer(job_ad, attr, flag, notes)
+    if not isinstance(code, _Absent):
+        if code == 0 and by_signal is not True:
+            raise _status_zero(job_ad, attr, notes, f"write {attr} = 85 (a bare number) or checkpoint_exit_code = 85")
+        if 1 <= code <= 255:
+            result["exit_code"] = code
+        elif by_signal is not True:
+            raise _bad(job_ad, attr, code, "an exit code 1-255 (85 is usual)", flag)
+
+    attr, flag = "SuccessCheckpointExitSignal", "--exit-signal"
+    if attr in job_ad and isinstance(job_ad[attr], str):
+        try:  # the number to suggest for a signal written as a name
+            hint: str | None = str(parse_signal(job_ad[attr], what=attr))  # type: ignore[arg-type]
+        except ConfigError:
+            hint = None
+    else:
+        hint = None
+    exit_signal = _integer(job_ad, attr, flag, notes, hint)
     if not isinstance(exit_signal, _Absent):
-        result["exit_signal"] = exit_signal
+        if exit_signal == 0 and by_signal is True:
+            raise _status_zero(job_ad, attr, notes, f"write {attr} = {hint or 'N'} (the signal number)")
+        if exit_signal != 0:
+            try:
+                result["exit_signal"] = parse_signal(exit_signal, what=f"{job_ad.where(attr)}: {attr}")
+            except ConfigError as err:
+                raise JobAdError(f"{err.message}; or give {flag}") from err
 
     want = _boolean(job_ad, "WantCheckpointSignal", "--trigger-signal", notes)
     if not isinstance(want, _Absent):

@@ -12,8 +12,12 @@ they agree with each other and with the condor_starter:
   checkpoint signal, ``= 1`` and ``= true`` did. :func:`bool_note` words the warning for a value
   that is present but reads as false.
 - ``SuccessCheckpointExitCode`` and ``SuccessCheckpointExitSignal`` are read with
-  ``LookupInteger`` (:func:`lookup_int`): a number (a real is truncated), ``true``/``false`` as
-  1/0; a signal *name* reads as nothing, so 0 (``starter_util.cpp:15-22``).
+  ``LookupInteger`` (:func:`lookup_int`), which is classad's ``EvaluateAttrNumber``: a number (a
+  real is truncated: ``85.0`` and ``85.9`` read as 85), ``true``/``false`` as 1/0. A string
+  (``"85"``, a signal *name*) or an undefined reference fails the lookup, and the starter keeps
+  its initial 0 (``starter_util.cpp:12-22``): :func:`starter_int` gives that reading and
+  :func:`int_note` the warning for a value that reads as something the user likely did not mean.
+  A checkpoint code that reads as 0 makes the checkpoint status a plain exit 0.
 - ``CheckpointSig``, ``KillSig`` and ``RemoveKillSig`` take a signal name or number
   (``classad_helpers.cpp:101-104``): :func:`signal_text` strips the quotes of a string.
 
@@ -94,6 +98,41 @@ def lookup_int(value: Value) -> Optional[int]:
     if isinstance(value, float) and math.isfinite(value):
         return int(value)
     return None
+
+
+def starter_int(value: Value) -> Optional[int]:
+    """What the starter holds after ``LookupInteger`` on a present attribute: the number, or 0
+    when the lookup fails (a string, undefined, error, a reference to an undefined attribute).
+    None for an expression that cannot be told without evaluating it."""
+    number = lookup_int(value)
+    if number is None and evaluable(value):
+        return 0
+    return number
+
+
+def int_note(name: str, value: Value, shown: str, *, hint: Optional[str] = None) -> Optional[str]:
+    """The warning for an integer attribute that ``LookupInteger`` reads as something other than
+    what is written (``shown``: the value as the user wrote it): a real that is not whole
+    (truncated), a boolean (1 or 0), a string or a bare word (0). None for an integer, a whole
+    real (``85.0`` reads as 85), or an expression that cannot be told without evaluating it.
+    ``hint``: the number to suggest (default: the digits of a string such as ``"85"``)."""
+    number = starter_int(value)
+    if number is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return None
+    if isinstance(value, float):
+        if value == number:
+            return None
+        what = f"a real, which LookupInteger truncates to {number}"
+    elif isinstance(value, bool):
+        what = f"a boolean, which LookupInteger reads as {number}"
+    else:
+        what = ("a string" if isinstance(value, str) else "error" if value is ERROR
+                else "a reference to an undefined attribute")
+        what += ", from which LookupInteger reads no number, so HTCondor holds 0"
+    if hint is None:
+        bare = value.strip() if isinstance(value, str) else ""
+        hint = bare if bare.lstrip("-").isdigit() else str(number) if isinstance(value, float) else "N"
+    return f"{name} = {shown} is {what}; write a bare integer: {name} = {hint}"
 
 
 def evaluable(value: Value) -> bool:

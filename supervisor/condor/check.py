@@ -68,6 +68,11 @@ RULES: dict[str, tuple[str, str]] = {
         "a boolean attribute HTCondor reads as false (LookupBool takes true, false or a number; "
         "a string or a bare word such as yes is false)",
     ),
+    "int-reads-otherwise": (
+        WARNING,
+        "an integer attribute HTCondor reads as another number (LookupInteger truncates a real "
+        "and reads true as 1)",
+    ),
     "checkpoint-sig-without-want": (
         ERROR,
         "+CheckpointSig without +WantCheckpointSignal: HTCondor never sends it",
@@ -325,9 +330,14 @@ class Checker:
         if text is None:
             return None
         value = attributes.submit_value(text)
-        number = attributes.lookup_int(value)
-        if number is None and attributes.evaluable(value) and value is not None:
-            return 0
+        if value is None:  # undefined: as absent
+            return None
+        number = attributes.starter_int(value)
+        if number:  # 0 (a string, a bare word) has rules of its own
+            note = attributes.int_note("+" + name, value, text)
+            if note is not None:
+                self.add("int-reads-otherwise", self.aline(name), note.split("; write ")[0],
+                         "write " + note.split("; write ")[-1].split(": ", 1)[-1])
         return number
 
     def signal_value(self, text: Optional[str], where: str, line: int) -> Optional[int]:
@@ -357,7 +367,9 @@ class Checker:
             "exit-signal-not-number",
             self.aline(name),
             f"+{name} = {text} is not a number: HTCondor reads it as 0, so no death by signal "
-            "counts as a checkpoint and each one ends the job",
+            "counts as a checkpoint and each one ends the job"
+            + (" (with BySignal true the supervisor refuses to start: exit 64)" if attributes.lookup_bool(
+                attributes.submit_value(self.attr("SuccessCheckpointExitBySignal") or "false")) else ""),
             f"write the bare signal number: +{name}{hint}",
         )
         return None

@@ -113,8 +113,10 @@ def checkpoint_code(ck: Checker, d: Declared) -> None:
                 "checkpoint-code-zero",
                 effective_line,
                 f"{why}: HTCondor would treat every successful exit "
-                "as a checkpoint and restart the job forever",
-                "use another code; 85 is the usual one (checkpoint_exit_code = 85)",
+                "as a checkpoint and restart the job forever (the supervisor refuses to start: "
+                "exit 64)",
+                "write a bare integer: +SuccessCheckpointExitCode = 85" if text is not None
+                else "use another code; 85 is the usual one (checkpoint_exit_code = 85)",
             )
         elif success is not None and effective_code == success:
             ck.add(
@@ -762,11 +764,45 @@ def build(
         try:
             return config.build(ns, environ=env)
         except ConfigError as exc:
+            message, attr = _job_ad_message(str(exc), ad_path, list(ad))
+            line, written = _attr_source(ck, attr) if attr is not None else (0, "")
+            if attr is not None and any(
+                f.line == line and f.code in ("checkpoint-code-zero", "exit-signal-not-number")
+                for f in ck.findings
+            ):
+                return None  # the same mistake, already reported with its own rule
             vacate_line = sub.line_of("job_max_vacate_time")
+            if "JobMaxVacateTime" in message and vacate_line:
+                line = vacate_line
             ck.add(
                 "supervisor-refuses",
-                vacate_line if "JobMaxVacateTime" in str(exc) and vacate_line else inv.line,
-                f"the supervisor would exit 64 at every start: {exc}",
-                "fix the options (try them locally with ckpt-supervisor dry-run)",
+                line or inv.line,
+                f"the supervisor would exit 64 at every start: {message}",
+                f"fix {written}: the job ad's {attr} comes from it" if written
+                else "fix the options (try them locally with ckpt-supervisor dry-run)",
             )
             return None
+
+
+def _job_ad_message(message: str, ad_path: str, names: list[str]) -> tuple[str, Optional[str]]:
+    """``message`` without the temporary job ad's path, which means nothing to the user; and the
+    attribute it names (the ad has one ``Name = value`` line per attribute, in order)."""
+    attr: Optional[str] = None
+    m = re.search(re.escape(f"job ad {ad_path}") + r"(?: line (\d+))?: ", message)
+    if m is None:
+        return message.replace(f"job ad {ad_path}", "the job ad"), None
+    if m.group(1) is not None and 1 <= int(m.group(1)) <= len(names):
+        attr = names[int(m.group(1)) - 1]
+    return message[: m.start()] + message[m.end():], attr
+
+
+def _attr_source(ck: Checker, attr: str) -> tuple[int, str]:
+    """Where a job ad attribute comes from in the submit file: the line and the name as written
+    there (its ``+Attr`` line, else the command condor_submit turns into it); (0, "") if none."""
+    line = ck.aline(attr)
+    if line:
+        return line, "+" + attr
+    for command, name in attributes.SUBMIT_COMMANDS.items():
+        if name.lower() == attr.lower() and ck.sub.line_of(command):
+            return ck.sub.line_of(command), command
+    return 0, ""

@@ -24,7 +24,8 @@ The emulator plays schedd, shadow and starter for job 1.0 of a submit file, on t
    checkpoint signal, any other exit is a hold (code 36), during an eviction too. Otherwise the
    exit is final: the family is killed, the outputs are copied to the submit directory and
    event 005 is written. Every hold the starter causes is logged 021, 004, 012.
-4. *Eviction*: KillSig to the main process only; after the vacate time (the smaller of
+4. *Eviction*: RemoveKillSig if set, else KillSig (``os_proc.cpp:941``; a remove too), to the
+   main process only; after the vacate time (the smaller of
    ``JobMaxVacateTime`` and the machine's ``MachineMaxVacateTime``) SIGKILL to the whole family
    and nothing is uploaded (fast shutdown); when the job exits within the vacate time and
    ON_EXIT_OR_EVICT is set, the output list is uploaded (a missing file is a hold, 12/2) and
@@ -68,6 +69,7 @@ import psutil
 
 from .. import PROG, exitstatus, options
 from ..errors import SupervisorError
+from ..optvalues import ByRow
 from ..signals import signal_name
 from .dryrun_common import (
     ACCESS_POINT,
@@ -95,13 +97,14 @@ DEFAULT_MAX_RUNS: int = options.default("dry-run", "max-runs")
 # --- options ----------------------------------------------------------------------------------
 
 
-class Options:
+class Options(ByRow):
     """The dry run's settings: the submit file, and one value for every row of
-    ``options.DRYRUN``, read as attributes (``opts.max_starts``); a row not given has its
-    default (a list for a repeatable one). A new dry-run option is one row plus its use."""
+    ``options.DRYRUN``, read as attributes (``opts.max_starts``, by ``optvalues.ByRow``); a row
+    not given has its default (a list for a repeatable one). A new dry-run option is one row
+    plus its use."""
 
     def __init__(self, submit_file: Path, **values: Any) -> None:
-        rows = {o.dest: o for o in options.DRYRUN}
+        rows = self.rows()
         unknown = sorted(set(values) - set(rows))
         if unknown:
             raise TypeError(f"Options() got unknown options {unknown}")
@@ -109,11 +112,9 @@ class Options:
         self.values: dict[str, Any] = {d: list(o.empty) if o.multiple else o.empty for d, o in rows.items()}
         self.values.update(values)
 
-    def __getattr__(self, name: str) -> Any:  # only called for names that are not attributes
-        values = self.__dict__.get("values")
-        if values is not None and name in values:
-            return values[name]
-        raise AttributeError(f"dry-run Options have no option {name!r}")
+    @classmethod
+    def rows(cls) -> Mapping[str, options.Option]:
+        return {o.dest: o for o in options.DRYRUN}
 
     def __repr__(self) -> str:
         return f"Options(submit_file={self.submit_file!r}, {self.values!r})"

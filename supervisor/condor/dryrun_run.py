@@ -125,12 +125,14 @@ class Runner:
                 if evicting is None:
                     evicting = kind
                     kill_deadline = now + emu.vacate
+                    # RemoveKillSig, when set, is the soft kill of every graceful shutdown
+                    # (os_proc.cpp:941), a condor_rm and an eviction alike; else KillSig.
                     emu.event(
                         f"{'removing' if kind == 'remove' else 'evicting'}: "
-                        f"{signal_name(job.kill_sig)} to pid {pid}; SIGKILL to all in "
+                        f"{signal_name(job.soft_kill_sig)} to pid {pid}; SIGKILL to all in "
                         f"{emu.vacate:g}s"
                     )
-                    _signal(pid, job.kill_sig)
+                    _signal(pid, job.soft_kill_sig)
                 else:
                     emu.event(f"{kind} ignored: a shutdown is already in progress")
             elif kind == "checkpoint":

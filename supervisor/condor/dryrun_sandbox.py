@@ -151,6 +151,8 @@ class Sandbox:
             ad["TransferCheckpoint"] = ",".join(job.transfer_checkpoint_files)
         if job.job_max_vacate_time is not None:
             ad["JobMaxVacateTime"] = job.job_max_vacate_time
+        if job.remove_kill_sig is not None:
+            ad["RemoveKillSig"] = signal_name(job.remove_kill_sig)
         if job.checkpoint_exit_code is not None:
             ad["SuccessCheckpointExitCode"] = job.checkpoint_exit_code
         if job.want_ft_on_checkpoint:

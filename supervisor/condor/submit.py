@@ -48,6 +48,7 @@ UNDERSTOOD = frozenset(
         "when_to_transfer_output",
         "checkpoint_exit_code",
         "kill_sig",
+        "remove_kill_sig",
         "job_max_vacate_time",
         "output",
         "error",
@@ -72,6 +73,7 @@ UNDERSTOOD_ATTRS = frozenset(
         "successcheckpointexitsignal",
         "wantcheckpointsignal",
         "checkpointsig",
+        "removekillsig",
         "wantioproxy",
     }
 )
@@ -390,6 +392,14 @@ class Job:
     on_exit_hold: Optional[str] = None
     on_exit_hold_reason: Optional[str] = None
     on_exit_hold_subcode: Optional[str] = None
+    # remove_kill_sig / RemoveKillSig: when set, the soft kill of every graceful shutdown
+    # (condor_rm and eviction alike: os_proc.cpp:941); None: KillSig.
+    remove_kill_sig: Optional[int] = None
+
+    @property
+    def soft_kill_sig(self) -> int:
+        """The signal of a graceful shutdown: RemoveKillSig when set, else KillSig."""
+        return self.remove_kill_sig if self.remove_kill_sig is not None else self.kill_sig
 
     @property
     def on_exit_or_evict(self) -> bool:
@@ -513,8 +523,13 @@ def job_from_submit(sub: SubmitFile) -> Job:
             ckpt_code = 0
             warnings.append(
                 f"{awhere('SuccessCheckpointExitCode')} = {a}: not a number; HTCondor reads it "
-                "as 0, so a plain exit 0 is the checkpoint status"
+                "as 0, so a plain exit 0 is the checkpoint status (and the supervisor refuses "
+                "to start: exit 64)"
             )
+        else:
+            note = attributes.int_note("+SuccessCheckpointExitCode", attributes.submit_value(a), a.strip())
+            if note is not None:
+                warnings.append(f"{p}:{sub.line_of('my.SuccessCheckpointExitCode')}: {note}")
     by_signal = False
     a = _attr_value(attrs, "SuccessCheckpointExitBySignal")
     if a is not None:
@@ -557,6 +572,13 @@ def job_from_submit(sub: SubmitFile) -> Job:
     raw = sub.get("kill_sig")
     if raw is not None:
         kill_sig = _signal_value(raw, where=where("kill_sig"))
+    remove_kill_sig: Optional[int] = None
+    raw = sub.get("remove_kill_sig")
+    if raw is not None:
+        remove_kill_sig = _signal_value(raw, where=where("remove_kill_sig"))
+    a = _attr_value(attrs, "RemoveKillSig")
+    if a is not None:  # the attribute comes after the command, as in condor_submit
+        remove_kill_sig = _signal_value(a, where=f"{p}:{sub.line_of('my.removekillsig')}: +RemoveKillSig")
     vacate: Optional[int] = None
     raw = sub.get("job_max_vacate_time")
     if raw is not None:
@@ -631,4 +653,5 @@ def job_from_submit(sub: SubmitFile) -> Job:
         on_exit_hold=policy["on_exit_hold"],
         on_exit_hold_reason=policy["on_exit_hold_reason"],
         on_exit_hold_subcode=policy["on_exit_hold_subcode"],
+        remove_kill_sig=remove_kill_sig,
     )

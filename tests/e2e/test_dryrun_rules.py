@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 
-from support.dryrun import COUNTER, counter_job, events, run_dryrun, tagged_alive
+import pytest
+from support.dryrun import COUNTER, Running, counter_job, events, run_dryrun, tagged_alive
 from support.helpers import sleep_until
 
 from supervisor import exitstatus
@@ -238,3 +240,30 @@ def test_counter_job_is_executable():
     """Rule (fixture sanity): the counter job is a runnable script."""
     assert shutil.which(str(COUNTER)) is not None
     assert signal.SIGUSR2  # the tests rely on SIGUSR1/2 existing (Linux)
+
+
+@pytest.mark.parametrize("remove_kill_sig", ["SIGQUIT", None])
+def test_remove_sends_remove_kill_sig(tmp_path, remove_kill_sig):
+    """Rule: a graceful shutdown (here a remove: the dry run's own SIGTERM, like its q key) soft-
+    kills the main process with RemoveKillSig when remove_kill_sig is set, else with KillSig
+    (os_proc.cpp:941, as the real pool does for condor_rm); the dry run exits DRYRUN_REMOVED."""
+    (tmp_path / "job.sh").write_text(
+        "#!/bin/sh\n"
+        "trap 'echo QUIT >> \"$1/got\"; exit 3' QUIT\n"
+        "trap 'echo TERM >> \"$1/got\"; exit 4' TERM\n"
+        'echo ready > "$1/ready"\n'
+        "while :; do sleep 0.1; done\n")
+    (tmp_path / "job.sh").chmod(0o755)
+    extra = f"remove_kill_sig = {remove_kill_sig}\n" if remove_kill_sig else ""
+    (tmp_path / "j.submit").write_text(
+        f'executable = job.sh\narguments = "{tmp_path}"\n{extra}log = j.log\nqueue\n')
+    with contextlib.ExitStack() as stack:
+        running = Running(stack, tmp_path / "j.submit", ())
+        sleep_until((tmp_path / "ready").exists, timeout=20)
+        running.proc.send_signal(signal.SIGTERM)  # the dry run's stop request: a remove
+        r = running.wait(30)
+    assert r.rc == exitstatus.DRYRUN_REMOVED, r.stdout + r.stderr
+    expected = remove_kill_sig or "SIGTERM"
+    assert (tmp_path / "got").read_text() == expected.removeprefix("SIG") + "\n"
+    assert f"removing: {expected} to pid" in r.stdout, r.stdout
+    assert "ignored submit commands" not in r.stderr, r.stderr

@@ -163,3 +163,34 @@ def test_lost_time_agrees_between_dry_run_and_report(tmp_path):
     # the supervisor log starts each run at its first event, after the interpreter's start-up
     # (up to a second or more on a loaded machine), which the dry run counts as lost too
     assert 0 <= dry - _lost(reports["events"]) <= 2 * 1.5, context
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("code", ["85.0", '"85"'])
+def test_legacy_checkpoint_code_read_as_htcondor_reads_it(tmp_path, code):
+    """Rule: +SuccessCheckpointExitCode is read with LookupInteger by the dry run and by the
+    supervisor it runs, as the starter reads it: 85.0 is 85, so the supervised vuc.py checkpoints
+    and finishes with 10 (before, the supervisor refused 85.0 and exited 64); "85" (a string)
+    reads as 0, a promise the supervisor cannot keep: it exits 64 at its first start with the
+    LookupInteger message, and the job is held because its output vuc.ckpt was never written
+    (code 12, subcode 2: the same events and hold as on HTCondor 25.0.13 with the .pyz)."""
+    folder = tmp_path / "job"
+    shutil.copytree(ROOT / "examples" / "vuc-supervised", folder)
+    submit = folder / "vuc.submit"
+    submit.write_text(submit.read_text().replace(
+        "checkpoint_exit_code        = 85\n",
+        f"+WantFTOnCheckpoint = true\n+SuccessCheckpointExitCode = {code}\n"))
+    proc = dry_run(folder, "vuc.submit")
+    if code == "85.0":
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert (folder / "vuc.ckpt").read_text() == "10"
+        assert "Computation complete" in (folder / "vuc.out").read_text()
+        return
+    from supervisor import exitstatus
+
+    assert proc.returncode == exitstatus.DRYRUN_HELD, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "run 1 ended: exit code 64" in proc.stdout and "held (code 12, subcode 2)" in proc.stdout
+    assert 'SuccessCheckpointExitCode = "85": not a number; HTCondor reads it as 0' in proc.stderr
+    err = (folder / "work" / "execute-1" / "_condor_stderr").read_text()  # the sandbox is kept
+    assert 'SuccessCheckpointExitCode = "85"' in err and "LookupInteger reads no number" in err, err
+    assert "does not start" in err, err

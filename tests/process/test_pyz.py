@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from support.helpers import ROOT, VICTIM
+from support.selfckpt import RUN_OPTIONS, victim_args
 
 BUILD_TIMEOUT = 240
 
@@ -116,30 +117,7 @@ def test_checkpointed_job_in_a_fresh_venv(pyz, venv_python, tmp_path):
     sandbox = tmp_path / "sandbox"
     sandbox.mkdir()
     cache = tmp_path / "cache"
-    args = [
-        "run",
-        "--checkpoint",
-        "state",
-        "--inspect-on-exit",
-        "77",
-        "--done-when",
-        "marker=result.dat",
-        "--",
-        venv_python,
-        str(VICTIM),
-        "--ckpt",
-        "state",
-        "--steps",
-        "25",
-        "--step-time",
-        "0.01",
-        "--every-steps",
-        "10",
-        "--exit-after-auto",
-        "77",
-        "--result",
-        "result.dat",
-    ]
+    args = ["run", *RUN_OPTIONS, "--", venv_python, str(VICTIM), *victim_args(25, 0.01)]
     statuses = []
     for _ in range(5):
         proc = subprocess.run(
@@ -227,33 +205,14 @@ def test_snippet_job_under_the_dry_run(pyz, venv_python, tmp_path):
     python3 = Path(venv_python).with_name("python3")
     if not python3.exists():
         python3.symlink_to(Path(venv_python).name)
-    program = [
-        "victim.py",
-        "--ckpt",
-        "state",
-        "--steps",
-        "30",
-        "--step-time",
-        "0.05",
-        "--every-steps",
-        "10",
-        "--exit-after-auto",
-        "77",
-        "--result",
-        "result.dat",
-    ]
+    program = ["victim.py", *victim_args(30, 0.05)]
     snip = subprocess.run(
         [
             sys.executable,
             "-m",
             "supervisor",
             "submit-snippet",
-            "--checkpoint",
-            "state",
-            "--inspect-on-exit",
-            "77",
-            "--done-when",
-            "marker=result.dat",
+            *RUN_OPTIONS,
             "--input",
             "victim.py",
             "--",

@@ -271,3 +271,17 @@ def test_checkpoint_on_evict_howto_recipe_passes(tmp_path):
     path = tmp_path / "job.submit"
     path.write_text(text)
     assert [f.code for f in check_submit(path)] == ["supervisor-installed"], text
+
+
+def test_supervisor_refuses_names_the_submit_line_not_a_temporary_file(capsys):
+    """Rule: when run would refuse the job ad check builds from the submit file, the finding
+    names what the user wrote (remove_kill_sig, on its line) and never the random temporary
+    path of the job ad check writes; the output is the same from one run to the next."""
+    path = CORPUS / "bad-supervisor-refuses-job-ad.submit"
+    outputs = [main_check(capsys, str(path)) for _ in range(2)]
+    assert outputs[0] == outputs[1]
+    status, out = outputs[0]
+    assert status == exitstatus.EXIT_CHECK_FAILED
+    assert ".job.ad" not in out and "/tmp" not in out, out
+    assert "bad-supervisor-refuses-job-ad.submit:12: error [supervisor-refuses]" in out
+    assert "RemoveKillSig: SIGKILL cannot be caught" in out and "fix remove_kill_sig" in out

@@ -202,3 +202,25 @@ def test_unknown_commands_reported_once(tmp_path):
     sub = parse_submit_text("executable = a\nrequest_cpus = 2\nRequest_Cpus = 3\n"
                             "notification = never\nqueue\n", tmp_path / "x.submit")
     assert job_from_submit(sub).ignored == ["request_cpus", "notification"]
+
+
+@pytest.mark.parametrize(("lines", "expected"), [
+    ("", None),
+    ("remove_kill_sig = SIGQUIT\n", signal.SIGQUIT),
+    ("remove_kill_sig = 3\n", signal.SIGQUIT),
+    ('remove_kill_sig = SIGQUIT\n+RemoveKillSig = "SIGUSR1"\n', signal.SIGUSR1),
+])
+def test_remove_kill_sig_is_the_soft_kill_of_a_graceful_shutdown(lines, expected):
+    """Rule: remove_kill_sig (or +RemoveKillSig, applied after it) is read by the dry run and
+    becomes the signal of every graceful shutdown (os_proc.cpp:941); without it, KillSig."""
+    job = job_from_submit(parse_submit_text(f"executable = a\nkill_sig = SIGINT\n{lines}queue\n",
+                                            ROOT / "x.submit"))
+    assert job.remove_kill_sig == expected
+    assert job.soft_kill_sig == (expected or signal.SIGINT)
+    assert "remove_kill_sig" not in job.ignored
+
+
+def test_bad_remove_kill_sig_is_a_submit_error():
+    """Rule: a remove_kill_sig that is not a signal is refused with the line named."""
+    with pytest.raises(SubmitFileError, match=r"x\.submit:2: remove_kill_sig"):
+        job_from_submit(parse_submit_text("executable = a\nremove_kill_sig = SIGNOPE\nqueue\n", ROOT / "x.submit"))

@@ -8,34 +8,10 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import pytest
+from support.core_api import *  # noqa: F403  (the core's names, one list)
 
 from supervisor import exitstatus
-from supervisor.core import (
-    TRANSITIONS,
-    ChildExited,
-    Commit,
-    CommitFinished,
-    Core,
-    CoreSettings,
-    Exit,
-    KillTree,
-    Observation,
-    Observed,
-    Phase,
-    Record,
-    RunValidator,
-    SendSignal,
-    SignalReceived,
-    Started,
-    Tick,
-    TreeGone,
-    ValidatorFinished,
-    plan_start,
-)
 from supervisor.errors import ProtocolError
-from supervisor.rules import Closed, Log, Marker, Quiet
-from supervisor.rules import Command as CommandRule
-from supervisor.rules import Exit as ExitRule
 
 SIGHUP, SIGINT, SIGKILL, SIGUSR1, SIGUSR2, SIGTERM, SIGCONT = 1, 2, 9, 10, 12, 15, 18
 CKPT = exitstatus.DEFAULT_CHECKPOINT_EXIT_CODE

@@ -17,34 +17,9 @@ from typing import Any, Optional
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.core_api import *  # noqa: F403  (the core's names, one list)
 
 from supervisor import exitstatus
-from supervisor.core import (
-    TABLE,
-    TRANSITIONS,
-    ChildExited,
-    Commit,
-    CommitFinished,
-    Core,
-    CoreSettings,
-    Exit,
-    KillTree,
-    Observation,
-    Observed,
-    Phase,
-    Record,
-    RunValidator,
-    SendSignal,
-    SignalReceived,
-    Started,
-    Tick,
-    TreeGone,
-    ValidatorFinished,
-    label,
-)
-from supervisor.rules import Closed, Log, Marker, Quiet, Rule
-from supervisor.rules import Command as CommandRule
-from supervisor.rules import Exit as ExitRule
 
 SIGHUP, SIGINT, SIGUSR1, SIGUSR2, SIGTERM, SIGCONT = 1, 2, 10, 12, 15, 18
 ALLOWED = {(a, b) for a, b, _ in TRANSITIONS}

@@ -444,14 +444,8 @@ def test_checkpoint_defaults_accepts_a_plain_mapping() -> None:
 
 
 BAD_DEFAULTS = [
-    ("SuccessCheckpointExitCode", 0, "--exit-code"),
     ("SuccessCheckpointExitCode", 256, "--exit-code"),
     ("SuccessCheckpointExitCode", -1, "--exit-code"),
-    ("SuccessCheckpointExitCode", 85.0, "--exit-code"),
-    ("SuccessCheckpointExitCode", True, "--exit-code"),
-    ("SuccessCheckpointExitCode", "85", "--exit-code"),
-    ("SuccessCheckpointExitSignal", "SIGNOPE", "--exit-signal"),
-    ("SuccessCheckpointExitSignal", 0, "--exit-signal"),
     ("CheckpointSig", "SIGKILL", "--trigger-signal"),
     ("CheckpointSig", 12.0, "--trigger-signal"),
     ("CheckpointSig", True, "--trigger-signal"),
@@ -466,6 +460,54 @@ BAD_DEFAULTS = [
     ("SuccessCheckpointExitCode", Expression("80 + 5"), "--exit-code"),
     ("JobMaxVacateTime", Expression("MachineMaxVacateTime"), "--kill-grace"),
 ]
+
+
+BY_SIGNAL = {"SuccessCheckpointExitBySignal": True}
+LOOKUP_INTEGER = [  # (attributes, expected defaults without notes, note or error expected)
+    ({"SuccessCheckpointExitCode": 85.0}, {"exit_code": 85}, None),
+    ({"SuccessCheckpointExitCode": 85.9}, {"exit_code": 85}, "note"),
+    ({"SuccessCheckpointExitCode": True}, {"exit_code": 1}, "note"),
+    ({"SuccessCheckpointExitCode": "85"}, None, "error"),
+    ({"SuccessCheckpointExitCode": Expression("yes")}, None, "error"),
+    ({"SuccessCheckpointExitCode": 0}, None, "error"),
+    ({**BY_SIGNAL, "SuccessCheckpointExitSignal": 12.0}, {"exit_by_signal": True, "exit_signal": 12}, None),
+    ({**BY_SIGNAL, "SuccessCheckpointExitSignal": "SIGUSR2"}, None, "error"),
+    ({**BY_SIGNAL, "SuccessCheckpointExitSignal": 0}, None, "error"),
+    ({**BY_SIGNAL, "SuccessCheckpointExitSignal": 12, "SuccessCheckpointExitCode": "85"},
+     {"exit_by_signal": True, "exit_signal": 12}, "note"),
+    ({"SuccessCheckpointExitSignal": "SIGNOPE"}, {}, "note"),
+]
+
+
+@pytest.mark.parametrize(("attrs", "expected", "outcome"), LOOKUP_INTEGER)
+def test_checkpoint_promise_is_read_with_lookup_integer(attrs: dict[str, Any], expected: Any, outcome: Any) -> None:
+    """Rule: SuccessCheckpointExitCode and SuccessCheckpointExitSignal are read as the starter's
+    LookupInteger reads them: a real is truncated (85.0 is 85, 85.9 is 85 with a note), a boolean
+    is 1/0 (a note), a string or a bare word is 0. A promise HTCondor reads as status 0 (a code
+    without BySignal, a signal with it) is one the supervisor cannot keep (exit 0 is its success):
+    a JobAdError that says LookupInteger reads 0 and what to write; an attribute HTCondor does not
+    use (the code under BySignal, the signal without it) only gets a note."""
+    if outcome == "error":
+        with pytest.raises(JobAdError) as info:
+            checkpoint_defaults(JobAd(attrs))
+        message = str(info.value)
+        assert "With 0" in message and "\n" not in message
+        name = next(n for n in attrs if n != "SuccessCheckpointExitBySignal")
+        assert f"write {name} = " in message
+        if isinstance(attrs[name], (str, Expression)):
+            assert "LookupInteger reads no number" in message
+        return
+    got = dict(checkpoint_defaults(JobAd(attrs)))
+    notes = got.pop("notes", [])
+    assert got == expected
+    assert len(notes) == (outcome == "note") and all("LookupInteger" in n for n in notes), notes
+
+
+def test_exit_signal_name_suggests_its_number() -> None:
+    """Rule: SuccessCheckpointExitSignal = "SIGUSR2" under BySignal is refused with the bare number
+    to write instead (12), not a generic N."""
+    with pytest.raises(JobAdError, match=r"SuccessCheckpointExitSignal = 12 \(the signal number\)"):
+        checkpoint_defaults(JobAd({**BY_SIGNAL, "SuccessCheckpointExitSignal": "SIGUSR2"}))
 
 
 @pytest.mark.parametrize(("attr", "value", "flag"), BAD_DEFAULTS)

@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+from support.timed_log import timed_log
 
 from supervisor import exitstatus
 from supervisor.__main__ import main
@@ -128,14 +129,11 @@ def test_job_log_adds_htcondor_upload_and_restart(tmp_path, capsys):
     from a checkpoint exit to the next run, for restarts in place (no 001 in between); the text
     says what C includes."""
     events_path = write_events(tmp_path / "e.jsonl", history())
-    clock = [0.0]
-    log = EventLog(tmp_path / "job.log", wall=lambda: clock[0])
-    log.submit()
-    log.execute()  # t = 0: one execution; run 2 (t = 30) restarts in place after 21.5
-    clock[0] = 60.0
-    log.evicted()
-    clock[0] = 79.0
-    log.execute()
+    log, at = timed_log(tmp_path / "job.log", start=0.0)
+    at(0, log.submit)
+    at(0, log.execute)  # t = 0: one execution; run 2 (t = 30) restarts in place after 21.5
+    at(60, log.evicted)
+    at(79, log.execute)
     s = report(str(events_path), job_log=str(tmp_path / "job.log"))
     assert s["htcondor_restart_mean"] == pytest.approx(30.0 - 21.5)
     assert s["checkpoint_cost"] == pytest.approx(5.0 + 8.5)
@@ -169,13 +167,7 @@ def test_htcondor_job_event_log(tmp_path):
     """Rule: a classic job event log works too: 001 starts a run; a 040 pair not followed by
     an eviction or termination is a checkpoint upload (its cost, to the second); 004 is an
     eviction losing the time since the last upload."""
-    clock = [1_700_000_000.0]
-    log = EventLog(tmp_path / "job.log", wall=lambda: clock[0])
-
-    def at(t, fn, *a, **k):
-        clock[0] = 1_700_000_000.0 + t
-        fn(*a, **k)
-
+    log, at = timed_log(tmp_path / "job.log")
     at(0, log.submit)
     at(10, log.execute)
     at(100, log.transfer_output_started)
@@ -221,13 +213,7 @@ def test_checkpoint_upload_then_later_eviction(tmp_path):
     """Rule: a checkpoint upload followed (seconds later, with no event in between: the restart
     in place writes none) by an eviction is a checkpoint, so only the time after it is lost;
     an upload in the same second as the 004 is the eviction's own (ON_EXIT_OR_EVICT)."""
-    clock = [1_700_000_000.0]
-    log = EventLog(tmp_path / "job.log", wall=lambda: clock[0])
-
-    def at(t, fn, *a, **k):
-        clock[0] = 1_700_000_000.0 + t
-        fn(*a, **k)
-
+    log, at = timed_log(tmp_path / "job.log")
     at(0, log.submit)
     at(10, log.execute)
     at(20, log.transfer_output_started)
