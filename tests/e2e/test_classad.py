@@ -63,7 +63,8 @@ def _dry_run(tmp_path, policy: str, status: int):
     (tmp_path / "job.sh").chmod(0o755)
     (tmp_path / "j.submit").write_text(
         f"executable = job.sh\nshould_transfer_files = yes\noutput = j.out\nlog = j.log\n{policy}queue\n")
-    return subprocess.run([sys.executable, "-m", "supervisor", "dry-run", "--quiet", "j.submit"],
+    return subprocess.run([sys.executable, "-m", "supervisor", "dry-run", "--quiet", "j.submit",
+                           "--work-dir", str(tmp_path / "work")],  # a held dry run keeps its folder
                           cwd=tmp_path, capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
 
