@@ -7,9 +7,12 @@ or signal, hold code and subcode (and the reason text when both held), checkpoin
 evictions, the 021 events (code/subcode each) and the bytes of every delivered file. The pool's events are driven by what the job
 writes (an eviction once the program hangs or saves); the dry run gets the same event at a time
 by which the program is surely at that point (``--evict-at``), and its checkpoint signal with
-``--checkpoint-period``. Where the two clocks differ by design (the pool's checkpoint signal
-period runs from the claim, the dry run's from each start), the number of uploads is not
-compared: ``IGNORE`` says so per scenario.
+``--checkpoint-period``. Where the two clocks differ by design, a scenario's ``ignore`` names the
+fields not compared: the pool's startd asks for the periodic checkpoint signal on its polling
+(up to 5 s after it is due, docs/reference/dry-run.md) while the dry run sends it when due, so
+in a scenario whose program runs on after its first checkpoint the number of checkpoint uploads
+(and the output transfers that come with each) before the eviction differs, though both end the
+same way.
 """
 
 from __future__ import annotations
