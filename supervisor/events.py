@@ -17,6 +17,21 @@ from . import PROG
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
 
+def process_start() -> Optional[float]:
+    """When this process started (epoch seconds, to ~10 ms): the kernel's start time of the
+    process against the system's uptime, both read now. It includes the interpreter's start-up,
+    which happens before any event can be written (``report`` counts it in a run's time)."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            ticks = int(f.read().rsplit(b")", 1)[1].split()[19])  # field 22, starttime
+        with open("/proc/uptime", "rb") as f:
+            uptime = float(f.read().split()[0])
+        age = uptime - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    return time.time() - max(0.0, age)
+
+
 class EventLog:
     def __init__(self, path: Optional[str] = None, *, verbosity: int = 0, stream: Optional[IO[str]] = None) -> None:
         self.pid = os.getpid()
@@ -24,6 +39,7 @@ class EventLog:
         # -v shows debug, -q shows only warnings and errors, -qq only errors
         self.threshold = 20 - 10 * verbosity
         self.file: Optional[IO[str]] = None
+        self.first = True  # the first record of the file carries the process's start time
         if path:
             self.file = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
 
@@ -36,6 +52,11 @@ class EventLog:
 "time": round(now, 6),
                       "iso": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z",
                       "pid": self.pid, "event": kind}
+            if self.first:
+                self.first = False
+                started = process_start()
+                if started is not None:
+                    record["process_start"] = round(started, 3)
             record.update({k: v for k, v in fields.items() if v is not None})
             self.file.write(json.dumps(record, default=str) + "\n")
         if LEVELS.get(level, 20) >= self.threshold:

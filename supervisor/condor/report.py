@@ -105,7 +105,8 @@ def read_supervisor_events(lines: list[str], *, checkpoint_code: int) -> list[Ru
             ) from None
         pid = rec.get("pid")
         if not runs or (kind != "started" and pid != owner):
-            runs.append(Run(start=t, how="running"))
+            # the process's start (first record), so that the interpreter's start-up counts
+            runs.append(Run(start=min(t, float(rec.get("process_start") or t)), how="running"))
             owner = pid
         run = runs[-1]
         run.end = max(run.end, t)

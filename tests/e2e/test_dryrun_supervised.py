@@ -134,7 +134,9 @@ def test_lost_time_agrees_between_dry_run_and_report(tmp_path):
     `report job.log` and `report events.jsonl` give the same figure (to the job log's second),
     and `report events.jsonl` counts the eviction as an eviction, not a failure. Tolerances:
     the job log counts whole seconds (up to 1 s per interrupted execution); the supervisor log
-    starts each run after the interpreter's start-up (up to 1.5 s per interrupted run here)."""
+    sees neither HTCondor's set-up of an execution nor its handling of the eviction (up to 1 s
+    per interrupted run on a loaded machine; before the process's start time was logged, the
+    interpreter's start-up was missed too)."""
     folder = tmp_path / "job"
     folder.mkdir()
     shutil.copy(VICTIM, folder / "victim.py")
@@ -160,9 +162,11 @@ def test_lost_time_agrees_between_dry_run_and_report(tmp_path):
     assert dry > 0.5
     context = (dry, reports, proc.stdout)
     assert abs(_lost(reports["job.log"]) - dry) <= 2 * 1.0 + 0.3, context
-    # the supervisor log starts each run at its first event, after the interpreter's start-up
-    # (up to a second or more on a loaded machine), which the dry run counts as lost too
-    assert 0 <= dry - _lost(reports["events"]) <= 2 * 1.5, context
+    # the supervisor log starts each run at its process's start (its first record carries it,
+    # the interpreter's start-up included) and ends it at its exit; the dry run, as HTCondor,
+    # also counts its own part: the execution's set-up (or the upload before a restart in
+    # place) and the handling of the eviction (0.1-0.4 s a run here, more on a loaded machine)
+    assert -0.3 <= dry - _lost(reports["events"]) <= 2 * 1.0, context
 
 
 @pytest.mark.timeout(180)
