@@ -18,7 +18,12 @@ Options (all optional):
                          yet) writes the first half, creates --once, logs "hang", waits until killed
   --finish-on-signal C   on --save-on SIG: write the result now and exit C (finished early)
   --on-signal-sleep-exit S:C  on SIGINT: log "saving", sleep S s, write the state, exit C (the
-                         issue's program: SIGINT, 7 s, state.txt, 130)
+                         issue's program: SIGINT, 7 s, state.txt, 130). Only the job's first save
+                         (no "saved" line in --journal yet) takes S s, later ones 1 s: shorter than
+                         the pool's checkpoint-signal period, so that the next periodic signal is
+                         not already due when the job restarts in place (a signal in the restarted
+                         supervisor's interpreter start-up would kill it and hold the job 36/12:
+                         docs/howto/checkpoint-signal.md)
   --grandchild FILE      at a fresh start, leave a detached grandchild (its own session) and
                          write its pid to FILE
   --log-signals SIGS     log these signals (comma-separated) and exit 128+N
@@ -124,9 +129,17 @@ if args.save_on:
 if args.on_signal_sleep_exit:
     seconds, code = args.on_signal_sleep_exit.split(":")
 
+    def first_save():
+        try:
+            with open(args.journal or "progress.log") as f:
+                return not any(line.startswith("saved ") for line in f)
+        except OSError:
+            return True
+
     def sleep_save_exit(signum, frame):
+        slow = first_save()
         log(f"saving {step}")
-        time.sleep(float(seconds))
+        time.sleep(float(seconds) if slow else min(1.0, float(seconds)))
         with open(args.state, "wb") as f:
             f.write(state_bytes(step))
         log(f"saved {step}")
