@@ -169,13 +169,13 @@ def test_checkpoint_and_resume_elsewhere(kind, trigger, tmp_path):
     print(f"{kind}/{trigger}: {result}")
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("kind", ["python", "c", "threads", "pipe"])
 @pytest.mark.parametrize("trigger", ["signal", "every", "evict"])
 def test_every_program_every_trigger(kind, trigger, tmp_path):
     """Every program with every trigger (the checkpoint signal, --every, eviction) resumes in
-    another path with the result of an uninterrupted run."""
+    another path with the result of an uninterrupted run. Twelve tests of a few seconds each, run
+    in parallel by xdist; the timeout is generous for a machine loaded by other work."""
     _checkpoint_and_resume(kind, trigger, tmp_path, steps=80)
 
 
@@ -187,7 +187,7 @@ def _dry_run(folder: Path, submit: str, *args: str, timeout: float = 150) -> sub
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 def test_example_resumes_through_evictions_every_four_seconds(tmp_path):
     """examples/dmtcp under the dry run, evicted every 4 s: memloop.py needs 6 s without
     interruption, so only resuming from DMTCP's images (in a new sandbox path at each execution)
@@ -224,3 +224,80 @@ def test_example_resumes_through_evictions_every_four_seconds(tmp_path):
             if p.cwd().startswith((workdir, str(tmp_path))):
                 left.append(p.pid)
     assert left == [], "a coordinator or program process was left behind"
+
+
+def _assert_stdout_resumed(out: bytes, ref: bytes, work: Path, context: str) -> None:
+    """The job's stdout equals an uninterrupted run's. Nothing printed twice, unless an eviction
+    found no DMTCP checkpoint possible (on a busy machine it can land while DMTCP is still
+    restarting the program): ON_EXIT_OR_EVICT then uploads stdout with lines past the checkpoint
+    the next execution resumes from, and those lines are printed again, in order."""
+    failed = [e for e in sorted(work.glob("execute-*/_condor_stderr"))
+              if b"DMTCP wrote no complete checkpoint" in e.read_bytes()]
+    if failed:
+        assert list(dict.fromkeys(out.splitlines())) == ref.splitlines(), context
+    else:
+        assert out == ref, context
+
+
+def _assert_nothing_left(tmp_path: Path) -> None:
+    """No stable work directory and no process (coordinator or program) of the dry run's job."""
+    token = json.loads((tmp_path / "work" / "spool" / "checkpoint.atomic" / "state.json").read_text())["dmtcp_token"]
+    workdir = f"/tmp/ckpt-dmtcp-{token}"
+    assert not os.path.exists(workdir), "the stable work directory was left behind"
+    left = []
+    for p in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if p.cwd().startswith((workdir, str(tmp_path))):
+                left.append(p.pid)
+    assert left == [], "a coordinator or program process was left behind"
+
+
+# the program's 120 steps of 50 ms need 6 s uninterrupted: evicted every 4 s, it finishes only by
+# resuming from the images. result.txt is shipped empty (like the store) so that it exists at
+# every eviction (ON_EXIT_OR_EVICT holds a job whose listed output is missing); the program writes
+# it at the end through the link the supervisor makes in the stable work directory.
+DRY_RUN_SUBMIT = """\
+executable                = /usr/bin/env
+transfer_executable       = false
+arguments                 = "ckpt-supervisor run --dmtcp --checkpoint-on-evict 20 -- {program} 120"
+transfer_input_files      = {inputs}, checkpoint.atomic, result.txt
+checkpoint_exit_code      = 85
+transfer_checkpoint_files = checkpoint.atomic
+should_transfer_files     = yes
+when_to_transfer_output   = ON_EXIT_OR_EVICT
+job_max_vacate_time       = 60
+transfer_output_files     = checkpoint.atomic, result.txt
+output                    = job.out
+error                     = job.err
+log                       = job.log
+queue 1
+"""
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("kind", ["c", "threads", "pipe"])
+def test_program_resumes_through_evictions_every_four_seconds(kind, tmp_path):
+    """The C program, the multi-threaded one and the parent with a child over a pipe, under the dry
+    run evicted every 4 s: each needs 6 s without interruption, so only resuming from DMTCP's
+    images (in a new sandbox path at each execution) finishes it; result.txt and the job's stdout
+    equal an uninterrupted run's, byte for byte, and nothing of the job is left."""
+    ref_out, ref_result = _reference(kind, tmp_path, 120)
+    folder = tmp_path / "job"
+    folder.mkdir()
+    argv = _program(kind, folder, 120)
+    program = "./prog" if kind != "pipe" else "python3 prog.py"
+    inputs = "prog" if kind != "pipe" else "prog.py"
+    (folder / "job.submit").write_text(DRY_RUN_SUBMIT.format(program=program, inputs=inputs))
+    (folder / "checkpoint.atomic").mkdir()
+    (folder / "result.txt").write_bytes(b"")
+    assert argv[-1] == "120"
+    proc = _dry_run(folder, "job.submit", "--evict-every", "4", "--max-starts", "40", timeout=200)
+    context = proc.stdout + proc.stderr + (folder / "job.err").read_text(errors="replace")[-3000:]
+    assert proc.returncode == 0, context
+    evictions = int(re.search(r"evictions (\d+)", proc.stdout).group(1))
+    assert evictions >= 1, context
+    sandboxes = sorted(p.name for p in (tmp_path / "work").iterdir() if p.name.startswith("execute-"))
+    assert len(sandboxes) >= 2, "every execution had a new sandbox path"
+    assert (folder / "result.txt").read_bytes() == ref_result, context
+    _assert_stdout_resumed((folder / "job.out").read_bytes(), ref_out, tmp_path / "work", context)
+    _assert_nothing_left(tmp_path)

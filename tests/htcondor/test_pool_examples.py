@@ -3,23 +3,31 @@
 Each example's submit file is used as it is, except for the lines docs/howto/ship-the-supervisor.md
 says to change on a pool without ckpt-supervisor installed (``executable = ckpt-supervisor.pyz``,
 ``arguments`` starting with ``run``) and, for GROMACS and John, the macros that make the run short
-(one thread, fewer steps; Digits5). Each test asserts what HTCondor reports (event log, condor_q /
+(one thread, fewer steps; Digits5) and, for DMTCP, the lines that ship DMTCP with the job. Each test asserts what HTCondor reports (event log, condor_q /
 condor_history) and the delivered files byte for byte, as the example's README documents them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import filecmp
+import json
 import os
+import re
 import shutil
 import subprocess
+import sys
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+import psutil
 import pytest
-from support.helpers import set_macro
-from support.poolkit import EXAMPLES, Job, Pool, outcome, output_pairs, pyz_submit, submitted
+from support.helpers import kill_pids, set_macro
+from support.poolkit import EXAMPLES, Job, Pool, outcome, output_pairs, pyz_submit, read_events, submitted
+
+from supervisor import dmtcp
 
 pytestmark = pytest.mark.htcondor
 
@@ -138,3 +146,158 @@ def test_john_example(pool: Pool, pyz: Path, folder: Path) -> None:
     _run_example(pool, pyz, folder, ex, edit=lambda s: set_macro(s, "mode", "Digits5"))
     pot = (folder / "john.pot").read_text()
     assert "$1$aaaaaaaa$LTe87lnvK04LKv6YKnHUK/:7391" in pot, pot
+
+
+# --- examples/dmtcp: a program with no checkpoint at all, under run --dmtcp ---------------------
+
+MEMLOOP_STEPS = 120  # memloop.submit's: 6 s of work uninterrupted
+
+
+def _dmtcp_ready(folder: Path) -> Callable[[str], str]:
+    """Make ``folder`` ship DMTCP as users do (the how-to): the installed DMTCP packed into
+    dmtcp.tar.gz, the store shipped empty. Returns the edit of memloop.submit (after
+    :func:`pyz_submit`): --dmtcp-prefix dmtcp.tar.gz, the supervisor's events appended to
+    ckpt-events.jsonl in the job directory, the archive shipped, this machine's Microarch."""
+    found = dmtcp.available()
+    if found is None:
+        pytest.skip("DMTCP is not installed (no dmtcp_launch on PATH or in $CKPT_DMTCP_PREFIX)")
+    with tarfile.open(folder / "dmtcp.tar.gz", "w:gz") as tar:
+        tar.add(str(Path(found).parent), arcname="dmtcp")
+    (folder / "checkpoint.atomic").mkdir()
+
+    def edit(text: str) -> str:
+        text = text.replace("run --dmtcp ", f"run --dmtcp --dmtcp-prefix dmtcp.tar.gz --events {folder}/ckpt-events.jsonl ", 1)
+        text = re.sub(r"(?m)^(transfer_input_files\s*=.*)$", r"\1, dmtcp.tar.gz", text)
+        return set_macro(text, "requirements", f'(Microarch == "{dmtcp.microarch()}")')
+    return edit
+
+
+def _memloop_reference(tmp_path: Path) -> subprocess.Popen[bytes]:
+    """An uninterrupted ``python3 memloop.py 120``, started at once (it runs while the job does)."""
+    ref = tmp_path / "reference"
+    ref.mkdir()
+    shutil.copy2(EXAMPLES / "dmtcp" / "memloop.py", ref)
+    return subprocess.Popen([sys.executable, "memloop.py", str(MEMLOOP_STEPS)], cwd=ref, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+
+
+def _supervisor_events(folder: Path) -> list[dict[str, object]]:
+    path = folder / "ckpt-events.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _sandboxes(job: Job) -> list[str]:
+    """Every execution's sandbox (the 001 events' CondorScratchDir)."""
+    return [m.group(1) for e in read_events(job.log) if e.code == 1
+            for m in [re.search(r'CondorScratchDir = "([^"]+)"', e.body)] if m]
+
+
+def _job_processes(markers: list[str]) -> dict[int, float]:
+    """Processes whose working directory or command line names one of ``markers`` (the job's
+    sandboxes, its DMTCP work directory, its job directory), by PID and start time."""
+    out: dict[int, float] = {}
+    for p in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            where = [p.cwd(), *p.cmdline()]
+            if any(m in w for m in markers for w in where):
+                for q in [p, *p.children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):
+                        out[q.pid] = q.create_time()
+    return out
+
+
+def _markers(job: Job, folder: Path) -> list[str]:
+    """What names the job's processes: its sandboxes and the DMTCP work directory the supervisor's
+    events name (dmtcp_launch, dmtcp_restart)."""
+    work = {str(e["workdir"]) for e in _supervisor_events(folder) if "workdir" in e}
+    return [*_sandboxes(job), *sorted(work)]
+
+
+def _alive(seen: dict[int, float]) -> list[int]:
+    out = []
+    for pid, started in seen.items():
+        with contextlib.suppress(psutil.Error):
+            p = psutil.Process(pid)
+            if p.create_time() == started and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+    return out
+
+
+@pytest.mark.timeout(300)
+def test_dmtcp_example(pool: Pool, pyz: Path, folder: Path, tmp_path: Path) -> None:
+    """Rule (issue 16): examples/dmtcp, as its submit file says (DMTCP shipped as an archive with
+    --dmtcp-prefix), ends with exit 0 on a pool whose MachineMaxVacateTime is 60 s (never held
+    for its eviction budget), and memloop.out equals an uninterrupted run's, byte for byte."""
+    edit = _dmtcp_ready(folder)
+    ref = _memloop_reference(tmp_path)
+    try:
+        ex = Example("dmtcp", "memloop.submit", 0, {}, 0, 0, starts=1)
+        _run_example(pool, pyz, folder, ex, edit=edit)
+        expected, _ = ref.communicate(timeout=120)
+    finally:
+        if ref.poll() is None:
+            ref.kill()
+            ref.wait()
+    assert (folder / "memloop.out").read_bytes() == expected
+
+
+@pytest.mark.timeout(300)
+def test_dmtcp_example_vacated_resumes_from_its_images(pool: Pool, pyz: Path, folder: Path, tmp_path: Path) -> None:
+    """Rule (issue 16): condor_vacate_job while the DMTCP example runs: the supervisor asks DMTCP
+    for an eviction checkpoint and commits the images, HTCondor uploads them, and the next
+    execution (in a new sandbox) resumes the program from them; the job is never held, ends with
+    exit 0, its memloop.out is byte-identical to an uninterrupted run's, and no coordinator or
+    program process of the job is left on the machine."""
+    edit = _dmtcp_ready(folder)
+    _copy_example("dmtcp", folder)
+    shutil.copy2(pyz, folder / "ckpt-supervisor.pyz")
+    (folder / "memloop.submit").write_text(edit(pyz_submit((folder / "memloop.submit").read_text())))
+    ref = _memloop_reference(tmp_path)
+    seen: dict[int, float] = {}
+    try:
+        with submitted(pool, folder, "memloop.submit") as job:
+            def running() -> bool:
+                # the program printed 10 of its 120 lines: vacate now, with 5.5 s of work left
+                seen.update(_job_processes(_markers(job, folder)))
+                out = job.sandbox_file("_condor_stdout")
+                return out is not None and out.read_bytes().count(b"\n") >= 10
+            job.wait_for_condition(running, "memloop.py printing its 10th line", timeout=180)
+            job.vacate()
+            def ended() -> bool:
+                seen.update(_job_processes(_markers(job, folder)))
+                return any(e.code in (5, 9, 12) for e in job.events())
+            job.wait_for_condition(ended, "the job ending", timeout=240)
+            res = outcome(job, set())
+            ctx = job.context()
+            sandboxes = _sandboxes(job)
+        expected, _ = ref.communicate(timeout=120)
+        events = _supervisor_events(folder)
+        ctx += "\n--- supervisor events:\n" + "\n".join(json.dumps(e) for e in events)
+        assert res.state == "terminated", f"{res}\n{ctx}"
+        assert res.exit_code == 0, ctx
+        assert res.evictions >= 1, ctx
+        assert (folder / "memloop.out").read_bytes() == expected, ctx
+        # the eviction made a DMTCP checkpoint, and a later execution restarted from its images
+        kinds = [e["event"] for e in events]
+        assert "dmtcp_checkpoint" in kinds, ctx
+        assert "dmtcp_restart" in kinds[kinds.index("dmtcp_checkpoint"):], ctx
+        assert len(set(sandboxes)) >= 2, f"every execution has its own sandbox path: {sandboxes}\n{ctx}"
+        ckpt = next(e for e in events if e["event"] == "dmtcp_checkpoint")
+        print(f"dmtcp on the pool, job {job.cluster}: image {ckpt['bytes']} bytes in {ckpt['seconds']} s; "
+              f"NumJobStarts {res.extra.get('NumJobStarts')}; sandboxes {sandboxes}; "
+              f"{len(seen)} processes of the job watched")
+        assert seen, "no process of the job was ever seen: the leftover check would prove nothing"
+        # nothing of the job is left: no coordinator, no program, no work directory
+        token = json.loads((folder / "checkpoint.atomic" / "state.json").read_text())["dmtcp_token"]
+        workdir = f"/tmp/ckpt-dmtcp-{token}"
+        seen.update(_job_processes([workdir, *sandboxes]))
+        assert not os.path.exists(workdir), f"the DMTCP work directory {workdir} was left behind"
+        left = _alive(seen)
+        assert left == [], f"processes of the job outlived it: {left}\n{ctx}"
+    finally:
+        if ref.poll() is None:
+            ref.kill()
+            ref.wait()
+        kill_pids(_alive(seen))  # only processes of this job (its sandboxes and work directory)

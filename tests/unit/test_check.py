@@ -285,3 +285,36 @@ def test_supervisor_refuses_names_the_submit_line_not_a_temporary_file(capsys):
     assert ".job.ad" not in out and "/tmp" not in out, out
     assert "bad-supervisor-refuses-job-ad.submit:12: error [supervisor-refuses]" in out
     assert "RemoveKillSig: SIGKILL cannot be caught" in out and "fix remove_kill_sig" in out
+
+
+def _dmtcp_howto_block() -> str:
+    page = (ROOT / "docs" / "howto" / "checkpoint-a-program-that-cannot-checkpoint.md").read_text()
+    [block] = [b for b in re.findall(r"(?ms)^```[a-z]*\n(.*?)^```", page) if b.startswith("executable")]
+    return block
+
+
+def test_dmtcp_howto_recipe_passes(tmp_path):
+    """Rule (issue 16): the submit lines of the DMTCP how-to's "A job" (the store shipped empty and
+    listed as output, the hold policy, the Microarch requirement, the .pyz) pass check with no
+    finding at all."""
+    text = _dmtcp_howto_block() + "queue\n"
+    path = tmp_path / "job.submit"
+    path.write_text(text)
+    assert [f"{f.code}: {f.message}" for f in check_submit(path)] == [], text
+
+
+@pytest.mark.parametrize("source", ["howto", "example"])
+def test_dmtcp_eviction_budget_fits_a_60_second_vacate_time(source):
+    """Rule (issue 16): the --checkpoint-on-evict of the DMTCP how-to and of examples/dmtcp fits a
+    pool whose MachineMaxVacateTime is 60 s (the shared test pool's): run would otherwise refuse
+    the job at its start (status 64) and the hold policy would hold it."""
+    from supervisor.config import derive_timing
+
+    text = (_dmtcp_howto_block() if source == "howto"
+            else (ROOT / "examples" / "dmtcp" / "memloop.submit").read_text())
+    evict = float(re.search(r"--checkpoint-on-evict (\d+)", text).group(1))
+    job_vacate = float(re.search(r"(?m)^job_max_vacate_time\s*=\s*(\d+)", text).group(1))
+    timing = derive_timing(min(job_vacate, 60.0), "MachineMaxVacateTime", kill_grace=None,
+                           checkpoint_on_evict=evict)
+    assert timing.promise_budget == evict
+    assert timing.upload_reserve >= 10, timing.describe()

@@ -260,3 +260,23 @@ def test_no_warning_for_installed_programs(capsys, monkeypatch, tmp_path):
     assert main(["submit-snippet", "--checkpoint", "s", "--watch", "--", "/usr/bin/python3",
                  "-c", "pass"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_dmtcp_snippet_pins_the_micro_architecture(capsys, monkeypatch, tmp_path):
+    """Rule (issue 16): submit-snippet --dmtcp writes a requirements line on this machine's
+    Microarch family (a DMTCP image crashes on a CPU without the instructions it was made with);
+    the snippet passes check with no finding, and without that line check warns about it. Without
+    --dmtcp there is no requirements line."""
+    from supervisor.dmtcp import microarch
+
+    text = snippet(capsys, monkeypatch, tmp_path, ["--dmtcp", "--checkpoint-on-evict", "20"]) + "queue\n"
+    line = f'requirements = (Microarch == "{microarch()}")'
+    assert line in text.splitlines(), text
+    path = tmp_path / "job.submit"
+    path.write_text(text)
+    assert [f.code for f in check_submit(path)] == [], text
+    path.write_text(text.replace(line + "\n", ""))
+    warnings = [f for f in check_submit(path) if "Microarch" in f.message]
+    assert len(warnings) == 1 and warnings[0].severity == "warning", [f.message for f in check_submit(path)]
+    plain = snippet(capsys, monkeypatch, tmp_path, ["--checkpoint", "state.dat", "--watch"])
+    assert not any(x.startswith("requirements") for x in plain.splitlines()), plain
