@@ -29,7 +29,7 @@ def script_job(d, body: str, submit_extra: str = "") -> object:
 
 AD_WITNESS = """\
 n=$(cat count 2>/dev/null || echo 0)
-{ echo "run $n"; grep -E '^(CheckpointNumber|NumJobStarts|CommittedTime|JobRunCount) ' \
+{ echo "run $n"; grep -E '^(CheckpointNumber|NumJobStarts|CommittedTime|JobRunCount|JobLastCheckpointTime) ' \
 "$_CONDOR_JOB_AD" | sort; grep -E 'VacateTime' "$_CONDOR_MACHINE_AD"; } >> "$W"
 n=$((n+1)); echo $n > count
 starts=$(sed -n 's/^NumJobStarts = //p' "$_CONDOR_JOB_AD")
@@ -44,7 +44,7 @@ def test_job_ad_once_per_execution_and_committed_time(tmp_path, htcondor2):
     """Rule (seen on HTCondor 25.0.13): .job.ad is written once per execution, not before each
     in-place restart: within the first execution every run reads NumJobStarts 0, JobRunCount 1,
     no CheckpointNumber, CommittedTime 0. The next execution reads NumJobStarts 1,
-    CheckpointNumber 1 (the first checkpoint is 0) and a CommittedTime that holds the two
+    CheckpointNumber 1 (the first checkpoint is 0), no JobLastCheckpointTime, and a CommittedTime that holds the two
     checkpointed runs only (the evicted run adds nothing). The machine ad carries
     MachineMaxVacateTime. The eviction is logged as 004 "Code 1009 Subcode 0"."""
     witness = tmp_path / "witness"
@@ -62,6 +62,8 @@ def test_job_ad_once_per_execution_and_committed_time(tmp_path, htcondor2):
     # the evicted run it would be 8 or more, however slow the machine
     assert 2 <= int(last["CommittedTime"]) < 8, runs[3]
     assert "MaxVacateTime = " not in runs[3].replace("MachineMaxVacateTime", "")
+    # HTCondor 25.0.13 left JobLastCheckpointTime undefined, even after checkpoint uploads
+    assert "JobLastCheckpointTime" not in witness.read_text()
     evs = events(htcondor2, tmp_path / "j.log")
     assert [int(e.type) for e in evs] == [0, 40, 40, 1, 40, 40, 40, 40, 4, 40, 40, 1, 40, 40, 5]
     assert "Job was evicted. Code 1009 Subcode 0" in (tmp_path / "j.log").read_text()
