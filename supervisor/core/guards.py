@@ -97,6 +97,12 @@ def grace_over(c: Core, ev: Tick) -> bool:
     return e is not None and e.grace_deadline is not None and ev.now >= e.grace_deadline and c.child.alive
 
 
+def settle_grace_over(c: Core, ev: Tick) -> bool:
+    """the eviction's grace ran out while settling"""
+    s = c.settling
+    return s is not None and s.deadline is not None and ev.now >= s.deadline
+
+
 def validator_ok(c: Core, ev: ValidatorFinished) -> bool:
     """validator exited 0"""
     return ev.ok
