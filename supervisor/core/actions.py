@@ -374,22 +374,28 @@ def failed_store_error(c: Core, ev: CommitFinished, out: S.Out) -> None:
     S.kill_then(c, Exit(exitstatus.EXIT_STORE, reason=ev.error), out)
 
 
+def _carry_on(c: Core, ev: CommitFinished, out: S.Out, *, committed: bool, evicting: bool) -> None:
+    """After a commit that succeeded or failed: carry on with the soft kill, or keep running."""
+    (_count_commit if committed else _fail_commit)(c, ev, out)
+    if evicting:
+        S.after_evict_commit(c, ev.now, out)
+    else:
+        S.back_to_running(c, ev.now)
+
+
 def failed_carry_on_evicting(c: Core, ev: CommitFinished, out: S.Out) -> None:
     """carry on with the soft kill"""
-    _fail_commit(c, ev, out)
-    S.after_evict_commit(c, ev.now, out)
+    _carry_on(c, ev, out, committed=False, evicting=True)
 
 
 def failed_run_on(c: Core, ev: CommitFinished, out: S.Out) -> None:
     """keep running"""
-    _fail_commit(c, ev, out)
-    S.back_to_running(c, ev.now)
+    _carry_on(c, ev, out, committed=False, evicting=False)
 
 
 def committed_carry_on_evicting(c: Core, ev: CommitFinished, out: S.Out) -> None:
     """carry on with the soft kill"""
-    _count_commit(c, ev, out)
-    S.after_evict_commit(c, ev.now, out)
+    _carry_on(c, ev, out, committed=True, evicting=True)
 
 
 def committed_decide_exit(c: Core, ev: CommitFinished, out: S.Out) -> None:
@@ -406,8 +412,7 @@ def committed_kill(c: Core, ev: CommitFinished, out: S.Out) -> None:
 
 def committed_run_on(c: Core, ev: CommitFinished, out: S.Out) -> None:
     """keep running (--watch, --min-run)"""
-    _count_commit(c, ev, out)
-    S.back_to_running(c, ev.now)
+    _carry_on(c, ev, out, committed=True, evicting=False)
     if c.s.watch and c.s.min_run and c.s.exit_after_checkpoint:
         c.timers = replace(c.timers, pending_exit=c.child.started_at + c.s.min_run)
 

@@ -9,20 +9,7 @@ from ..errors import ProtocolError
 from ..records import record
 from . import steps as S
 from .events import Command_, Event, Exit, Observation, SignalReceived, Tick
-from .state import (
-    Child,
-    CoreSettings,
-    Eviction,
-    Ledger,
-    Phase,
-    Plan,
-    Promise,
-    Reason,
-    Request,
-    Settling,
-    Sight,
-    Timers,
-)
+from .state import Child, CoreSettings, Eviction, Ledger, Phase, Plan, Promise, Reason, Request, Settling, Sight, Timers
 from .table import TABLE, Branch, label
 
 
