@@ -109,12 +109,12 @@ class Supervisor:
     # ------------------------------------------------------------------ run
     def run(self) -> Outcome:
         seen: Optional[list[int]] = None
-        try:
-            outcome = self._run()
-            seen = startup.watch_late_signals(self)
-        finally:
-            self._teardown()
-        try:
+        try:  # the event log is closed whatever happens, an error of ours included
+            try:
+                outcome = self._run()
+                seen = startup.watch_late_signals(self)
+            finally:
+                self._teardown()
             # the last look for a late checkpoint signal, after the teardown: the closer to our
             # exit, the narrower the window in which one would go unseen
             return startup.settle_late_signals(self, outcome, seen)
