@@ -341,6 +341,11 @@ class Session:
         with open(tmp, "w") as f:
             json.dump({"images": names, "bytes": size, "seconds": round(seconds, 3)}, f)
         os.replace(tmp, os.path.join(folder, "complete"))
+        # the rename changed the folder's mtime, maybe a clock tick after the marker's own: the
+        # marker rule wants the marker no older than what it marks (the folder included), so it
+        # is touched after the rename (this waits in a thread: the loop may run in between)
+        with contextlib.suppress(OSError):
+            os.utime(os.path.join(folder, "complete"))
         self.emit("dmtcp_checkpoint", {"images": len(names), "bytes": size, "seconds": round(seconds, 3)},
                   message=f"DMTCP checkpoint: {len(names)} image(s), {size} bytes in {seconds:.2f} s")
         return True

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
-import shlex
 import signal
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional
@@ -31,7 +30,7 @@ from .errors import ProgramError, SupervisorError
 from .events import EventLog
 from .output import ProgramOutput
 from .records import record
-from .rules import Rule, View, parse_rules, ready
+from .rules import Rule, parse_rules, ready
 from .wakeup import Wakeup
 from .workers import VALIDATOR_TIMEOUT
 
@@ -71,6 +70,7 @@ class Supervisor:
         self.store: Any = None
         self.child: Optional[process.Child] = None
         self.validator: Optional[process.Child] = None
+        self.settle: Optional[workers.Settle] = None  # the program's end being settled (ChildGone)
         self.sel = selectors.DefaultSelector()
         self.inotify: Any = None
         self.output = ProgramOutput(self.sel)
@@ -109,12 +109,12 @@ class Supervisor:
     # ------------------------------------------------------------------ run
     def run(self) -> Outcome:
         seen: Optional[list[int]] = None
-        try:
-            outcome = self._run()
-            seen = startup.watch_late_signals(self)
-        finally:
-            self._teardown()
-        try:
+        try:  # the event log is closed whatever happens, an error of ours included
+            try:
+                outcome = self._run()
+                seen = startup.watch_late_signals(self)
+            finally:
+                self._teardown()
             # the last look for a late checkpoint signal, after the teardown: the closer to our
             # exit, the narrower the window in which one would go unseen
             return startup.settle_late_signals(self, outcome, seen)
@@ -194,13 +194,8 @@ class Supervisor:
                 if self.inotify.drain():
                     changed = True
                     self._watch_new_dirs()
-            elif tag == "commit":
-                with contextlib.suppress(OSError):
-                    os.read(self.notify_r, 64)
-                if self.commit_result is not None:
-                    events.append(self.commit_result)
-                    self.commit_result = None
-                    self.commit_thread = None
+            elif tag == "notify":  # a worker thread posted
+                events.extend(workers.posted(self))
             elif tag == "pipe":
                 self.output.pump(key.fd)
         events.extend(self._reap())
@@ -217,6 +212,7 @@ class Supervisor:
             self.log.emit("validator_timeout", {"seconds": VALIDATOR_TIMEOUT}, level="warning",
                           message=f"the validator ran longer than {VALIDATOR_TIMEOUT:g} s; killed")
             self.validator.send(signal.SIGKILL)
+        workers.check_settle_timeout(self, now)
         if self.killing:
             self.kill_checked = True
             gone, reaped = self._tree_gone()
@@ -255,6 +251,9 @@ class Supervisor:
             waits.append(KILL_POLL if self.kill_checked else 0.0)
         if self.validator is not None:
             waits.append(self.validator_deadline - now)
+        settle = workers.settle_deadline(self)
+        if settle is not None:
+            waits.append(settle - now)
         if self.child is not None and self.child.pidfd is None and self.core.child_alive:
             waits.append(0.05)  # no pidfd: SIGCHLD still wakes us, this is a safety net
         if not waits:
@@ -282,27 +281,18 @@ class Supervisor:
                         self.sel.unregister(self.child.pidfd)
                 self.child.close()
                 self.output.drain()
-                lost = False  # --dmtcp: DMTCP stopped the program but wrote no complete checkpoint
-                if self.dmtcp is not None and self.dmtcp.requested:  # the images may still be written
-                    lost = not self.dmtcp.wait_complete(
-                        lambda: any(not process.is_zombie(p) for p in process.descendants()))
-                    if lost:  # never a finished program: reported as killed
-                        code, signum = None, signal.SIGKILL
-                now = self.clock()
-                obs = self._observe()
-                done = self._done(obs) if self.done_rule is not None else None
-                if lost:
-                    done = False
-                out.append(C.ChildExited(now, code, signum, obs, done))
+                out.extend(workers.child_reaped(self, code, signum))  # or ChildGone, then later
             elif self.validator is not None and pid == self.validator.pid:
                 self.validator.close()
                 self.validator = None
                 out.append(C.ValidatorFinished(self.clock(), code == 0))
+            elif self.settle is not None and self.settle.proc is not None and pid == self.settle.proc.pid:
+                out.extend(workers.done_command_reaped(self, code))
         return out
 
     def _tree_gone(self) -> tuple[bool, list[C.Event]]:
         """SIGKILL what is left of the tree; (nothing is left, events of what was reaped)."""
-        exclude = [self.validator.pid] if self.validator else []
+        exclude = workers.helpers(self)
         left = process.descendants(exclude=exclude)
         if not left:
             return True, self._reap()
@@ -331,11 +321,15 @@ class Supervisor:
             elif isinstance(cmd, C.KillTree):
                 self.killing = True
                 self.kill_checked = False  # look at once whether anything is left: usually nothing is
-                process.kill_all(process.descendants(exclude=[self.validator.pid] if self.validator else []))
+                process.kill_all(process.descendants(exclude=workers.helpers(self)))
             elif isinstance(cmd, C.Commit):
                 workers.start_commit(self, cmd)
             elif isinstance(cmd, C.RunValidator):
                 workers.start_validator(self)
+            elif isinstance(cmd, C.Redeliver):  # held while the program's end was settled
+                self._feed(cmd.event)
+            elif isinstance(cmd, C.StopSettling):
+                workers.stop_settling(self)
             elif isinstance(cmd, C.Exit):
                 self.outcome = Outcome(cmd.status, cmd.by_signal, cmd.reason)
                 return
@@ -383,7 +377,7 @@ class Supervisor:
         import psutil
 
         targets = [str((self.sandbox / p).resolve()) for p in self.cfg.checkpoint]
-        for pid in process.descendants(exclude=[self.validator.pid] if self.validator else []):
+        for pid in process.descendants(exclude=workers.helpers(self)):
             try:
                 files = psutil.Process(pid).open_files()
             except psutil.Error:
@@ -393,18 +387,6 @@ class Supervisor:
                         f.path == t or f.path.startswith(t + os.sep) for t in targets):
                     return True
         return False
-
-    def _done(self, obs: C.Observation) -> bool:
-        assert self.done_rule is not None
-        view = View(now=self.clock(), changed=False, last_change_at=None,
-                    markers_present=frozenset(p for p, m in obs.markers if m is not None),
-                    log_matches_ever=obs.log_counts, program_exited=True, for_done=True)
-        if not self.done_rule.holds(view):
-            return False
-        for command in self.done_rule.commands():
-            if not workers.run_sync(self, shlex.split(command) + list(self.cfg.checkpoint)):
-                return False
-        return True
 
     # ------------------------------------------------------------------ output and watches
     def _watch_new_dirs(self) -> None:
@@ -430,8 +412,7 @@ class Supervisor:
 
     # ------------------------------------------------------------------ teardown
     def _teardown(self) -> None:
-        if self.commit_thread is not None:
-            self.commit_thread.join()
+        workers.join(self)
         if self.frozen is not None:
             self.frozen.thaw()
         # never leave a process behind, whatever went wrong (nothing to do when the tree is known gone)

@@ -28,6 +28,11 @@ Rules it enforces (see ``docs/explanation/htcondor-semantics.md``):
   SIGKILL the tree (or first try a checkpoint within ``checkpoint_on_evict`` seconds; a checkpoint
   already in flight under a promise gets ``promise_budget`` seconds). Exit status then is the
   program's own, unless a promise is owed.
+* The program's end is decided from facts that may take time (DMTCP's images, a done rule's
+  command). The loop gathers them off its thread; meanwhile the core is SETTLING (``ChildGone``):
+  it sends nothing to the reaped PID, holds the events that arrive and hands them back
+  (``Redeliver``) after the ``ChildExited``, in the phase the program ended in, so they are
+  handled as if they came just after it. A soft kill meanwhile bounds the wait by the kill grace.
 * A program killed by the job signal we sent (a shell wrapper without ``exec``) has not finished:
   the checkpoint status is reported over the unchanged store, with a line saying how to fix it.
 
@@ -43,6 +48,7 @@ from __future__ import annotations
 
 from .events import (
     ChildExited,
+    ChildGone,
     Command_,
     Commit,
     CommitFinished,
@@ -52,10 +58,12 @@ from .events import (
     Observation,
     Observed,
     Record,
+    Redeliver,
     RunValidator,
     SendSignal,
     SignalReceived,
     Started,
+    StopSettling,
     Target,
     Tick,
     TreeGone,
@@ -73,6 +81,7 @@ from .state import (
     Promise,
     Reason,
     Request,
+    Settling,
     Sight,
     StartPlan,
     Timers,
@@ -82,9 +91,9 @@ from .state import (
 from .table import TABLE, Branch, label
 
 __all__ = [
-    "TABLE", "TRANSITIONS", "Baseline", "Branch", "Child", "ChildExited", "Command_", "Commit", "CommitFinished",
-    "Core", "CoreSettings", "Event", "Eviction", "Exit", "KillTree", "Ledger", "Observation", "Observed", "Phase",
-    "Plan", "Promise", "Reason", "Record", "Request", "RunValidator", "SendSignal", "Sight", "SignalReceived",
-    "StartPlan", "Started", "Step", "Target", "Tick", "Timers", "TreeGone", "ValidatorFinished", "label",
-    "plan_start", "program_status",
+    "TABLE", "TRANSITIONS", "Baseline", "Branch", "Child", "ChildExited", "ChildGone", "Command_", "Commit",
+    "CommitFinished", "Core", "CoreSettings", "Event", "Eviction", "Exit", "KillTree", "Ledger", "Observation",
+    "Observed", "Phase", "Plan", "Promise", "Reason", "Record", "Redeliver", "Request", "RunValidator",
+    "SendSignal", "Settling", "Sight", "SignalReceived", "StartPlan", "Started", "Step", "StopSettling", "Target",
+    "Tick", "Timers", "TreeGone", "ValidatorFinished", "label", "plan_start", "program_status",
 ]

@@ -13,20 +13,23 @@ from ..records import replace
 from . import steps as S
 from .events import (
     ChildExited,
+    ChildGone,
     CommitFinished,
     Exit,
     KillTree,
     Observed,
     Record,
+    Redeliver,
     SendSignal,
     SignalReceived,
     Started,
+    StopSettling,
     Tick,
     TreeGone,
     ValidatorFinished,
 )
 from .guards import planned, request_expired
-from .state import Child, Phase, Promise, Reason, Request, Sight, Timers
+from .state import Child, Phase, Promise, Reason, Request, Settling, Sight, Timers
 
 if TYPE_CHECKING:
     from .machine import Core
@@ -147,6 +150,72 @@ def kill_after_soft_kill(c: Core, ev: ChildExited, out: S.Out) -> None:
 def note_exit(c: Core, ev: ChildExited, out: S.Out) -> None:
     """note it (the exit status is already planned)"""
     S.note_exit(c, ev, out)
+
+
+# ---------------------------------------------------------------- the program gone, its end settled
+
+
+def settle(c: Core, ev: ChildGone, out: S.Out) -> None:
+    """hold every event until its end is settled"""
+    grace = c.eviction.grace_deadline if c.eviction is not None else None  # a grace running bounds it
+    c.settling = Settling(c.phase, ev.code, ev.signum, ev.now, deadline=grace)
+    how = f"signal {ev.signum}" if ev.signum is not None else f"status {ev.code}"
+    out.append(Record("settling", {"code": ev.code, "signal": ev.signum, "during": c.phase.value},
+                      message=f"the program ended ({how}); what its end means is being found out "
+                              "(DMTCP's images, the done rule's command): signals are held until then"))
+    S.goto(c, Phase.SETTLING)
+
+
+def _hold(c: Core, ev: Any) -> None:
+    assert c.settling is not None  # SETTLING
+    c.settling = replace(c.settling, held=(*c.settling.held, ev))
+
+
+def hold_soft_kill(c: Core, ev: SignalReceived, out: S.Out) -> None:
+    """hold it; the settling gets at most the kill grace"""
+    _hold(c, ev)
+    s = c.settling
+    if s is not None and s.deadline is None and not s.cut:
+        c.settling = replace(s, deadline=ev.now + c.s.kill_grace)
+    out.append(Record("signal_held", {"signal": ev.signum, "soft_kill": True},
+                      message=f"soft-kill signal {ev.signum} received while the program's end is settled: "
+                              f"handled once it is (at most {c.s.kill_grace:g} s from now)"))
+
+
+def hold_signal(c: Core, ev: SignalReceived, out: S.Out) -> None:
+    """hold it until the end is settled"""
+    _hold(c, ev)
+    out.append(Record("signal_held", {"signal": ev.signum}, level="debug"))
+
+
+def hold(c: Core, ev: Any, out: S.Out) -> None:
+    """hold it until the end is settled"""
+    _hold(c, ev)
+
+
+def stop_settling(c: Core, ev: Tick, out: S.Out) -> None:
+    """stop the done rule's command: not finished"""
+    assert c.settling is not None  # SETTLING
+    c.settling = replace(c.settling, deadline=None, cut=True)
+    out.append(StopSettling())
+    out.append(Record("settling_stopped", {"grace": c.s.kill_grace}, level="warning",
+                      message=f"the kill grace ({c.s.kill_grace:g} s) ran out while the program's end was "
+                              "settled: the done rule's command is killed and the program counts as not "
+                              "finished"))
+
+
+def settled(c: Core, ev: ChildExited, out: S.Out) -> None:
+    """back where it was: its end, then what was held"""
+    s = c.settling
+    assert s is not None  # SETTLING
+    c.settling = None
+    S.goto(c, s.back)
+    out.append(Redeliver(ev))
+    # as if they had come just after the end (as they did when the loop waited for these facts);
+    # signals first: every one came before the supervisor's own exit, which a held TreeGone
+    # would bring about at once (a checkpoint signal after it would be lost, rule 8 broken)
+    held = sorted(s.held, key=lambda h: not isinstance(h, SignalReceived))
+    out.extend(Redeliver(replace(h, now=max(h.now, ev.now))) for h in held)
 
 
 # ---------------------------------------------------------------- observations and the clock
@@ -308,22 +377,28 @@ def failed_store_error(c: Core, ev: CommitFinished, out: S.Out) -> None:
     S.kill_then(c, Exit(exitstatus.EXIT_STORE, reason=ev.error), out)
 
 
+def _carry_on(c: Core, ev: CommitFinished, out: S.Out, *, committed: bool, evicting: bool) -> None:
+    """After a commit that succeeded or failed: carry on with the soft kill, or keep running."""
+    (_count_commit if committed else _fail_commit)(c, ev, out)
+    if evicting:
+        S.after_evict_commit(c, ev.now, out)
+    else:
+        S.back_to_running(c, ev.now)
+
+
 def failed_carry_on_evicting(c: Core, ev: CommitFinished, out: S.Out) -> None:
     """carry on with the soft kill"""
-    _fail_commit(c, ev, out)
-    S.after_evict_commit(c, ev.now, out)
+    _carry_on(c, ev, out, committed=False, evicting=True)
 
 
 def failed_run_on(c: Core, ev: CommitFinished, out: S.Out) -> None:
     """keep running"""
-    _fail_commit(c, ev, out)
-    S.back_to_running(c, ev.now)
+    _carry_on(c, ev, out, committed=False, evicting=False)
 
 
 def committed_carry_on_evicting(c: Core, ev: CommitFinished, out: S.Out) -> None:
     """carry on with the soft kill"""
-    _count_commit(c, ev, out)
-    S.after_evict_commit(c, ev.now, out)
+    _carry_on(c, ev, out, committed=True, evicting=True)
 
 
 def committed_decide_exit(c: Core, ev: CommitFinished, out: S.Out) -> None:
@@ -340,8 +415,7 @@ def committed_kill(c: Core, ev: CommitFinished, out: S.Out) -> None:
 
 def committed_run_on(c: Core, ev: CommitFinished, out: S.Out) -> None:
     """keep running (--watch, --min-run)"""
-    _count_commit(c, ev, out)
-    S.back_to_running(c, ev.now)
+    _carry_on(c, ev, out, committed=True, evicting=False)
     if c.s.watch and c.s.min_run and c.s.exit_after_checkpoint:
         c.timers = replace(c.timers, pending_exit=c.child.started_at + c.s.min_run)
 

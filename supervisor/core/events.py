@@ -1,7 +1,7 @@
 """What goes in and out of the decision core: events (what happened) and commands (what to do).
 
-The loop turns what happens (a signal, the program's end, the files on disk, a finished commit or
-validator, the clock) into the events below and hands each to :meth:`Core.handle`; the core
+The loop turns what happens (a signal, the program's end (or first that it is gone), the files on
+disk, a finished commit or validator, the clock) into the events below and hands each to :meth:`Core.handle`; the core
 answers with commands, which the loop carries out. All of them are frozen values.
 """
 
@@ -57,6 +57,16 @@ class ChildExited:
 
 
 @record(frozen=True)
+class ChildGone:
+    """The main process was reaped, but what its end means needs a blocking fact (DMTCP's images
+    still being written, a done rule's ``command=``), gathered off the loop: its ChildExited follows."""
+
+    now: float
+    code: Optional[int]
+    signum: Optional[int]
+
+
+@record(frozen=True)
 class Observed:
     now: float
     observation: Observation
@@ -89,7 +99,7 @@ class TreeGone:
     now: float
 
 
-Event = Union[Started, SignalReceived, ChildExited, Observed, Tick, ValidatorFinished,
+Event = Union[Started, SignalReceived, ChildExited, ChildGone, Observed, Tick, ValidatorFinished,
               CommitFinished, TreeGone]
 
 
@@ -129,6 +139,18 @@ class KillTree:
 
 
 @record(frozen=True)
+class Redeliver:
+    """Hand ``event`` to the core again: it was held while the program's end was settled."""
+
+    event: Any
+
+
+@record(frozen=True)
+class StopSettling:
+    """Stop gathering the facts of the program's end: kill the done rule's command (not done)."""
+
+
+@record(frozen=True)
 class Exit:
     status: int
     by_signal: Optional[int] = None  # die from this signal instead (checkpoint by signal)
@@ -145,5 +167,5 @@ class Record:
     message: str = ""
 
 
-Command_ = Union[SendSignal, RunValidator, Commit, KillTree, Exit, Record]
+Command_ = Union[SendSignal, RunValidator, Commit, KillTree, Exit, Record, Redeliver, StopSettling]
 

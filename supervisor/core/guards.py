@@ -19,7 +19,7 @@ from .events import (
     TreeGone,
     ValidatorFinished,
 )
-from .state import Reason
+from .state import Phase, Reason
 
 if TYPE_CHECKING:
     from .machine import Core
@@ -95,6 +95,24 @@ def grace_over(c: Core, ev: Tick) -> bool:
     """the kill grace ran out, the program lives"""
     e = c.eviction
     return e is not None and e.grace_deadline is not None and ev.now >= e.grace_deadline and c.child.alive
+
+
+def result_awaited_before_the_end(c: Core, ev: Any) -> bool:
+    """the phase it ended in awaits this result"""
+    s = c.settling
+    if s is None:
+        return False
+    if isinstance(ev, ValidatorFinished):
+        return s.back == Phase.VALIDATING
+    if isinstance(ev, CommitFinished):
+        return s.back == Phase.COMMITTING
+    return s.back == Phase.KILLING  # TreeGone
+
+
+def settle_grace_over(c: Core, ev: Tick) -> bool:
+    """the eviction's grace ran out while settling"""
+    s = c.settling
+    return s is not None and s.deadline is not None and ev.now >= s.deadline
 
 
 def validator_ok(c: Core, ev: ValidatorFinished) -> bool:

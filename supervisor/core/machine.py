@@ -9,7 +9,7 @@ from ..errors import ProtocolError
 from ..records import record
 from . import steps as S
 from .events import Command_, Event, Exit, Observation, SignalReceived, Tick
-from .state import Child, CoreSettings, Eviction, Ledger, Phase, Plan, Promise, Reason, Request, Sight, Timers
+from .state import Child, CoreSettings, Eviction, Ledger, Phase, Plan, Promise, Reason, Request, Settling, Sight, Timers
 from .table import TABLE, Branch, label
 
 
@@ -42,7 +42,7 @@ class Core:
 
     The state is :attr:`phase` plus the frozen sub-states of ``supervisor/core/state.py``
     (:attr:`request`, :attr:`eviction`, :attr:`promise`, :attr:`child`, :attr:`ledger`,
-    :attr:`sight`, :attr:`timers`, :attr:`plan`), each replaced as a whole by the steps.
+    :attr:`sight`, :attr:`timers`, :attr:`plan`, :attr:`settling`), each replaced as a whole by the steps.
     """
 
     def __init__(self, settings: CoreSettings) -> None:
@@ -57,6 +57,7 @@ class Core:
         self.sight = Sight()
         self.timers = Timers()
         self.plan: Optional[Plan] = None
+        self.settling: Optional[Settling] = None  # SETTLING: the program is gone, its end awaited
         self.last_step: Optional[Step] = None
 
     # ---------------------------------------------------------------- the one entry point
@@ -128,6 +129,8 @@ class Core:
             evaluated = self.sight.evaluated_at
             if t is not None and (evaluated is None or t > evaluated):
                 times.append(t)
+        if phase == Phase.SETTLING and self.settling is not None and self.settling.deadline is not None:
+            times.append(self.settling.deadline)
         if phase == Phase.RUNNING and self.s.watch and self.s.min_run and self.timers.pending_exit:
             times.append(self.timers.pending_exit)
         return min(times) if times else None
@@ -168,7 +171,7 @@ class Core:
 
     @property
     def child_alive(self) -> bool:
-        return self.child.alive
+        return self.child.alive and self.phase != Phase.SETTLING
 
     @property
     def sent_job_signals(self) -> frozenset[int]:

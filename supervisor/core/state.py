@@ -16,6 +16,7 @@ sub-state          what it holds
 :class:`Sight`     the last observation of the sandbox and what the rules remember of it
 :class:`Timers`    the ``--every`` timer and the ``--min-run`` exit
 :class:`Plan`      the exit status decided when the tree kill started
+:class:`Settling`  the program is gone, its end being settled: where to go back, what is held
 =================  ===============================================================================
 """
 
@@ -29,7 +30,7 @@ from .. import exitstatus
 from ..errors import ProtocolError
 from ..records import record
 from ..rules import Rule
-from .events import ChildExited, Exit, Observation
+from .events import ChildExited, Event, Exit, Observation
 
 # --------------------------------------------------------------------------------------------
 # Settings
@@ -70,6 +71,7 @@ class Phase(str, enum.Enum):
     COMMITTING = "committing"
     STOPPING = "stopping"
     KILLING = "killing"
+    SETTLING = "settling"  # the program is gone; what its end means is being found out off the loop
     EXITED = "exited"
 
 
@@ -181,6 +183,24 @@ class Plan:
 
     exit: Exit
     program_end: bool = False
+
+
+@record(frozen=True)
+class Settling:
+    """The main process was reaped (ChildGone) while ``back``; its ChildExited is awaited.
+
+    Nothing reaches the program meanwhile (its PID may be reused); the events that arrive are
+    ``held`` and handed in again, in their order, after the ChildExited, as if they had come
+    just after it. ``deadline``: the eviction's grace bounds the wait (then ``cut``).
+    """
+
+    back: Phase
+    code: Optional[int]
+    signum: Optional[int]
+    since: float
+    held: tuple[Event, ...] = ()
+    deadline: Optional[float] = None
+    cut: bool = False
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from . import actions as A
 from . import guards as G
 from .events import (
     ChildExited,
+    ChildGone,
     CommitFinished,
     Observed,
     SignalReceived,
@@ -64,6 +65,8 @@ _PROGRAM_END = (  # RUNNING and CHECKPOINTING
     B(G.exit_may_be_checkpoint, A.inspect_exit, P.VALIDATING, P.COMMITTING, P.KILLING),
     B(None, A.program_ended, P.COMMITTING, P.KILLING),
 )
+
+_SETTLES_FROM = (P.RUNNING, P.CHECKPOINTING, P.VALIDATING, P.COMMITTING, P.STOPPING, P.KILLING)
 
 _TABLE: dict[tuple[Phase, type], tuple[Branch, ...]] = {
     (P.STARTING, Started): (B(None, A.start, P.RUNNING),),
@@ -184,8 +187,27 @@ _TABLE: dict[tuple[Phase, type], tuple[Branch, ...]] = {
         B(G.promise_unkept, A.keep_promise, P.COMMITTING),
         B(None, A.exit_as_planned, P.EXITED),
     ),
+    # ------------------------------------------------------------------------ SETTLING
+    # the main process was reaped, what its end means is found out off the loop (ChildGone): the
+    # program is never signalled now (its PID may be reused); what arrives is held, then handed in
+    # again after the ChildExited, in its order, in the phase the program ended in
+    **{(phase, ChildGone): (B(None, A.settle, P.SETTLING),) for phase in _SETTLES_FROM},
+    (P.SETTLING, SignalReceived): (
+        B(G.soft_kill, A.hold_soft_kill),
+        B(None, A.hold_signal),
+    ),
+    (P.SETTLING, ChildExited): (B(None, A.settled, *_SETTLES_FROM),),
+    (P.SETTLING, Observed): (B(None, A.ignore),),
+    (P.SETTLING, Tick): (
+        B(G.settle_grace_over, A.stop_settling),
+        B(None, A.ignore),
+    ),
+    # a result the phase it ended in awaits is held for it; any other would be ignored there (and
+    # handed in after the ChildExited it could be taken for the answer to a new request)
+    **{(P.SETTLING, t): (B(G.result_awaited_before_the_end, A.hold), B(None, A.ignore))
+       for t in (ValidatorFinished, CommitFinished, TreeGone)},
     # ------------------------------------------------------------------------ EXITED
-    **{(P.EXITED, t): (B(None, A.ignore),) for t in (SignalReceived, ChildExited, Observed, Tick,
+    **{(P.EXITED, t): (B(None, A.ignore),) for t in (SignalReceived, ChildExited, ChildGone, Observed, Tick,
                                                     ValidatorFinished, CommitFinished, TreeGone)},
 }
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 from support.helpers import ROOT, VICTIM, sleep_until, supervisor_cmd, wait_line
-from support.relutil import ENV, PY, STORE, VALIDATE, complete_value, events, run, supervise, verify_store
+from support.relutil import ENV, PY, STORE, VALIDATE, complete_value, events, kinds, run, supervise, verify_store
 
 
 def committed(sandbox: Path, name="state") -> str:
@@ -519,3 +519,96 @@ def test_working_files_of_a_run_that_ended_without_a_checkpoint_are_set_aside(sa
     assert again.returncode == 85, again.stderr
     assert (sandbox / "state.stale").read_text() == "half" and committed(sandbox) == "fresh\n"
     assert "moved aside" in again.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# The program's end settled off the loop: signals while a done rule's command runs (issue 14)
+
+DONE_CMD = ("#!/bin/sh\necho $$ > cmd.started\n"  # runs until the test creates 'go' (at most 30 s)
+            "i=0; while [ ! -e go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\nexit 0\n")
+
+
+def _settle_job(sandbox: Path) -> list[str]:
+    (sandbox / "done.sh").write_text(DONE_CMD)
+    (sandbox / "prog.sh").write_text("#!/bin/sh\necho 1 > state\necho ready\nexit 0\n")
+    for name in ("done.sh", "prog.sh"):
+        (sandbox / name).chmod(0o755)
+    return ["./prog.sh"]
+
+
+def _held(sandbox: Path, signum: int) -> bool:
+    return any(e["event"] == "signal_held" and e.get("signal") == signum for e in events(sandbox))
+
+
+def _order(sandbox: Path, *kinds_: str) -> list[int]:
+    seen = [e["event"] for e in events(sandbox)]
+    return [seen.index(k) for k in kinds_]
+
+
+@pytest.mark.timeout(90)
+def test_soft_kill_while_the_done_command_runs_is_received_at_once(sandbox):
+    """The loop reads signals while a done rule's command decides whether the program finished:
+    HTCondor's soft kill is received (and logged) before the command ends, then handled after the
+    program's end, as before: the program finished, so its status (0) is reported."""
+    program = _settle_job(sandbox)
+    args = ["--checkpoint", "state", "--done-when", "command=./done.sh", "--kill-grace", "60"]
+    with supervise(sandbox, args, program) as proc:
+        wait_line(proc, "ready")
+        sleep_until((sandbox / "cmd.started").exists, 20, what="the done command started")
+        os.kill(proc.pid, signal.SIGTERM)
+        sleep_until(lambda: _held(sandbox, signal.SIGTERM), 20, what="the soft kill received while the "
+                    "done command runs", context=lambda: "\n".join(kinds(sandbox)))
+        (sandbox / "go").touch()
+        assert proc.wait(timeout=30) == 0
+    settling, held, finished, evicting = _order(sandbox, "settling", "signal_held", "done_command_finished",
+                                                "evicting")
+    assert settling < held < finished < evicting
+    assert not (sandbox / STORE).exists()  # nothing owed, nothing to keep: nothing committed
+
+
+@pytest.mark.timeout(90)
+def test_checkpoint_signal_while_the_done_command_runs_ends_in_the_checkpoint_status(sandbox):
+    """HTCondor's checkpoint signal while the done command runs is received at once and still
+    owes the checkpoint status (rule 8): the program finished (the command says so), its status
+    is recorded in the store, 85 is reported, and the next start reports 0 without running it."""
+    program = _settle_job(sandbox)
+    args = ["--checkpoint", "state", "--done-when", "command=./done.sh", "--trigger-signal", "SIGUSR2"]
+    with supervise(sandbox, args, program) as proc:
+        wait_line(proc, "ready")
+        sleep_until((sandbox / "cmd.started").exists, 20, what="the done command started")
+        os.kill(proc.pid, signal.SIGUSR2)
+        sleep_until(lambda: _held(sandbox, signal.SIGUSR2), 20, what="the checkpoint signal received "
+                    "while the done command runs", context=lambda: "\n".join(kinds(sandbox)))
+        (sandbox / "go").touch()
+        assert proc.wait(timeout=30) == 85
+    held, finished, recorded = _order(sandbox, "signal_held", "done_command_finished", "final_status_recorded")
+    assert held < finished < recorded
+    assert verify_store(sandbox)["final_status"] == 0
+    assert run(sandbox, args, program).returncode == 0
+
+
+@pytest.mark.timeout(90)
+def test_a_done_command_gets_at_most_the_kill_grace_after_a_soft_kill(sandbox):
+    """A soft kill while the done command runs gives it at most --kill-grace: then the command is
+    killed and the program counts as not finished; after HTCondor's checkpoint signal that is the
+    checkpoint status over the unchanged store (the job restarts from it), not a hold."""
+    program = _settle_job(sandbox)
+    args = ["--checkpoint", "state", "--done-when", "command=./done.sh", "--trigger-signal", "SIGUSR2",
+            "--kill-grace", "1"]
+    with supervise(sandbox, args, program) as proc:
+        wait_line(proc, "ready")
+        sleep_until((sandbox / "cmd.started").exists, 20, what="the done command started")
+        os.kill(proc.pid, signal.SIGUSR2)
+        sleep_until(lambda: _held(sandbox, signal.SIGUSR2), 20, what="the checkpoint signal held",
+                    context=lambda: "\n".join(kinds(sandbox)))
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=30) == 85  # 'go' never comes: the grace ends the command
+    assert "settling_stopped" in kinds(sandbox) and "interrupted" in kinds(sandbox)
+    assert not any(e["event"] == "done_command_finished" and e.get("ok") for e in events(sandbox))
+    assert "final_status" not in verify_store(sandbox)  # the store is kept: restart from scratch
+    pid = int((sandbox / "cmd.started").read_text())
+    try:  # the command was killed, not left behind (its pid may have been reused since)
+        left = "done.sh" in " ".join(psutil.Process(pid).cmdline())
+    except psutil.NoSuchProcess:
+        left = False
+    assert not left

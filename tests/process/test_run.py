@@ -279,3 +279,30 @@ def test_remove_kill_sig_from_the_job_ad_is_passed_on_and_honoured(tmp_path):
         err = proc.stderr.read()
     assert f"soft-kill signal {int(signal.SIGQUIT)} received" in err, err
     assert "grace expired" in err, err
+
+
+@pytest.mark.timeout(60)
+def test_the_event_log_is_closed_when_the_run_fails_with_an_error_of_ours(tmp_path):
+    """An error inside the run (a bug of ours) still tears down and closes the event log, as the
+    normal path does (run in a child interpreter: the teardown kills that process's tree)."""
+    script = (
+        "import sys\n"
+        "from supervisor.__main__ import main_parser\n"
+        "from supervisor import config\n"
+        "from supervisor.loop import Supervisor\n"
+        "args = main_parser(only='run').parse_args(['run', '--events', sys.argv[1], '--', 'true'])\n"
+        "sup = Supervisor(config.build(args))\n"
+        "def boom():\n"
+        "    sup.log.emit('before_the_error', {})\n"
+        "    raise RuntimeError('boom')\n"
+        "sup._run = boom\n"
+        "try:\n"
+        "    sup.run()\n"
+        "except RuntimeError:\n"
+        "    print('closed' if sup.log.file is None else 'open')\n"
+    )
+    events = tmp_path / "events.jsonl"
+    out = subprocess.run([sys.executable, "-c", script, str(events)], capture_output=True, text=True,
+                         timeout=30, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    assert out.stdout.strip() == "closed", out.stderr
+    assert json.loads(events.read_text().splitlines()[-1])["event"] == "before_the_error"

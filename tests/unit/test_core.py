@@ -1044,3 +1044,82 @@ def test_stale_change_before_the_request_does_not_spin():
     core.handle(Tick(50.2))
     d = core.deadline()
     assert d is None or d > 50.2
+
+
+# --- the program's end settled off the loop (ChildGone) ------------------------------------------
+def _replay(core: Core, out: list[Any]) -> list[Any]:
+    """Play the loop: hand in the held events the core gives back, in their order."""
+    cmds: list[Any] = []
+    for cmd in out:
+        if isinstance(cmd, Redeliver):
+            cmds += _replay(core, core.handle(cmd.event))
+        else:
+            cmds.append(cmd)
+    return cmds
+
+
+def test_signals_while_settling_reach_no_process_and_are_handled_after_the_end():
+    """The main process is reaped but its end needs a blocking fact (a done command): the core
+    is SETTLING; signals that arrive are held (never passed to the reaped PID), then handed in
+    again after the ChildExited, as if they had come just after it."""
+    core = start(settings(trigger_signals=frozenset()))
+    out = core.handle(ChildGone(5.0, 0, None))
+    assert core.phase == Phase.SETTLING and actions(out) == [] and kinds(out) == ["settling"]
+    assert not core.child_alive
+    for sig in (SIGHUP, SIGTERM):
+        out = core.handle(SignalReceived(6.0, sig))
+        assert actions(out) == [] and kinds(out) == ["signal_held"]
+    assert core.handle(Observed(6.5, obs("f1"))) == []
+    end = ChildExited(8.0, 0, None, obs("f0"), done=True)
+    out = core.handle(end)
+    assert out == [Redeliver(end), Redeliver(SignalReceived(8.0, SIGHUP)),
+                   Redeliver(SignalReceived(8.0, SIGTERM))]
+    cmds = _replay(core, out)
+    assert not only(cmds, SendSignal)
+    assert "done" in kinds(cmds) and "evicting" in kinds(cmds)
+    assert finish(core, 9.0).status == 0
+
+
+def test_checkpoint_signal_while_settling_still_ends_in_the_checkpoint_status():
+    """Rule 8: HTCondor's checkpoint signal held while the done command runs still owes the
+    checkpoint status: the program's status is recorded as final and 85 reported."""
+    core = start(settings())
+    core.handle(ChildGone(5.0, 0, None))
+    core.handle(SignalReceived(6.0, SIGUSR2))
+    cmds = _replay(core, core.handle(ChildExited(8.0, 0, None, obs("f0"), done=True)))
+    assert actions(cmds) == [KillTree()]
+    out = core.handle(TreeGone(8.5))
+    assert actions(out) == [Commit(final_status=0, program_exited=True)]
+    core.handle(CommitFinished(9.0, True))
+    assert core.phase == Phase.KILLING
+    assert finish(core, 9.5).status == CKPT
+
+
+def test_soft_kill_while_settling_bounds_the_wait_by_the_grace():
+    """A soft kill while the done command runs gives it at most the kill grace: then the core
+    says StopSettling (the loop kills the command; not done), and nothing more at later ticks."""
+    core = start(settings(kill_grace=10.0))
+    core.handle(ChildGone(5.0, 0, None))
+    core.handle(SignalReceived(6.0, SIGTERM))
+    assert core.deadline() == 16.0
+    assert actions(core.handle(Tick(15.0))) == []
+    out = core.handle(Tick(16.0))
+    assert actions(out) == [StopSettling()] and "settling_stopped" in kinds(out)
+    assert core.deadline() is None
+    cmds = _replay(core, core.handle(ChildExited(16.5, 0, None, obs("f0"), done=False)))
+    assert not only(cmds, SendSignal)
+    assert finish(core, 17.0).status == 0  # no checkpoint signal: the program's own status
+
+
+def test_events_while_settling_during_a_commit_keep_their_order():
+    """A commit that finishes while the program's end is settled is handled after that end, as
+    when the loop waited: the program ended during the commit."""
+    core = start(settings(watch=True, complete=Quiet(0)))
+    core.handle(Observed(1.0, obs("f1")))
+    assert core.phase == Phase.COMMITTING
+    core.handle(ChildGone(2.0, 0, None))
+    assert core.handle(CommitFinished(2.5, True, fingerprint="f1")) == []
+    out = core.handle(ChildExited(3.0, 0, None, obs("f1"), done=None))
+    assert [type(r.event) for r in out] == [ChildExited, CommitFinished]
+    cmds = _replay(core, out)
+    assert "committed" in kinds(cmds) and KillTree() in cmds

@@ -124,6 +124,8 @@ class Harness:
     validator_pending: bool = False
     commit_pending: bool = False
     kill_pending: bool = False  # a KillTree not yet answered by TreeGone
+    settling: Optional[tuple[Optional[int], Optional[int]]] = None  # ChildGone (code, signal) fed, no ChildExited yet
+    settle_stopped: bool = False  # the core said StopSettling: the done command was killed (not done)
     plan: Optional[Exit] = None  # the core's planned exit when it entered KILLING
     evicting: bool = False  # KillSig arrived while the program lived
     promised: bool = False  # HTCondor's checkpoint signal arrived: rule 8 applies
@@ -135,6 +137,7 @@ class Harness:
     last_obs: Observation = field(default_factory=Observation)
     trace: list[str] = field(default_factory=list)
     strays: bool = False  # the loop's rarer answers too: unasked results, a copy that raced a change
+    settles: bool = False  # the program's end may come as ChildGone, then ChildExited (SETTLING)
     reached: set[tuple[Phase, type, int, Phase]] = field(default_factory=set)  # the table's branches taken
 
     def __post_init__(self) -> None:
@@ -165,8 +168,15 @@ class Harness:
             assert out == [], f"commands after Exit: {out}"
             return
         saw_tree_gone = isinstance(event, TreeGone)
+        again: list[Any] = []
         for cmd in out:
-            if isinstance(cmd, SendSignal):
+            if isinstance(cmd, Redeliver):  # the loop hands held events in again, in their order
+                assert isinstance(event, ChildExited) and before == Phase.SETTLING, "Redeliver out of settling"
+                again.append(cmd.event)
+            elif isinstance(cmd, StopSettling):
+                assert self.settling is not None, "StopSettling while not settling"
+                self.settle_stopped = True
+            elif isinstance(cmd, SendSignal):
                 assert self.child_alive, f"signal {cmd.signum} sent after the program exited"
             elif isinstance(cmd, Commit):
                 assert not self.commit_pending, "a second Commit while one is in flight"
@@ -212,6 +222,10 @@ class Harness:
         if isinstance(event, Tick) and not progress:
             d = self.core.deadline()
             assert d is None or d > event.now, f"deadline {d} not after idle tick {event.now}"
+        for held in again:
+            if self.exited is not None:
+                break  # the loop hands nothing in after the Exit
+            self.feed(held)
 
     # ---------------------------------------------------------------- the loop's answers
     def commit_done(self, ok: bool, fingerprint: Any = None, changed: bool = False) -> None:
@@ -258,7 +272,9 @@ class Harness:
         # weighted: the program usually lives a while, requests are usually answered
         choices = ["signal"] * 2 + ["tick"] + ["tick_deadline"] * 3 + ["observe"] * 3
         if self.child_alive:
-            choices.append("child_exit")
+            choices += ["child_exit", "child_gone"] if self.settles else ["child_exit"]
+        if self.settling is not None:
+            choices += ["settled"] * 2
         if self.validator_pending:
             choices += ["validator"] * 2
         if self.commit_pending:
@@ -288,6 +304,10 @@ class Harness:
             self.feed(Observed(self.now, self.observation(data)))
         elif what == "child_exit":
             self.exit_child(data)
+        elif what == "child_gone":
+            self.child_gone(data)
+        elif what == "settled":
+            self.settled(data)
         elif what == "validator":
             self.validator_pending = False
             self.feed(ValidatorFinished(self.now, data.bool()))
@@ -324,9 +344,31 @@ class Harness:
         self.feed(ChildExited(self.now, code, signum, self.observation(data), done))
 
 
-def run_sequence(s: CoreSettings, data: Any, max_steps: int, evict: bool = False,
-                 strays: bool = False) -> Harness:
-    h = Harness(s, strays=strays)
+    def child_gone(self, data: Any) -> None:
+        """The main process reaped while its end needs a blocking fact: ChildGone, ChildExited later."""
+        self.child_alive = False
+        self.settle_stopped = False
+        code, signum = data.pick([(0, None), (1, None), (85, None), (None, 9), (None, 15)])
+        self.settling = (code, signum)
+        self.feed(ChildGone(self.now, code, signum))
+
+    def settled_with(self, now: float, done: Optional[bool]) -> None:
+        assert self.settling is not None
+        code, signum = self.settling
+        self.settling = None
+        self.at(now, ChildExited, code, signum, self.last_obs, done)
+
+    def settled(self, data: Any) -> None:
+        assert self.settling is not None
+        code, signum = self.settling
+        self.settling = None
+        done = False if self.settle_stopped else data.pick([None, True, False])
+        self.feed(ChildExited(self.now, code, signum, self.observation(data), done))
+
+
+def run_sequence(s: CoreSettings, data: Any, max_steps: int, *, evict: bool = False,
+                 strays: bool = False, settles: bool = False) -> Harness:
+    h = Harness(s, strays=strays, settles=settles)
     h.feed(Started(0.0, 4242, Observation(fingerprint="a", markers=(("m", 0),),
                                           log_counts=(("ok", 0),)),
                    resumed=data.bool()))
@@ -343,7 +385,8 @@ def run_sequence(s: CoreSettings, data: Any, max_steps: int, evict: bool = False
             h.feed(SignalReceived(h.now, s.kill_signal))
             h.feed(Tick(h.now + 1000))
             if strays:
-                for late in (ChildExited(h.now, 0, None, h.last_obs), Observed(h.now, h.last_obs),
+                for late in (ChildExited(h.now, 0, None, h.last_obs), ChildGone(h.now, 0, None),
+                             Observed(h.now, h.last_obs),
                              ValidatorFinished(h.now, True), CommitFinished(h.now, True), TreeGone(h.now)):
                     h.feed(late)
             break
@@ -359,7 +402,8 @@ def test_random_event_sequences_keep_the_invariants(s: CoreSettings, data: Any) 
     successful commit; Exit only after TreeGone following the last KillTree; nothing after Exit;
     only transitions from the table; no signal to a dead program; a soft kill (or an eviction
     budget) always has a deadline; no past deadline after an idle tick; the core never raises."""
-    run_sequence(s, Drawn(data), max_steps=60)
+    d = Drawn(data)
+    run_sequence(s, d, max_steps=60, settles=d.bool())
 
 
 @pytest.mark.timeout(300)
@@ -369,7 +413,8 @@ def test_random_event_sequences_keep_the_invariants(s: CoreSettings, data: Any) 
 def test_eviction_sequences_keep_the_invariants(s: CoreSettings, data: Any) -> None:
     """The same invariants when HTCondor evicts the job early (--checkpoint-on-evict set): the
     eviction checkpoint, its budget, a failed commit, a second KillSig, the grace."""
-    run_sequence(s, Drawn(data), max_steps=25, evict=True)
+    d = Drawn(data)
+    run_sequence(s, d, max_steps=25, evict=True, settles=d.bool())
 
 
 @pytest.mark.timeout(300)
@@ -380,12 +425,14 @@ def test_every_run_can_be_finished(s: CoreSettings, data: Any) -> None:
     """Whatever happened, once the program has exited and every pending request is answered,
     the core reaches Exit: it never waits forever for something the loop cannot deliver."""
     data = Drawn(data)
-    h = run_sequence(s, data, max_steps=30)
+    h = run_sequence(s, data, max_steps=30, settles=data.bool())
     for _ in range(50):
         if h.exited is not None:
             return
         if h.child_alive:
             h.exit_child(data)
+        elif h.settling is not None:
+            h.settled(data)
         elif h.commit_pending:
             h.commit_pending = False
             h.commits_ok += 1
@@ -605,6 +652,25 @@ def _directed() -> list[Harness]:
     h.at(3.0, SignalReceived, SIGHUP)
     h.at(4.0, SignalReceived, SIGTERM)
     out.append(h)
+    # the program's end settled off the loop after the soft kill: the grace runs out meanwhile
+    h = _harness()
+    h.at(1.0, SignalReceived, SIGTERM)
+    h.child_alive = False
+    h.settling = (0, None)
+    h.at(2.0, ChildGone, 0, None)
+    h.at(3.0, SignalReceived, SIGTERM)
+    h.at(11.0, Tick)
+    h.settled_with(12.0, done=False)
+    out.append(h)
+    # ... while a watched checkpoint is validated: the validator's answer is held
+    h = _harness(watch=True, complete=CommandRule("check"))
+    h.at(1.0, Observed, _o("f1"))
+    h.child_alive = False
+    h.settling = (0, None)
+    h.at(2.0, ChildGone, 0, None)
+    h.validator_done(True)
+    h.settled_with(3.0, done=True)
+    out.append(h)
     return out
 
 
@@ -613,15 +679,19 @@ def test_every_branch_of_the_table_is_taken() -> None:
     """Every branch of the transition table, and every phase each names, is taken: by random
     event sequences from fixed seeds (``random.Random``: what they explore depends on the seeds
     only, not on the Hypothesis release or the Python version; with the loop's rarer answers:
-    unasked results, a copy that raced a change, events after the exit) and directed ones for what random sequences
-    seldom reach. So the table has no dead entry, and the diagram drawn from it shows only what
-    can happen; each transition is checked against the table as it is made (Harness.feed)."""
+    unasked results, a copy that raced a change, events after the exit; and, in a second pass of
+    their own, the program's end settled off the loop) and directed ones for what random
+    sequences seldom reach. So the table has no dead entry, and the diagram drawn from it shows
+    only what can happen; each transition is checked against the table as it is made
+    (Harness.feed)."""
     reached: set[tuple[Phase, type, int, Phase]] = set()
-    for seed in range(SEEDS):
-        d = Seeded(seed)
-        evict = d.bool()
-        s = make_settings(d, evict)
-        reached.update(run_sequence(s, d, max_steps=25 if evict else 60, evict=evict, strays=True).reached)
+    for settles, seeds in ((False, range(SEEDS)), (True, range(SEEDS, SEEDS + SEEDS // 2))):
+        for seed in seeds:
+            d = Seeded(seed)
+            evict = d.bool()
+            s = make_settings(d, evict)
+            reached.update(run_sequence(s, d, max_steps=25 if evict else 60, evict=evict, strays=True,
+                                        settles=settles).reached)
     for h in _directed():
         reached.update(h.reached)
     every = {(phase, event, i, to) for (phase, event), branches in TABLE.items()
