@@ -19,10 +19,8 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
-import shlex
 import signal
 import time
-from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from . import core as C
 from . import process, startup, workers
@@ -35,8 +33,11 @@ from .rules import Rule, View, parse_rules, ready
 from .wakeup import Wakeup
 from .workers import VALIDATOR_TIMEOUT
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+
 if TYPE_CHECKING:
     import threading  # imported at the first commit: a supervisor that never commits needs no thread
+    from typing import Any, Callable, Optional
 
 KILL_POLL = 0.02
 SAFETY_POLL = 30.0  # with inotify: a re-check in case an event was missed
@@ -401,6 +402,8 @@ class Supervisor:
                     log_matches_ever=obs.log_counts, program_exited=True, for_done=True)
         if not self.done_rule.holds(view):
             return False
+        import shlex
+
         for command in self.done_rule.commands():
             if not workers.run_sync(self, shlex.split(command) + list(self.cfg.checkpoint)):
                 return False

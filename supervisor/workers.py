@@ -11,14 +11,16 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
-import shlex
 import signal
 import time
-from typing import Any
 
 from . import core as C
 from . import process
 from .errors import ProgramError, StoreError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 VALIDATOR_TIMEOUT = 600.0
 
@@ -99,6 +101,8 @@ def start_commit(sup: Any, cmd: C.Commit) -> None:
 
 def start_validator(sup: Any) -> None:
     assert sup.complete_rule is not None
+    import shlex
+
     commands = sup.complete_rule.commands()
     argv = shlex.split(commands[0]) + list(sup.cfg.checkpoint)
     try:
