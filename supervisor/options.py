@@ -3,7 +3,8 @@
 Each row (:class:`Option`) says everything about one option: its flag, its environment twin, its
 TOML key (``run`` only: the ``--config`` file), the HTCondor job-ad attribute and submit command
 it corresponds to (where one does), its default, its converter and its help. From the rows come:
-the argparse parsers (:func:`add_arguments`), the reading of the environment and of the run
+the argparse parsers (:func:`add_arguments`), ``run``'s argv read without argparse for the plain
+forms (:func:`parse_run_argv`), the reading of the environment and of the run
 config file (:func:`env_values`, :func:`convert_all`), the settings objects
 (``config.RunConfig``, ``condor.dryrun.Options``), and the reference pages ``cli.md``,
 ``configuration.md``, ``environment.md`` and the options of ``dry-run.md`` (``docs/gen.py``).
