@@ -581,7 +581,7 @@ def parse_run_argv(argv: Sequence[str], counts: Sequence[Sequence[str]] = ()) ->
         if word == "--" or not word.startswith("-"):
             break
         name, equals, value = word.partition("=")
-        if name not in kinds:
+        if name not in kinds or (equals and not name.startswith("--")):
             return None
         dest, kind = kinds[name]
         if kind in ("switch", "count"):

@@ -82,6 +82,7 @@ UNUSUAL = [
     ["--every"],  # a missing value at the end
     ["--watch=yes", "--", "prog"],  # a value given to a switch
     ["--verbose=2", "--", "prog"],
+    ["-v=1", "--", "prog"],  # = after a short option
     ["-h"], ["--help"], ["--every", "3", "--help", "--", "prog"],
 ]
 # forms argparse accepts that the fast reader leaves to it all the same
