@@ -11,7 +11,7 @@ floor), ``tini -s``, ``supervisor`` (``ckpt-supervisor run --``, idle).
 
 ``supervisor-committing``: then, in separate rounds, a supervisor whose checkpoint is a set of
 COMMIT-MiB (4 files) is told to checkpoint (``--trigger-signal SIGUSR2 --complete-when
-quiet=0``, with a harmless --job-signal SIGWINCH; the bench rewrites a fifth, small checkpoint
+quiet=0 --freeze false``: a held program would get the signals at the thaw; with a harmless --job-signal SIGWINCH; the bench rewrites a fifth, small checkpoint
 file after the request, as the program would): once its ``checkpoint_complete`` event is written, PER-BLOCK signals are sent while
 the commit copies; only the samples whose block ended before the ``committed`` event count. A
 tini block is sent right after each such round, as its peer.
@@ -87,6 +87,11 @@ def main() -> int:
     ap.add_argument("--commit-mib", type=int, default=1024)
     ap.add_argument("--commit-rounds", type=int, default=4)
     ap.add_argument("--dir", default="/tmp")
+    ap.add_argument("--events-dir", help="where the committing supervisor's --events file goes (default: next "
+                                          "to the checkpoint, on the disk the commit writes to)")
+    ap.add_argument("--freeze", default="false", choices=("true", "false"),
+                    help="the committing supervisor's --freeze (default false: with true the program is "
+                         "stopped while its files are copied, so a signal reaches it at the thaw, by design)")
     ap.add_argument("--json")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-sigratio-", dir=a.dir))
@@ -124,11 +129,11 @@ def main() -> int:
         for r in range(a.commit_rounds):
             fifo = cd / f"times{r}"
             os.mkfifo(fifo)
-            events = cd / f"events{r}.jsonl"
+            events = (Path(a.events_dir) if a.events_dir else cd) / f"events{work.name}-{r}.jsonl"
             (cd / "tick").write_text(f"{r}\n")
             argv = sup_cmd(*[x for i in range(4) for x in ("--checkpoint", f"ck{i}.bin")], "--checkpoint", "tick",
                            "--trigger-signal", "SIGUSR2", "--job-signal", "SIGWINCH", "--complete-when", "quiet=0",
-                           "--events", str(events), "--store", f"store{r}", "--", str(prog), "catch", str(fifo))
+                           "--freeze", a.freeze, "--events", str(events), "--store", f"store{r}", "--", str(prog), "catch", str(fifo))
             p = procs.start(argv, env=sup_env(), cwd=cd)
             if not wait_line(events, "started", 30):
                 raise RuntimeError("supervisor did not start")
@@ -140,10 +145,17 @@ def main() -> int:
             if not wait_line(events, "checkpoint_complete", 30):
                 raise RuntimeError("no checkpoint_complete")
             t_send0 = time.time()
-            us = send(prog, p.pid, a.per_block, fifo)
+            try:
+                us = send(prog, p.pid, a.per_block, fifo)
+            except RuntimeError as exc:  # the commit ended (and the tree was killed) inside the block
+                if "went away" not in str(exc):
+                    raise
+                us = []
             t_send1 = time.time()
             p.wait(timeout=300)
             evs = [json.loads(x) for x in events.read_text().splitlines()]
+            if a.events_dir:
+                events.unlink()
             committed = next((e["time"] for e in evs if e["event"] == "committed"), None)
             commit_s.append(next((e.get("seconds") for e in evs if e["event"] == "committed"), None))
             if committed is not None and t_send1 <= committed:

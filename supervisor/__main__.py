@@ -40,12 +40,14 @@ def catch_early(caught: list[int] | None = None) -> list[int]:
 _EARLY = (catch_early(getattr(sys, "_ckpt_early_signals", None)) if sys.argv[1:2] == ["run"]
           else None)
 
-import argparse  # noqa: E402  (after the early catcher, on purpose)
-from collections.abc import Sequence  # noqa: E402
-from typing import NoReturn, Optional  # noqa: E402
-
-from . import PROG, __version__, exitstatus  # noqa: E402
+from . import PROG, __version__, exitstatus  # noqa: E402  (after the early catcher, on purpose)
 from .errors import SupervisorError  # noqa: E402
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+    from typing import Any, NoReturn, Optional
 
 RUN_EPILOG = """\
 exit status: PROGRAM's own code; 128+N when it died from signal N; the checkpoint code
@@ -77,39 +79,57 @@ def _columns() -> int:
     return _COLUMNS[0]
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    """argparse builds a formatter for every add_argument() (to check metavars); the stock one
-    imports shutil and asks the terminal for its size each time. Same output, one query."""
-
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: Optional[int] = None) -> None:
-        super().__init__(prog, indent_increment, max_help_position,
-                         _columns() - 2 if width is None else width)
+_CLASSES: list[Any] = []
 
 
-class _TopFormatter(argparse.HelpFormatter):
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: Optional[int] = None) -> None:
-        super().__init__(prog, indent_increment, max_help_position,
-                         _columns() - 2 if width is None else width)
+def _parser_classes() -> Any:
+    """(run formatter, top formatter, parser) classes, built at the first use: argparse is not
+    imported by a plain ``run`` (see ``options.parse_run_argv``)."""
+    if _CLASSES:
+        return _CLASSES[0]
+    import argparse
+
+    class _Formatter(argparse.RawDescriptionHelpFormatter):
+        """argparse builds a formatter for every add_argument() (to check metavars); the stock one
+        imports shutil and asks the terminal for its size each time. Same output, one query."""
+
+        def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                     width: Optional[int] = None) -> None:
+            super().__init__(prog, indent_increment, max_help_position,
+                             _columns() - 2 if width is None else width)
+
+    class _TopFormatter(argparse.HelpFormatter):
+        def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                     width: Optional[int] = None) -> None:
+            super().__init__(prog, indent_increment, max_help_position,
+                             _columns() - 2 if width is None else width)
+
+    class _Parser(argparse.ArgumentParser):
+        """argparse with our log prefix on its usage errors (``ckpt-supervisor[PID]: error: ...``)."""
+
+        def error(self, message: str) -> NoReturn:
+            import os
+
+            self.print_usage(sys.stderr)
+            sys.stderr.write(f"{PROG}[{os.getpid()}]: error: {self.prog}: {message}\n")
+            raise SystemExit(2)
+
+    _CLASSES.append((_Formatter, _TopFormatter, _Parser))
+    return _CLASSES[0]
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with our log prefix on its usage errors (``ckpt-supervisor[PID]: error: ...``)."""
-
-    def error(self, message: str) -> NoReturn:
-        import os
-
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"{PROG}[{os.getpid()}]: error: {self.prog}: {message}\n")
-        raise SystemExit(2)
+# the count flags of run (-v/-q): one list for its parser and options.parse_run_argv
+RUN_COUNTS = (("-v", "--verbose", "more log lines on stderr"), ("-q", "--quiet", "fewer log lines on stderr"))
 
 
 def main_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     """The whole parser; with ``only="run"`` just the run command (start-up cost matters there)."""
+    import argparse
+
     from .options import add_run_options
 
-    parser = _Parser(
+    _Formatter, _TopFormatter, _Parser = _parser_classes()
+    parser: argparse.ArgumentParser = _Parser(
         prog=PROG,
         description="Run a program that cannot exit after a checkpoint as an HTCondor self-checkpointing job.",
         formatter_class=_TopFormatter,
@@ -124,8 +144,8 @@ def main_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
         formatter_class=_Formatter,
     )
     add_run_options(run)
-    run.add_argument("-v", "--verbose", action="count", default=0, help="more log lines on stderr")
-    run.add_argument("-q", "--quiet", action="count", default=0, help="fewer log lines on stderr")
+    for short, long, text in RUN_COUNTS:
+        run.add_argument(short, long, action="count", default=0, help=text)
     run.add_argument("program", nargs=argparse.REMAINDER, metavar="PROGRAM [ARGS...]")
 
     if only == "run":
@@ -150,7 +170,7 @@ def _error(message: str, status: int) -> int:
 
 
 
-def run_command(args: argparse.Namespace, early: Optional[list[int]] = None) -> int:
+def run_command(args: Any, early: Optional[list[int]] = None) -> int:
     from . import config
     from .loop import Supervisor
     from .process import die_by_signal
@@ -173,13 +193,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     early = None
     if argv[:1] == ["run"]:
         early = _EARLY if from_process and _EARLY is not None else catch_early()
-    parser = main_parser(only="run" if argv[:1] == ["run"] else None)
+    args: Any = None
+    if argv[:1] == ["run"]:  # the plain forms without argparse; anything else goes to argparse
+        from .options import parse_run_argv
 
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
-        code = exc.code if isinstance(exc.code, int) else 1
-        return 0 if code == 0 else exitstatus.EXIT_USAGE
+        fast = parse_run_argv(argv[1:], [names[:2] for names in RUN_COUNTS])
+        if fast is not None:
+            import types
+
+            args = types.SimpleNamespace(command="run", **fast)
+    if args is None:
+        parser = main_parser(only="run" if argv[:1] == ["run"] else None)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+            code = exc.code if isinstance(exc.code, int) else 1
+            return 0 if code == 0 else exitstatus.EXIT_USAGE
     try:
         if args.command == "run":
             return run_command(args, early)

@@ -12,17 +12,18 @@ run and ``check`` read them).
 from __future__ import annotations
 
 import os
-import shlex
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Optional
 
 from . import options
 from .errors import ConfigError
 from .optvalues import ByRow
 from .records import field, record
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Mapping
+    from typing import Any, Optional
 
 ENV_PREFIX = options.RUN_ENV_PREFIX
 # the table of run options lives in supervisor/options.py; these names stay for their readers
@@ -227,6 +228,8 @@ def build(args: argparse.Namespace, environ: Optional[dict[str, str]] = None) ->
     merged["sandbox"] = os.path.realpath(sandbox)
 
     if merged.get("resume_args") is not None:
+        import shlex
+
         try:
             merged["resume_args"] = tuple(shlex.split(merged["resume_args"]))
         except ValueError as exc:

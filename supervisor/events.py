@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import IO, Any, Optional
 
 from . import PROG
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import IO, Any, Optional
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 

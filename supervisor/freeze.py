@@ -34,9 +34,12 @@ import signal
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any, Callable, Optional
 
 from . import process
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional
 
 STOP_SIGNALS = frozenset(int(s) for s in (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU))
 STOP_WAIT = 1.0  # seconds to wait for every process to be stopped

@@ -21,7 +21,6 @@ import os
 import selectors
 import signal
 import time
-from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from . import core as C
 from . import process, startup, workers
@@ -34,8 +33,11 @@ from .rules import Rule, parse_rules, ready
 from .wakeup import Wakeup
 from .workers import VALIDATOR_TIMEOUT
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+
 if TYPE_CHECKING:
     import threading  # imported at the first commit: a supervisor that never commits needs no thread
+    from typing import Any, Callable, Optional
 
 KILL_POLL = 0.02
 SAFETY_POLL = 30.0  # with inotify: a re-check in case an event was missed

@@ -3,7 +3,8 @@
 Each row (:class:`Option`) says everything about one option: its flag, its environment twin, its
 TOML key (``run`` only: the ``--config`` file), the HTCondor job-ad attribute and submit command
 it corresponds to (where one does), its default, its converter and its help. From the rows come:
-the argparse parsers (:func:`add_arguments`), the reading of the environment and of the run
+the argparse parsers (:func:`add_arguments`), ``run``'s argv read without argparse for the plain
+forms (:func:`parse_run_argv`), the reading of the environment and of the run
 config file (:func:`env_values`, :func:`convert_all`), the settings objects
 (``config.RunConfig``, ``condor.dryrun.Options``), and the reference pages ``cli.md``,
 ``configuration.md``, ``environment.md`` and the options of ``dry-run.md`` (``docs/gen.py``).
@@ -13,22 +14,24 @@ Converters take a string (flag, environment) or a TOML value and either return t
 ``ConfigError`` with one line naming the option and what to give instead (exit status 64).
 A boolean environment variable that is neither true nor false is such an error, never False.
 
-This module is on the ``run`` start-up path: it imports nothing beyond ``argparse``, ``math``,
-``shlex`` and the package's errors and signals, and builds nothing until asked.
+This module is on the ``run`` start-up path: it imports nothing beyond ``math`` and the package's
+errors and signals (``argparse`` and ``shlex`` where used), and builds nothing until asked.
 """
 
 from __future__ import annotations
 
 import math
-import shlex
-from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .errors import ConfigError
 from .exitstatus import DEFAULT_CHECKPOINT_EXIT_CODE
 from .signals import parse_fatal_signal, parse_signal
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Sequence
+    from typing import Any, Callable, Optional
 
 RUN_ENV_PREFIX = "CKPT_"
 DRYRUN_ENV_PREFIX = "CKPT_DRYRUN_"
@@ -538,11 +541,70 @@ def _argparse_type(opt: Option) -> Callable[[str], Any]:
     return conv
 
 
+CONFIG_FLAG = "--config"
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """``run``'s flags and ``--config`` (the run parser, submit-snippet's and check's)."""
     add_arguments(parser, RUN)
-    parser.add_argument("--config", metavar="FILE",
+    parser.add_argument(CONFIG_FLAG, metavar="FILE",
                         help=f"TOML file with the same keys as the flags [env {CONFIG_ENV}]")
+
+
+def parse_run_argv(argv: Sequence[str], counts: Sequence[Sequence[str]] = ()) -> Optional[dict[str, Any]]:
+    """What the run parser (:func:`add_run_options`, the ``counts`` flags, then PROGRAM) gives for
+    ``argv`` (the words after ``run``), without argparse; None for anything unusual.
+
+    The run command's start-up path: importing and building argparse costs more than the rest of
+    the parse. Only the plain well-formed forms are read here: ``--name VALUE``, ``--name=VALUE``,
+    a switch, a repeated option, a count flag (``counts``: its option strings, e.g. ``("-v",
+    "--verbose")``), then ``--`` or the first word that is not an option, which starts PROGRAM
+    (kept as argparse keeps it, ``--`` included). Anything else (an unknown or abbreviated option,
+    ``-h``, a value that looks like an option, a missing value, ``--name=`` with nothing, a value
+    given to a switch) returns None, and the caller parses with argparse, whose messages and exit
+    statuses stay the only ones. Values stay strings, as :func:`add_arguments` stores them.
+    """
+    kinds: dict[str, tuple[str, str]] = {}  # option string -> (dest, kind)
+    for opt in RUN:
+        kind = "switch" if opt.flag else "append" if opt.multiple else "store"
+        for name in (f"--{opt.name}", opt.short):
+            if name:
+                kinds[name] = (opt.dest, kind)
+    kinds[CONFIG_FLAG] = (CONFIG_FLAG[2:], "store")
+    for names in counts:
+        for name in names:
+            kinds[name] = (names[-1].lstrip("-").replace("-", "_"), "count")
+    values: dict[str, Any] = {dest: 0 if kind == "count" else None for dest, kind in kinds.values()}
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--" or not word.startswith("-"):
+            break
+        name, equals, value = word.partition("=")
+        if name not in kinds or (equals and not name.startswith("--")):
+            return None
+        dest, kind = kinds[name]
+        if kind in ("switch", "count"):
+            if equals:
+                return None
+            values[dest] = True if kind == "switch" else values[dest] + 1
+            i += 1
+            continue
+        if equals:
+            if not value:
+                return None
+            i += 1
+        else:
+            if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
+                return None
+            value = argv[i + 1]
+            i += 2
+        if kind == "append":
+            values[dest] = [*(values[dest] or ()), value]
+        else:
+            values[dest] = value
+    values["program"] = list(argv[i:])
+    return values
 
 
 # --------------------------------------------------------------------------- values
@@ -559,6 +621,8 @@ def env_values(rows: tuple[Option, ...], environ: dict[str, str]) -> dict[str, A
             if opt.env_split == "comma":
                 out[opt.dest] = raw.replace(",", " ").split()
             else:
+                import shlex  # here: it imports re, which a plain run does not need
+
                 try:
                     out[opt.dest] = shlex.split(raw)
                 except ValueError as exc:

@@ -8,10 +8,11 @@ the run command's start-up pays for nothing new.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
-
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
     from .options import Option
 
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import selectors
 import time
 
 from .rules import Rule
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    import re
 
 
 class ProgramOutput:
@@ -27,6 +30,8 @@ class ProgramOutput:
     def setup(self, rules: list[Rule]) -> None:
         """Count the lines matching each pattern of ``rules``."""
         for pattern in sorted({p for r in rules for p in r.patterns()}):
+            import re  # only with log= rules
+
             self.patterns.append((pattern, re.compile(pattern)))
             self.log_counts[pattern] = 0
 

@@ -12,11 +12,14 @@ import errno
 import os
 import signal
 from collections.abc import Iterable, Sequence
-from typing import Any, Optional
 
 from . import exitstatus
 from .errors import ProgramNotExecutable, ProgramNotFound
 from .records import record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Optional
 
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_DUMPABLE = 4

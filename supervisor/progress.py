@@ -12,9 +12,11 @@ ends with status 76 (``EXIT_NO_PROGRESS``) instead of restarting, and the store 
 
 from __future__ import annotations
 
-from typing import Any, Optional
-
 from . import exitstatus
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Optional
 
 
 def stalls(state: dict[str, Any], content_id: str) -> int:

@@ -11,9 +11,13 @@ same behaviour for what this package uses (positional/keyword ``__init__`` with 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Callable, TypeVar
 
-_T = TypeVar("_T")
+
+if TYPE_CHECKING:
+    _T = TypeVar("_T")
 _MISSING: Any = object()
 
 

@@ -17,11 +17,12 @@ Syntax on the command line (``--complete-when`` / ``--done-when``)::
 
 from __future__ import annotations
 
-import re
-from typing import Callable, Optional, Union
-
 from .errors import ConfigError
 from .records import field, record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Callable, Optional, Union
 
 DEFAULT_QUIET = 2.0
 
@@ -73,7 +74,8 @@ class Rule:
         return AnyOf((self, as_rule(other)))
 
 
-RuleLike = Union[Rule, Callable[[View], bool]]
+if TYPE_CHECKING:
+    RuleLike = Union[Rule, Callable[[View], bool]]
 
 
 @record(frozen=True)
@@ -193,6 +195,8 @@ class Log(Rule):
     needs: frozenset[str] = field(default=frozenset({"log"}), repr=False)
 
     def __post_init__(self) -> None:
+        import re  # here: a run without log= rules does not import re
+
         try:
             re.compile(self.pattern)
         except re.error as exc:

@@ -12,12 +12,15 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import TYPE_CHECKING, Any, Optional, Union
 
 from . import core as C
 from .errors import CorruptStore, StoreError, SupervisorError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+
 if TYPE_CHECKING:
+    from typing import Any, Optional, Union
+
     from .loop import Outcome
 
 

@@ -12,10 +12,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from typing import Any
 
 from . import process
 from .signals import NOT_FORWARDED
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _noop(signum: int, frame: Any) -> None:

@@ -18,7 +18,10 @@ import os
 import struct
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Optional
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Optional
 
 IN_MODIFY = 0x2
 IN_ATTRIB = 0x4

@@ -14,18 +14,18 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
-import shlex
 import signal
 import time
-from typing import TYPE_CHECKING, Any, Optional
 
 from . import core as C
 from . import process
 from .errors import ProgramError, StoreError
 from .rules import View
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
     import threading
+    from typing import Any, Optional
 
 VALIDATOR_TIMEOUT = 600.0
 
@@ -103,6 +103,8 @@ def start_commit(sup: Any, cmd: C.Commit) -> None:
 
 def start_validator(sup: Any) -> None:
     assert sup.complete_rule is not None
+    import shlex
+
     commands = sup.complete_rule.commands()
     argv = shlex.split(commands[0]) + list(sup.cfg.checkpoint)
     try:
@@ -234,6 +236,8 @@ def _after_images(sup: Any, settle: Settle) -> list[C.Event]:
 
 
 def _next_command(sup: Any, settle: Settle) -> list[C.Event]:
+    import shlex
+
     argv = shlex.split(settle.commands.pop(0)) + list(sup.cfg.checkpoint)
     try:
         settle.proc = process.spawn(argv)

@@ -6,8 +6,6 @@ the table up). An action's docstring is its label in the state diagram: keep it 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from .. import exitstatus
 from ..records import replace
 from . import steps as S
@@ -31,7 +29,11 @@ from .events import (
 from .guards import planned, request_expired
 from .state import Child, Phase, Promise, Reason, Request, Settling, Sight, Timers
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+
 if TYPE_CHECKING:
+    from typing import Any
+
     from .machine import Core
 
 

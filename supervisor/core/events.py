@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Hashable
-from typing import Any, Optional, Union
 
 from ..records import field, record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Optional, Union
 
 # --------------------------------------------------------------------------------------------
 # Events (in)
@@ -99,8 +102,12 @@ class TreeGone:
     now: float
 
 
-Event = Union[Started, SignalReceived, ChildExited, ChildGone, Observed, Tick, ValidatorFinished,
-              CommitFinished, TreeGone]
+if TYPE_CHECKING:
+    Event = Union[Started, SignalReceived, ChildExited, ChildGone, Observed, Tick, ValidatorFinished,
+                  CommitFinished, TreeGone]
+else:  # the same classes as a tuple (isinstance), without importing typing at start-up
+    Event = (Started, SignalReceived, ChildExited, ChildGone, Observed, Tick, ValidatorFinished, CommitFinished,
+             TreeGone)
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,5 +174,8 @@ class Record:
     message: str = ""
 
 
-Command_ = Union[SendSignal, RunValidator, Commit, KillTree, Exit, Record, Redeliver, StopSettling]
+if TYPE_CHECKING:
+    Command_ = Union[SendSignal, RunValidator, Commit, KillTree, Exit, Record, Redeliver, StopSettling]
+else:
+    Command_ = (SendSignal, RunValidator, Commit, KillTree, Exit, Record, Redeliver, StopSettling)
 

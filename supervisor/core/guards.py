@@ -6,8 +6,6 @@ keep it a short phrase.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from .. import exitstatus
 from . import steps as S
 from .events import (
@@ -21,7 +19,11 @@ from .events import (
 )
 from .state import Phase, Reason
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+
 if TYPE_CHECKING:
+    from typing import Any
+
     from .machine import Core
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Optional
 
 from ..errors import ProtocolError
 from ..records import record
@@ -11,6 +10,10 @@ from . import steps as S
 from .events import Command_, Event, Exit, Observation, SignalReceived, Tick
 from .state import Child, CoreSettings, Eviction, Ledger, Phase, Plan, Promise, Reason, Request, Settling, Sight, Timers
 from .table import TABLE, Branch, label
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Optional
 
 
 @record(frozen=True)

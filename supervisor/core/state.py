@@ -24,13 +24,16 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Hashable
-from typing import Any, Optional
 
 from .. import exitstatus
 from ..errors import ProtocolError
 from ..records import record
 from ..rules import Rule
 from .events import ChildExited, Event, Exit, Observation
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Optional
 
 # --------------------------------------------------------------------------------------------
 # Settings

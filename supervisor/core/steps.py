@@ -8,8 +8,6 @@ step may move the phase (``goto``); the table entry that called it names every p
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
-
 from .. import exitstatus
 from ..records import replace
 from ..rules import Exit as ExitRule
@@ -17,7 +15,11 @@ from ..rules import View
 from .events import ChildExited, Command_, Commit, Exit, KillTree, Observation, Record, RunValidator, SendSignal
 from .state import Baseline, Eviction, Phase, Plan, Reason, Request, program_status
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+
 if TYPE_CHECKING:
+    from typing import Any, Optional
+
     from .machine import Core
 
 Out = list[Command_]

@@ -13,8 +13,6 @@ A guard's and an action's docstring is its label in the diagram: keep it a short
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional
-
 from ..records import record
 from . import actions as A
 from . import guards as G
@@ -31,11 +29,16 @@ from .events import (
 )
 from .state import Phase
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+
 if TYPE_CHECKING:
+    from typing import Any, Callable, Optional
+
     from .machine import Core
 
-Guard = Callable[["Core", Any], bool]
-Action = Callable[["Core", Any, list[Any]], None]
+if TYPE_CHECKING:
+    Guard = Callable[["Core", Any], bool]
+    Action = Callable[["Core", Any, list[Any]], None]
 
 
 @record(frozen=True)

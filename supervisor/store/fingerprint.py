@@ -13,9 +13,12 @@ import os
 import stat
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from .fs import FS
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def fingerprint(fs: FS, sandbox: Path, paths: Sequence[str]) -> tuple[tuple[Any, ...], ...]:

@@ -16,9 +16,12 @@ import os
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable, Optional
 
 from ..errors import CorruptStore
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional
 
 
 class _LazyLogger:
@@ -66,7 +69,8 @@ _SYS_RENAMEAT2 = {
 # The file-system seam
 # --------------------------------------------------------------------------------------------
 
-_RenameFn = Callable[[bytes, bytes], int]
+if TYPE_CHECKING:
+    _RenameFn = Callable[[bytes, bytes], int]
 
 
 @functools.cache

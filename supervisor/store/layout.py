@@ -22,11 +22,14 @@ import stat
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar, cast
 
 from ..errors import ConfigError, StoreError
 from .fs import FS, _describe, _lexists, log
 from .manifest import RESERVED
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional, TypeVar
 
 STAGING_COPY = ".staging-c-"
 STAGING_MOVE = ".staging-m-"
@@ -86,7 +89,8 @@ def _normalize(raw: object) -> str:
     return "/".join(parts)
 
 
-_F = TypeVar("_F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _store_errors(what: str) -> Callable[[_F], _F]:
@@ -102,7 +106,7 @@ def _store_errors(what: str) -> Callable[[_F], _F]:
                     f"{what} failed: {_describe(e, self.store)}; {self._intact()}", cause=e
                 ) from e
 
-        return cast(_F, inner)
+        return inner  # type: ignore[return-value]
 
     return wrap
 

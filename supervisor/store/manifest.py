@@ -13,11 +13,14 @@ import os
 import stat
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from ..errors import CorruptStore, StoreError
 from ..records import record
 from .fs import CHUNK, FS, _describe, _lexists
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @functools.cache

@@ -8,7 +8,6 @@ import stat
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional
 
 from ..errors import CorruptStore, StoreError
 from ..records import record
@@ -28,6 +27,10 @@ from .manifest import (
 )
 from .repair import Repair
 from .staging import Staging
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional
 
 
 @record(frozen=True)

@@ -11,12 +11,15 @@ import errno
 import os
 import stat
 from pathlib import Path
-from typing import Any
 
 from ..errors import CheckpointPathMissing, StoreError
 from .fs import _lexists, _writeback_starter, checksum_fd, copy_entry, log
 from .layout import Layout
 from .manifest import _Staged
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Staging(Layout):
