@@ -127,7 +127,10 @@ def test_corpus_values_match_classad2(classad2: Any, path: Path) -> None:
             expected = from_classad2(classad2, oracle.eval(name))
             assert same(value, expected), (name, value, expected)
         elif isinstance(value, Expression):
-            assert classad2.ExprTree(value.text) == oracle.lookup(name), name
+            # compared unparsed: ExprTree's == (SameAs) also compares how each tree was built
+            # (old or new syntax, the library's expression cache) and failed once in a full
+            # run for two trees that unparse identically
+            assert str(classad2.ExprTree(value.text)) == str(oracle.lookup(name)), name
         else:
             # Tolerated non-literal forms (a leading '+'): the value must still agree.
             assert same(value, from_classad2(classad2, oracle.eval(name))), name
@@ -203,7 +206,7 @@ def test_format_ad_round_trips_corpus_through_classad2(classad2: Any, path: Path
     assert sorted(back.keys()) == sorted(ours)
     for name in ours:
         if isinstance(ours[name], Expression):
-            assert back.lookup(name) == oracle.lookup(name), name
+            assert str(back.lookup(name)) == str(oracle.lookup(name)), name  # unparsed, as above
         else:
             expected = from_classad2(classad2, oracle.eval(name))
             assert same(from_classad2(classad2, back.eval(name)), expected), name
