@@ -25,8 +25,11 @@ sent, as soon as the copy has started, to ``tini-during-copy`` (the running tini
 supervisor) and ``direct-during-copy`` (the floor); one copy each, and only the samples sent
 before the copy ended count, as for the commit.
 
-Prints JSON: per wrapper the median, p90, p99 and max in µs, the median's ratio to tini's, and
-``committing_vs_peers``: supervisor-committing's median/p90/p99 over each peer's.
+Prints JSON: per wrapper the median, p90, p99 and max in µs, the median's ratio to tini's,
+``committing_vs_peers``: supervisor-committing's median/p90/p99 over each peer's, and ``sched``:
+what the scheduler counted during the blocks (``/proc/PID/task/PID/schedstat`` before and after
+each block, of the receiver's main thread and of its child, the program): on-CPU µs, run-queue
+wait µs (ready to run, no core free) and slices, per signal passed on.
 """
 
 from __future__ import annotations
@@ -52,9 +55,30 @@ GAP_US = 2000
 
 
 SENT: set[Path] = set()
+# the scheduler's account (/proc/PID/task/PID/schedstat: on-CPU ns, run-queue wait ns, slices) of
+# the last block's receiver: its main thread and, for a wrapper, its child (the catcher)
+LAST: dict[str, tuple[int, ...]] = {}
+SCHED: dict[str, list[tuple[int, ...]]] = {}
+
+
+def schedstat(pid: int) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[:3])
+    except (OSError, ValueError):
+        return (0, 0, 0)
+
+
+def receivers(pid: int) -> dict[str, int]:
+    import psutil
+
+    kids = [c.pid for c in psutil.Process(pid).children()]
+    return {"program": pid} if not kids else {"wrapper": pid, "program": kids[0]}
 
 
 def send(prog: Path, pid: int, n: int, fifo: Path) -> list[float]:
+    who = receivers(pid)
+    before = {k: schedstat(v) for k, v in who.items()}
+    LAST.clear()
     again = ["again"] if fifo in SENT else []
     SENT.add(fifo)
     out = subprocess.run([str(prog), "send", str(pid), str(int(signal.SIGUSR1)), str(n), str(GAP_US), str(fifo),
@@ -62,7 +86,28 @@ def send(prog: Path, pid: int, n: int, fifo: Path) -> list[float]:
                          capture_output=True, text=True, timeout=120)
     if out.returncode != 0:
         raise RuntimeError(out.stderr)
-    return [int(x) / 1000 for x in out.stdout.split()]
+    us = [int(x) / 1000 for x in out.stdout.split()]
+    for k, v in who.items():
+        LAST[k] = (len(us), *(b - a for a, b in zip(before[k], schedstat(v))))
+    return us
+
+
+def keep_sched(label: str) -> None:
+    """Count the last block's scheduler account for LABEL (only blocks whose samples all count)."""
+    for k, v in LAST.items():
+        SCHED.setdefault(f"{label}/{k}", []).append(v)
+
+
+def sched_summary() -> dict[str, Any]:
+    """Per contender and receiver: on-CPU µs, run-queue wait µs and slices per signal passed on."""
+    out: dict[str, Any] = {}
+    for key, blocks in SCHED.items():
+        n = sum(b[0] for b in blocks)
+        if n:
+            out[key] = {"signals": n, "cpu_us_per_signal": round(sum(b[1] for b in blocks) / n / 1000, 1),
+                        "runqueue_wait_us_per_signal": round(sum(b[2] for b in blocks) / n / 1000, 1),
+                        "slices_per_signal": round(sum(b[3] for b in blocks) / n, 2)}
+    return out
 
 
 def wait_line(path: Path, word: str, timeout: float) -> bool:
@@ -188,6 +233,7 @@ def main() -> int:
         for _ in range(a.blocks):
             for name, (pid, fifo) in running.items():
                 samples[name].extend(send(prog, pid, a.per_block, fifo))
+                keep_sched(name)
         # while a commit runs, and its peers while a separate process copies the same set
         cd = work / "commit"
         cd.mkdir()
@@ -215,6 +261,8 @@ def main() -> int:
                     copy_s[step].append(round(end - t0, 2))
                     got = sent_before(us, t_send0, t_send1, end)
                     samples[step].extend(got)
+                    if len(got) == len(us):
+                        keep_sched(step)
                     copy_dropped[step] += len(us) - len(got)
                     shutil.rmtree(cd / f"copy{r}", ignore_errors=True)
                     continue
@@ -254,11 +302,13 @@ def main() -> int:
                 samples["supervisor-committing"].extend(got)
                 if len(got) == len(us) and us:
                     kept += 1
+                    keep_sched("supervisor-committing")
                 dropped += len(us) - len(got)
                 shutil.rmtree(cd / f"store{r}", ignore_errors=True)
                 if "tini" in running:
                     pid, tf = running["tini"]
                     samples["tini-peer-of-committing"].extend(send(prog, pid, a.per_block, tf))
+                    keep_sched("tini-peer-of-committing")
         res["commit"] = {"mib": a.commit_mib, "rounds": a.commit_rounds, "rounds_whole_block_inside": kept,
                          "samples_after_commit_dropped": dropped, "commit_seconds": commit_s}
         res["copy"] = {"copier": a.copier, "seconds": copy_s, "samples_after_copy_dropped": copy_dropped}
@@ -267,6 +317,7 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     res["load"].append(float(Path("/proc/loadavg").read_text().split()[0]))
     res["us"] = {k: stats(v) for k, v in samples.items()}
+    res["sched"] = sched_summary()
     t = res["us"].get("tini", {}).get("median")
     tp = res["us"].get("tini-peer-of-committing", {}).get("median")
     if t:
