@@ -7,7 +7,8 @@ Every wrapper runs at the same time, each around its own ``benchprog catch FIFO`
 program's SIGUSR1 handler reads CLOCK_MONOTONIC and writes it to the FIFO; the sender reads the
 same clock before ``kill()``). Blocks of PER-BLOCK signals, 2 ms apart, go to each wrapper in
 turn, BLOCKS times, so load changes hit all wrappers alike: ``direct`` (the program itself: the
-floor), ``tini -s``, ``supervisor`` (``ckpt-supervisor run --``, idle).
+floor), ``tini -s``, ``supervisor`` (``ckpt-supervisor run --``, idle), ``python-minimal`` (a
+five-line Python forwarder: a SIGUSR1 handler calling ``killpg``, the main thread in ``waitpid``).
 
 ``supervisor-committing``: then, in separate rounds, a supervisor whose checkpoint is a set of
 COMMIT-MiB (4 files) is told to checkpoint (``--trigger-signal SIGUSR2 --complete-when
@@ -22,7 +23,7 @@ fs``: the store's own read/CRC-32/write loop with ``sync_file_range``, an fsync 
 the directory; ``--copier cp``: ``cp -r`` then ``sync -f``), and a block of PER-BLOCK signals is
 sent, as soon as the copy has started, to ``tini-during-copy`` (the running tini),
 ``supervisor-idle-during-copy`` (the running idle supervisor: the copy on the machine, not in the
-supervisor) and ``direct-during-copy`` (the floor); one copy each, and only the samples sent
+supervisor), ``python-minimal-during-copy`` and ``direct-during-copy`` (the floor); one copy each, and only the samples sent
 before the copy ended count, as for the commit.
 
 Prints JSON: per wrapper the median, p90, p99 and max in µs, the median's ratio to tini's,
@@ -126,6 +127,13 @@ def stats(us: list[float]) -> dict[str, Any]:
             "p99": round(percentile(us, 99), 1), "max": round(max(us), 1)}
 
 
+# the least a Python forwarder does: a handler that passes SIGUSR1 on to the program's group, the
+# main thread waiting in waitpid (how far the supervisor's own code is from any Python process)
+PY_MINIMAL = ("import os, signal, subprocess, sys\n"
+              "p = subprocess.Popen(sys.argv[1:], start_new_session=True)\n"
+              "signal.signal(signal.SIGUSR1, lambda s, f: os.killpg(p.pid, s))\n"
+              "p.wait()\n")
+
 COPIER = r'''
 import os, sys, time
 from pathlib import Path
@@ -220,6 +228,7 @@ def main() -> int:
         if tini:
             wrappers["tini"] = [tini, "-s", "--"]
         wrappers["supervisor"] = sup_cmd("--")
+        wrappers["python-minimal"] = [sys.executable, "-c", PY_MINIMAL]
         running: dict[str, tuple[int, Path]] = {}
         for name, w in wrappers.items():
             d = work / name
@@ -239,7 +248,7 @@ def main() -> int:
         cd.mkdir()
         make_set(cd, a.commit_mib)
         peers = {"tini-during-copy": "tini", "supervisor-idle-during-copy": "supervisor",
-                 "direct-during-copy": "direct"}
+                 "python-minimal-during-copy": "python-minimal", "direct-during-copy": "direct"}
         peers = {k: v for k, v in peers.items() if v in running}
         for k in peers:
             samples[k] = []
@@ -330,8 +339,8 @@ def main() -> int:
     if c.get("n"):
         res["committing_vs_peers"] = {
             k: {q: round(c[q] / res["us"][k][q], 2) for q in ("median", "p90", "p99")}
-            for k in ("tini-during-copy", "supervisor-idle-during-copy", "direct-during-copy",
-                      "tini-peer-of-committing")
+            for k in ("tini-during-copy", "supervisor-idle-during-copy", "python-minimal-during-copy",
+                      "direct-during-copy", "tini-peer-of-committing")
             if res["us"].get(k, {}).get("n")}
     text = json.dumps(res, indent=1)
     print(text)
