@@ -35,7 +35,13 @@ def test_torture_via_dry_run(tmp_path, name):
     """A continuous multi-file writer through ``ckpt-supervisor dry-run`` with evictions at
     random moments (mean 0.7 s) and, for the signal scenario, HTCondor's checkpoint signal: the
     job finishes (exit 0), checkpoints were committed, and no start found a torn checkpoint."""
-    steps = 12 if name.startswith("signal") else 5  # enough steps for the checkpoint signal to come
+    # The program's pauses between checkpoints are seeded (seed 5): 5 steps take at least 1.3 s
+    # and 12 at least 3.2 s of sleep, on any machine. An execution from scratch then outlives the
+    # 0.7 s checkpoint signal unless an eviction ends it first, and the job cannot finish without
+    # one such execution or a commit: a checkpoint is committed whatever the machine's speed (with
+    # the program's pauses seeded from its pid, a run of 12 short pauses once finished in 0.8 s,
+    # before any signal).
+    steps = 12 if name.startswith("signal") else 5
     res = torture.via_dryrun(torture.BY_NAME[name], tmp_path, steps=steps, seed=5, evict_mean=0.7,
                              size=128 << 10, timeout=150)
     assert res.bad == [], res.as_dict()

@@ -297,7 +297,8 @@ def via_dryrun(sc: Scenario, work: Path, *, steps: int, seed: int, evict_mean: f
         if p.exists():
             p.unlink()
     words = [PY, "-m", "supervisor", "run", "-q", "--events", str(events), "--kill-grace", "2", *sc.args, "--",
-             PY, REWRITER, *sc.program, "--size", str(size), "--report", str(report), "--steps", str(steps)]
+             PY, REWRITER, *sc.program, "--size", str(size), "--report", str(report), "--steps", str(steps),
+             "--seed", str(seed)]  # the program's pauses are seeded too: its shortest run is known
     lines = [
         "executable = /usr/bin/env",  # the sandbox gets a copy of the executable: not the venv's python
         "transfer_executable = false",
