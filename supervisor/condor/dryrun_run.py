@@ -110,6 +110,9 @@ class Runner:
                 if checkpointing:
                     emu.event("checkpoint signal due but the last one is unanswered: not sent")
                 else:
+                    raw = _reap(proc)  # exited meanwhile (the family scan can take a while)?
+                    if raw is not None:
+                        break  # the starter reaps an exited job before its next timer runs
                     checkpointing = signalled = self.send_checkpoint_signal(pid)
                 emu.next_signal = now + period
             kind = emu.injections.due()
@@ -141,6 +144,9 @@ class Runner:
                         "checkpoint signal not sent: a checkpoint or shutdown is in progress"
                     )
                 else:
+                    raw = _reap(proc)
+                    if raw is not None:
+                        break  # as above: no signal to a job that has already exited
                     checkpointing = signalled = self.send_checkpoint_signal(pid)
                     if checkpointing and period:
                         emu.next_signal = now + period
