@@ -545,6 +545,16 @@ def _order(sandbox: Path, *kinds_: str) -> list[int]:
     return [seen.index(k) for k in kinds_]
 
 
+def _signal_while_settling(sandbox, proc, signum: int, what: str) -> None:
+    """Send ``signum`` while the done command runs, wait until it is logged as held, let the
+    command finish."""
+    wait_line(proc, "ready")
+    sleep_until((sandbox / "cmd.started").exists, 20, what="the done command started")
+    os.kill(proc.pid, signum)
+    sleep_until(lambda: _held(sandbox, signum), 20, what=what, context=lambda: "\n".join(kinds(sandbox)))
+    (sandbox / "go").touch()
+
+
 @pytest.mark.timeout(90)
 def test_soft_kill_while_the_done_command_runs_is_received_at_once(sandbox):
     """The loop reads signals while a done rule's command decides whether the program finished:
@@ -553,12 +563,7 @@ def test_soft_kill_while_the_done_command_runs_is_received_at_once(sandbox):
     program = _settle_job(sandbox)
     args = ["--checkpoint", "state", "--done-when", "command=./done.sh", "--kill-grace", "60"]
     with supervise(sandbox, args, program) as proc:
-        wait_line(proc, "ready")
-        sleep_until((sandbox / "cmd.started").exists, 20, what="the done command started")
-        os.kill(proc.pid, signal.SIGTERM)
-        sleep_until(lambda: _held(sandbox, signal.SIGTERM), 20, what="the soft kill received while the "
-                    "done command runs", context=lambda: "\n".join(kinds(sandbox)))
-        (sandbox / "go").touch()
+        _signal_while_settling(sandbox, proc, signal.SIGTERM, "the soft kill received while the done command runs")
         assert proc.wait(timeout=30) == 0
     settling, held, finished, evicting = _order(sandbox, "settling", "signal_held", "done_command_finished",
                                                 "evicting")
@@ -574,12 +579,8 @@ def test_checkpoint_signal_while_the_done_command_runs_ends_in_the_checkpoint_st
     program = _settle_job(sandbox)
     args = ["--checkpoint", "state", "--done-when", "command=./done.sh", "--trigger-signal", "SIGUSR2"]
     with supervise(sandbox, args, program) as proc:
-        wait_line(proc, "ready")
-        sleep_until((sandbox / "cmd.started").exists, 20, what="the done command started")
-        os.kill(proc.pid, signal.SIGUSR2)
-        sleep_until(lambda: _held(sandbox, signal.SIGUSR2), 20, what="the checkpoint signal received "
-                    "while the done command runs", context=lambda: "\n".join(kinds(sandbox)))
-        (sandbox / "go").touch()
+        _signal_while_settling(sandbox, proc, signal.SIGUSR2,
+                               "the checkpoint signal received while the done command runs")
         assert proc.wait(timeout=30) == 85
     held, finished, recorded = _order(sandbox, "signal_held", "done_command_finished", "final_status_recorded")
     assert held < finished < recorded
