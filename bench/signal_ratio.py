@@ -213,6 +213,9 @@ def main() -> int:
                          "stopped while its files are copied, so a signal reaches it at the thaw, by design)")
     ap.add_argument("--copier", default="fs", choices=("fs", "cp"),
                     help="the peers' separate copy of the set: the store's own copy loop (fs) or cp + sync")
+    ap.add_argument("--before-script", metavar="PATH",
+                    help="also an installed ckpt-supervisor of an earlier commit (e.g. from bench/startup_ratio.py "
+                         "--before REF), idle, as 'supervisor-before', in the same blocks")
     ap.add_argument("--json")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-sigratio-", dir=a.dir))
@@ -228,6 +231,8 @@ def main() -> int:
         if tini:
             wrappers["tini"] = [tini, "-s", "--"]
         wrappers["supervisor"] = sup_cmd("--")
+        if a.before_script:
+            wrappers["supervisor-before"] = [a.before_script, "run", "--"]
         wrappers["python-minimal"] = [sys.executable, "-c", PY_MINIMAL]
         running: dict[str, tuple[int, Path]] = {}
         for name, w in wrappers.items():
@@ -239,8 +244,9 @@ def main() -> int:
             running[name] = (p.pid, fifo)
         time.sleep(1.0)
         samples: dict[str, list[float]] = {k: [] for k in [*wrappers, "supervisor-committing", "tini-peer-of-committing"]}
-        for _ in range(a.blocks):
-            for name, (pid, fifo) in running.items():
+        order = list(running.items())
+        for b in range(a.blocks):  # the order rotates each block: no wrapper always follows the same one
+            for name, (pid, fifo) in order[b % len(order):] + order[:b % len(order)]:
                 samples[name].extend(send(prog, pid, a.per_block, fifo))
                 keep_sched(name)
         # while a commit runs, and its peers while a separate process copies the same set

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 if TYPE_CHECKING:
     _T = TypeVar("_T")
 _MISSING: Any = object()
+setattr_ = object.__setattr__
 
 
 class _Field:
@@ -59,26 +60,40 @@ def _record(cls: Any = None, *, frozen: bool = False) -> Any:
         shown = tuple(n for n in names if specs[n].repr)
         post_init = getattr(cls, "__post_init__", None)
 
+        count = len(names)
+        position = {name: i for i, name in enumerate(names)}
+        defaults = tuple((n, f.default) for n, f in specs.items() if f.default is not _MISSING)
+        factories = tuple((n, f.default_factory) for n, f in specs.items()
+                          if f.default is _MISSING and f.default_factory is not _MISSING)
+        required = tuple(n for n, f in specs.items() if f.default is _MISSING and f.default_factory is _MISSING)
+
+        # Built once per signal passed on (the event, the commands, the step): no dict of the
+        # values on the way, and each value set as object.__setattr__ does (the instance keeps
+        # CPython's compact attribute storage: reading a field stays as fast as a plain class's).
         def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-            if len(args) > len(names):
-                raise TypeError(f"{cls.__name__}() takes {len(names)} positional arguments but {len(args)} were given")
-            values = dict(zip(names, args))
-            for key, value in kwargs.items():
-                if key not in specs:
-                    raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {key!r}")
-                if key in values:
-                    raise TypeError(f"{cls.__name__}() got multiple values for argument {key!r}")
-                values[key] = value
-            for name in names:
-                if name not in values:
-                    spec = specs[name]
-                    if spec.default is not _MISSING:
-                        values[name] = spec.default
-                    elif spec.default_factory is not _MISSING:
-                        values[name] = spec.default_factory()
-                    else:
+            given = len(args)
+            if given > count:
+                raise TypeError(f"{cls.__name__}() takes {count} positional arguments but {given} were given")
+            for name, value in zip(names, args):
+                setattr_(self, name, value)
+            if kwargs:
+                for key, value in kwargs.items():
+                    at = position.get(key)
+                    if at is None:
+                        raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {key!r}")
+                    if at < given:
+                        raise TypeError(f"{cls.__name__}() got multiple values for argument {key!r}")
+                    setattr_(self, key, value)
+            if given + len(kwargs) < count:
+                for name in required:
+                    if position[name] >= given and name not in kwargs:
                         raise TypeError(f"{cls.__name__}() missing required argument {name!r}")
-                object.__setattr__(self, name, values[name])
+                for name, default in defaults:
+                    if position[name] >= given and name not in kwargs:
+                        setattr_(self, name, default)
+                for name, factory in factories:
+                    if position[name] >= given and name not in kwargs:
+                        setattr_(self, name, factory())
             if post_init is not None:
                 post_init(self)
 

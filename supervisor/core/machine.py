@@ -71,11 +71,12 @@ class Core:
         if branches is None:
             raise ProtocolError(f"internal error: {type(event).__name__} is not expected while "
                                 f"{phase.value} (no entry in supervisor/core/table.py)")
-        index = next((i for i, b in enumerate(branches) if b.guard is None or b.guard(self, event)), None)
-        if index is None:
+        for index, branch in enumerate(branches):  # noqa: B007  (index names the Step below)
+            if branch.guard is None or branch.guard(self, event):
+                break
+        else:
             raise ProtocolError(f"internal error: no branch of ({phase.value}, {type(event).__name__}) "
                                 "takes this event (supervisor/core/table.py)")
-        branch = branches[index]
         self.now = event.now
         out: list[Command_] = []
         branch.action(self, event, out)

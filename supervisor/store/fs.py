@@ -8,7 +8,6 @@ copy, fchmod, futimes, fsync of one file) and ``swap`` (put a new tree at a name
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
 import functools
@@ -76,6 +75,8 @@ if TYPE_CHECKING:
 @functools.cache
 def _load_renameat2() -> Optional[_RenameFn]:
     """A callable doing renameat2(RENAME_EXCHANGE), or None when this platform has no way to."""
+    import ctypes  # here, not at import: the store is imported at every start with --checkpoint
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
     except OSError:  # pragma: no cover - static binaries only
@@ -243,6 +244,8 @@ class FS:
         if renameat2 is None:
             raise OSError(errno.ENOSYS, "renameat2 is not available", str(a))
         if renameat2(os.fsencode(a), os.fsencode(b)) != 0:
+            import ctypes
+
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err), str(a), None, str(b))
 
@@ -281,6 +284,8 @@ def _writeback_starter() -> Optional[Callable[[int, int, int], None]]:
     """
     if os.uname().sysname != "Linux":
         return None
+    import ctypes
+
     try:
         fn = ctypes.CDLL(None, use_errno=True).sync_file_range
     except (OSError, AttributeError):

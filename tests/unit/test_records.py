@@ -44,6 +44,24 @@ def test_record_matches_a_frozen_dataclass():
     assert issubclass(FrozenInstanceError, AttributeError)
 
 
+@pytest.mark.parametrize("args, kwargs", [
+    ((1,), {}), ((1, 3), {}), ((1, 3, {"a": 1}), {}), ((1, 3, {}, "x"), {}), ((), {"x": 1}),
+    ((), {"hidden": "z", "x": 1}), ((1,), {"tags": {"b": 2}}), ((1,), {"hidden": "q", "y": 9}),
+    ((), {}), ((1, 2, {}, "h", 5), {}), ((1,), {"x": 2}), ((1, 2), {"y": 3}), ((1,), {"z": 3}), ((), {"y": 1}),
+])
+def test_every_call_shape_builds_or_refuses_as_a_dataclass(args, kwargs):
+    """Positional, keyword and mixed calls, defaults and factories, and each kind of wrong call
+    (too many, missing, unexpected, given twice): the same values or the same TypeError."""
+    def build(cls):
+        try:
+            p = cls(*args, **kwargs)
+        except TypeError as exc:
+            return "TypeError", "multiple" in str(exc), "unexpected" in str(exc), "missing" in str(exc)
+        return p.x, p.y, p.tags, p.hidden
+
+    assert build(Point) == build(RealPoint)
+
+
 def test_distinct_record_types_are_never_equal():
     """Two commands with the same fields but different types differ (unlike namedtuples)."""
     assert core.KillTree() != core.RunValidator()
