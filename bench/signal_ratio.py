@@ -8,7 +8,10 @@ program's SIGUSR1 handler reads CLOCK_MONOTONIC and writes it to the FIFO; the s
 same clock before ``kill()``). Blocks of PER-BLOCK signals, 2 ms apart, go to each wrapper in
 turn, BLOCKS times, so load changes hit all wrappers alike: ``direct`` (the program itself: the
 floor), ``tini -s``, ``supervisor`` (``ckpt-supervisor run --``, idle), ``python-minimal`` (a
-five-line Python forwarder: a SIGUSR1 handler calling ``killpg``, the main thread in ``waitpid``).
+five-line Python forwarder: a SIGUSR1 handler calling ``killpg``, the main thread in ``waitpid``),
+``python-loop`` (the supervisor's mechanism alone: a no-op handler, the wakeup fd, ``selectors``,
+``killpg``: what passing a signal on costs in Python without doing work in a handler), and with
+``--before-script`` an installed supervisor of an earlier commit. The order rotates each block.
 
 ``supervisor-committing``: then, in separate rounds, a supervisor whose checkpoint is a set of
 COMMIT-MiB (4 files) is told to checkpoint (``--trigger-signal SIGUSR2 --complete-when
@@ -134,6 +137,21 @@ PY_MINIMAL = ("import os, signal, subprocess, sys\n"
               "signal.signal(signal.SIGUSR1, lambda s, f: os.killpg(p.pid, s))\n"
               "p.wait()\n")
 
+# The supervisor's mechanism and nothing else: a no-op Python handler, the wakeup fd, selectors,
+# killpg, waitpid (no work in the handler, as the supervisor); its floor for target 2a.
+PY_LOOP = ("import os, selectors, signal, subprocess, sys\n"
+           "p = subprocess.Popen(sys.argv[1:], start_new_session=True)\n"
+           "r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)\n"
+           "for s in (signal.SIGUSR1, signal.SIGTERM, signal.SIGCHLD):\n"
+           "    signal.signal(s, lambda *a: None)\n"
+           "signal.set_wakeup_fd(w, warn_on_full_buffer=False)\n"
+           "sel = selectors.DefaultSelector(); sel.register(r, selectors.EVENT_READ, 'signal')\n"
+           "while p.poll() is None:\n"
+           "    for key, _ in sel.select(None):\n"
+           "        for s in os.read(r, 4096):\n"
+           "            if s != signal.SIGCHLD:\n"
+           "                os.killpg(p.pid, s)\n")
+
 COPIER = r'''
 import os, sys, time
 from pathlib import Path
@@ -234,6 +252,7 @@ def main() -> int:
         if a.before_script:
             wrappers["supervisor-before"] = [a.before_script, "run", "--"]
         wrappers["python-minimal"] = [sys.executable, "-c", PY_MINIMAL]
+        wrappers["python-loop"] = [sys.executable, "-c", PY_LOOP]
         running: dict[str, tuple[int, Path]] = {}
         for name, w in wrappers.items():
             d = work / name
