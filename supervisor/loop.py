@@ -92,9 +92,6 @@ class Supervisor:
         self.frozen: Any = None  # supervisor.freeze.Freeze while the tree is held for a copy
         self.progress: dict[str, Any] = {}  # what this execution restored (supervisor.progress)
         self.reference_files = 0  # files in the last checkpoint restored or committed
-        # read once: the signal path uses them for every signal passed on
-        self.triggers = frozenset(cfg.trigger_signal)
-        self.to_child_only = cfg.signal_to == "child"
 
 
     # ------------------------------------------------------------------ set-up
@@ -266,17 +263,14 @@ class Supervisor:
         return max(0.0, min(waits))
 
     def _read_signals(self) -> list[C.SignalReceived]:
-        signums = self.wakeup.read()
-        if len(signums) < 2:  # the usual case: one signal, nothing to order
-            return [C.SignalReceived(self.clock(), signum) for signum in signums]
         now = self.clock()
         # Signals read together say nothing of the order they were sent in: when several are
         # pending at once the kernel stacks their handlers, so the last one delivered runs first
         # (HTCondor's checkpoint signal followed at once by its soft kill reads as [15, 12]).
         # A checkpoint request among them is handled first: the eviction then finds it in
         # flight and gives it its time, instead of passing the soft kill on and losing it.
-        triggers = self.triggers
-        return sorted((C.SignalReceived(now, signum) for signum in signums),
+        triggers = self.cfg.trigger_signal
+        return sorted((C.SignalReceived(now, signum) for signum in self.wakeup.read()),
                       key=lambda ev: ev.signum not in triggers)
 
     def _reap(self) -> list[C.Event]:
@@ -345,7 +339,7 @@ class Supervisor:
     def _send(self, cmd: C.SendSignal) -> None:
         if self.child is None or (self.frozen is not None and self.frozen.hold(cmd.signum)):
             return
-        if cmd.target == C.Target.CHILD or self.to_child_only:
+        if cmd.target == C.Target.CHILD or self.cfg.signal_to == "child":
             self.child.send(cmd.signum)
         else:
             self.child.send_group(cmd.signum)

@@ -90,13 +90,16 @@ class Runner:
         last_scan = -1.0
         raw: Optional[int] = None
         while raw is None:
+            # The family scan can take a while: it comes before the reap, so that nothing slow
+            # runs between seeing the job alive and signalling it (the starter's DaemonCore
+            # reaps an exited job before its next timer runs).
+            if emu.now() - last_scan >= 0.1:
+                emu.family.scan()
+                last_scan = emu.now()
             raw = _reap(proc)
             if raw is not None:
                 break
             now = emu.now()
-            if now - last_scan >= 0.1:
-                emu.family.scan()
-                last_scan = now
             if (
                 emu.next_signal is not None
                 and period
@@ -110,9 +113,6 @@ class Runner:
                 if checkpointing:
                     emu.event("checkpoint signal due but the last one is unanswered: not sent")
                 else:
-                    raw = _reap(proc)  # exited meanwhile (the family scan can take a while)?
-                    if raw is not None:
-                        break  # the starter reaps an exited job before its next timer runs
                     checkpointing = signalled = self.send_checkpoint_signal(pid)
                 emu.next_signal = now + period
             kind = emu.injections.due()
@@ -144,9 +144,6 @@ class Runner:
                         "checkpoint signal not sent: a checkpoint or shutdown is in progress"
                     )
                 else:
-                    raw = _reap(proc)
-                    if raw is not None:
-                        break  # as above: no signal to a job that has already exited
                     checkpointing = signalled = self.send_checkpoint_signal(pid)
                     if checkpointing and period:
                         emu.next_signal = now + period
