@@ -54,6 +54,39 @@ def sup_cmd(*args: str) -> list[str]:
     return [PY, "-m", "supervisor", "run", *args]
 
 
+# ------------------------------------------------------------------ signal pass-on peers
+# the least a Python forwarder does: a handler that passes SIGUSR1 on to the program's group, the
+# main thread waiting in waitpid; SIGTERM too, so that stopping it stops the program (how far the supervisor's own code is from any Python process)
+PY_MINIMAL = ("import os, signal, subprocess, sys\n"
+              "p = subprocess.Popen(sys.argv[1:], start_new_session=True)\n"
+              "for s in (signal.SIGUSR1, signal.SIGTERM):\n"
+              "    signal.signal(s, lambda s, f: os.killpg(p.pid, s))\n"
+              "p.wait()\n")
+
+# The supervisor's mechanism and nothing else: a no-op Python handler, the wakeup fd, selectors,
+# killpg, waitpid (no work in the handler, as the supervisor); its floor for target 2a.
+PY_LOOP = ("import os, selectors, signal, subprocess, sys\n"
+           "p = subprocess.Popen(sys.argv[1:], start_new_session=True)\n"
+           "r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)\n"
+           "for s in (signal.SIGUSR1, signal.SIGTERM, signal.SIGCHLD):\n"
+           "    signal.signal(s, lambda *a: None)\n"
+           "signal.set_wakeup_fd(w, warn_on_full_buffer=False)\n"
+           "sel = selectors.DefaultSelector(); sel.register(r, selectors.EVENT_READ, 'signal')\n"
+           "while p.poll() is None:\n"
+           "    for key, _ in sel.select(None):\n"
+           "        for s in os.read(r, 4096):\n"
+           "            if s != signal.SIGCHLD:\n"
+           "                os.killpg(p.pid, s)\n")
+
+
+def schedstat(pid: int) -> tuple[int, ...]:
+    """The scheduler's account of a process's main thread: on-CPU ns, run-queue wait ns, slices."""
+    try:
+        return tuple(int(x) for x in Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[:3])
+    except (OSError, ValueError):
+        return (0, 0, 0)
+
+
 # ---------------------------------------------------------------------------------- statistics
 def percentile(xs: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100): p99 of 500 samples is the 495th smallest."""

@@ -53,7 +53,7 @@ from typing import Any, Optional
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import Procs, compile_c, percentile, sup_cmd, sup_env  # noqa: E402
+from common import PY_LOOP, PY_MINIMAL, Procs, compile_c, percentile, schedstat, sup_cmd, sup_env  # noqa: E402
 
 GAP_US = 2000
 
@@ -64,12 +64,6 @@ SENT: set[Path] = set()
 LAST: dict[str, tuple[int, ...]] = {}
 SCHED: dict[str, list[tuple[int, ...]]] = {}
 
-
-def schedstat(pid: int) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[:3])
-    except (OSError, ValueError):
-        return (0, 0, 0)
 
 
 def receivers(pid: int) -> dict[str, int]:
@@ -129,28 +123,6 @@ def stats(us: list[float]) -> dict[str, Any]:
     return {"n": len(us), "median": round(statistics.median(us), 1), "p90": round(percentile(us, 90), 1),
             "p99": round(percentile(us, 99), 1), "max": round(max(us), 1)}
 
-
-# the least a Python forwarder does: a handler that passes SIGUSR1 on to the program's group, the
-# main thread waiting in waitpid (how far the supervisor's own code is from any Python process)
-PY_MINIMAL = ("import os, signal, subprocess, sys\n"
-              "p = subprocess.Popen(sys.argv[1:], start_new_session=True)\n"
-              "signal.signal(signal.SIGUSR1, lambda s, f: os.killpg(p.pid, s))\n"
-              "p.wait()\n")
-
-# The supervisor's mechanism and nothing else: a no-op Python handler, the wakeup fd, selectors,
-# killpg, waitpid (no work in the handler, as the supervisor); its floor for target 2a.
-PY_LOOP = ("import os, selectors, signal, subprocess, sys\n"
-           "p = subprocess.Popen(sys.argv[1:], start_new_session=True)\n"
-           "r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)\n"
-           "for s in (signal.SIGUSR1, signal.SIGTERM, signal.SIGCHLD):\n"
-           "    signal.signal(s, lambda *a: None)\n"
-           "signal.set_wakeup_fd(w, warn_on_full_buffer=False)\n"
-           "sel = selectors.DefaultSelector(); sel.register(r, selectors.EVENT_READ, 'signal')\n"
-           "while p.poll() is None:\n"
-           "    for key, _ in sel.select(None):\n"
-           "        for s in os.read(r, 4096):\n"
-           "            if s != signal.SIGCHLD:\n"
-           "                os.killpg(p.pid, s)\n")
 
 COPIER = r'''
 import os, sys, time
