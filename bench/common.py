@@ -29,11 +29,19 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def sup_env(extra: Optional[dict[str, str]] = None) -> dict[str, str]:
+def sup_env(extra: Optional[dict[str, str]] = None, *, installed: Optional[bool] = None) -> dict[str, str]:
+    """The supervisor's environment. ``installed``: the command is an installed console script
+    (default: whether $CKPT_BENCH_SUPERVISOR names one, as ``sup_cmd`` then runs it), which must
+    import its own package: no PYTHONPATH. This worktree on PYTHONPATH would have made the
+    installed script run the worktree's code (until 2026-12-06, signal_ratio.py's
+    ``supervisor-before`` ran this worktree, not the earlier commit)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + (
-        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
-    )
+    if installed is None:
+        installed = bool(os.environ.get("CKPT_BENCH_SUPERVISOR"))
+    if installed:
+        env.pop("PYTHONPATH", None)
+    else:
+        env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.pop("_CONDOR_JOB_AD", None)
     env.pop("_CONDOR_SCRATCH_DIR", None)
     for key in list(env):

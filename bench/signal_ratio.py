@@ -231,7 +231,8 @@ def main() -> int:
             d.mkdir()
             fifo = d / "times"
             os.mkfifo(fifo)
-            p = procs.start([*w, str(prog), "catch", str(fifo)], env=sup_env(), cwd=d)
+            env = sup_env(installed=True) if name == "supervisor-before" else sup_env()
+            p = procs.start([*w, str(prog), "catch", str(fifo)], env=env, cwd=d)
             running[name] = (p.pid, fifo)
         time.sleep(1.0)
         samples: dict[str, list[float]] = {k: [] for k in [*wrappers, "supervisor-committing", "tini-peer-of-committing"]}

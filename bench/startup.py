@@ -38,8 +38,8 @@ def _time_once(argv: list[str], env: dict[str, str], devnull: int) -> float:
 
 
 def variants(tools: dict[str, Optional[str]]) -> list[tuple[str, list[str], dict[str, str], str]]:
-    env = sup_env()
-    clean = sup_env({"PYTHONPATH": os.pathsep.join([str(REPO), sysconfig.get_paths()["purelib"]])})
+    env = sup_env(installed=False)
+    clean = sup_env(installed=False, extra={"PYTHONPATH": os.pathsep.join([str(REPO), sysconfig.get_paths()["purelib"]])})
     out = [
         ("bare", ["/bin/true"], env, "/bin/true alone"),
     ]
@@ -130,11 +130,11 @@ def importtime(log: Any, runs: int = 11) -> dict[str, Any]:
     argv = [PY, "-X", "importtime", "-m", "supervisor", "run", "--", "/bin/true"]
     base_rows = []
     for _ in range(runs):
-        r = subprocess.run(argv, env=sup_env(), capture_output=True, text=True, cwd="/")
+        r = subprocess.run(argv, env=sup_env(installed=False), capture_output=True, text=True, cwd="/")
         runs_rows.append(_parse(r.stderr))
         r = subprocess.run(
             [PY, "-X", "importtime", "-c", "pass"],
-            env=sup_env(),
+            env=sup_env(installed=False),
             capture_output=True,
             text=True,
             cwd="/",

@@ -58,7 +58,7 @@ def _run(
             str(wlog),
         ]
         try:
-            p = procs.start(argv, env=sup_env(), cwd=sandbox)
+            p = procs.start(argv, env=sup_env(installed=False), cwd=sandbox)  # python -m supervisor
             p.wait(timeout=n * (period + 2) + 60)
         except subprocess.TimeoutExpired:
             return {"error": "timed out"}
