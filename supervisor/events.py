@@ -47,6 +47,8 @@ class EventLog:
             self.file = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
 
     def emit(self, kind: str, fields: dict[str, Any], *, level: str = "info", message: str = "") -> None:
+        if self.file is None and LEVELS.get(level, 20) < self.threshold:
+            return  # neither written nor said (a passed-on signal's debug record, usually)
         now = time.time()
         if self.file is not None:
             import json  # only with --events (cached after the first event)

@@ -92,6 +92,9 @@ class Supervisor:
         self.frozen: Any = None  # supervisor.freeze.Freeze while the tree is held for a copy
         self.progress: dict[str, Any] = {}  # what this execution restored (supervisor.progress)
         self.reference_files = 0  # files in the last checkpoint restored or committed
+        # read once: a setting is looked up through ByRow.__getattr__ (a Python call), and this
+        # one is asked for every signal passed on
+        self.signal_child_only = cfg.signal_to == "child"
 
 
     # ------------------------------------------------------------------ set-up
@@ -214,7 +217,8 @@ class Supervisor:
             self.log.emit("validator_timeout", {"seconds": VALIDATOR_TIMEOUT}, level="warning",
                           message=f"the validator ran longer than {VALIDATOR_TIMEOUT:g} s; killed")
             self.validator.send(signal.SIGKILL)
-        workers.check_settle_timeout(self, now)
+        if self.settle is not None:
+            workers.check_settle_timeout(self, now)
         if self.killing:
             self.kill_checked = True
             gone, reaped = self._tree_gone()
@@ -263,6 +267,9 @@ class Supervisor:
         return max(0.0, min(waits))
 
     def _read_signals(self) -> list[C.SignalReceived]:
+        signums = self.wakeup.read()
+        if len(signums) == 1:  # the usual case: nothing to order
+            return [C.SignalReceived(self.clock(), signums[0])]
         now = self.clock()
         # Signals read together say nothing of the order they were sent in: when several are
         # pending at once the kernel stacks their handlers, so the last one delivered runs first
@@ -270,7 +277,7 @@ class Supervisor:
         # A checkpoint request among them is handled first: the eviction then finds it in
         # flight and gives it its time, instead of passing the soft kill on and losing it.
         triggers = self.cfg.trigger_signal
-        return sorted((C.SignalReceived(now, signum) for signum in self.wakeup.read()),
+        return sorted((C.SignalReceived(now, signum) for signum in signums),
                       key=lambda ev: ev.signum not in triggers)
 
     def _reap(self) -> list[C.Event]:
@@ -310,7 +317,9 @@ class Supervisor:
         """Carry out the core's commands; an Exit sets :attr:`outcome` (it is the last command)."""
         request_sig = None  # with --dmtcp a checkpoint request goes to DMTCP, not to the program
         for cmd in cmds:
-            if isinstance(cmd, C.Record):
+            if type(cmd) is C.SendSignal and self.dmtcp is None:  # first: the signal path's latency
+                self._send(cmd)
+            elif isinstance(cmd, C.Record):
                 self.log.emit(cmd.kind, cmd.fields, level=cmd.level, message=cmd.message)
                 if self.dmtcp is not None and cmd.kind == "checkpoint_requested":
                     request_sig = cmd.fields.get("signal")
@@ -339,7 +348,7 @@ class Supervisor:
     def _send(self, cmd: C.SendSignal) -> None:
         if self.child is None or (self.frozen is not None and self.frozen.hold(cmd.signum)):
             return
-        if cmd.target == C.Target.CHILD or self.cfg.signal_to == "child":
+        if self.signal_child_only or cmd.target is C.Target.CHILD:
             self.child.send(cmd.signum)
         else:
             self.child.send_group(cmd.signum)

@@ -109,7 +109,8 @@ def _record(cls: Any = None, *, frozen: bool = False) -> Any:
             inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in shown)
             return f"{self.__class__.__qualname__}({inner})"
 
-        cls.__init__ = __init__
+        if "__init__" not in cls.__dict__:  # a class's own __init__ is kept, as dataclass keeps it
+            cls.__init__ = __init__
         cls.__eq__ = __eq__
         cls.__repr__ = __repr__
         cls.__record_specs__ = specs

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+_SIGCHLD = int(signal.SIGCHLD)
+
+
 def _noop(signum: int, frame: Any) -> None:
     """Python-level handler: nothing. The wakeup fd already carries the signal number."""
 
@@ -64,11 +67,13 @@ class Wakeup:
     def read(self) -> list[int]:
         """The signals that came since the last read, in order (SIGCHLD left out: reaping
         happens every turn of the loop)."""
-        out: list[int] = []
         try:
             data = os.read(self.r, 4096)
         except (BlockingIOError, InterruptedError):
-            return out
+            return []
+        if len(data) == 1:  # the usual case, on the signal pass-on path: one signal
+            return [] if data[0] == _SIGCHLD else [data[0]]
+        out: list[int] = []
         seen: set[int] = set()
         for signum in data:
             if signum == signal.SIGCHLD:

@@ -110,10 +110,19 @@ def promise(c: Core, ev: SignalReceived, out: S.Out) -> None:
     _promise(c, ev)
 
 
+# The two commands of a signal passed on, made once per signal number: they are frozen values
+# (nothing changes a Record's fields once made), and building them for every signal was two of
+# the ~15 Python calls between epoll's return and killpg (docs/performance.md, 2a).
+_FORWARD: dict[int, tuple[SendSignal, Record]] = {}
+
+
 def forward(c: Core, ev: SignalReceived, out: S.Out) -> None:
     """pass the signal on"""
-    out.append(SendSignal(ev.signum))
-    out.append(Record("signal_forwarded", {"signal": ev.signum}, level="debug"))
+    cmds = _FORWARD.get(ev.signum)
+    if cmds is None:
+        cmds = _FORWARD[ev.signum] = (SendSignal(ev.signum), Record("signal_forwarded", {"signal": ev.signum},
+                                                                      level="debug"))
+    out.extend(cmds)
 
 
 # ---------------------------------------------------------------- the program's end

@@ -27,25 +27,35 @@ if TYPE_CHECKING:
     from .machine import Core
 
 
+def passed_on(c: Core, ev: SignalReceived) -> bool:
+    """neither a soft kill nor a trigger signal"""
+    return ev.signum not in c.soft_kills and ev.signum not in c.s.trigger_signals
+
+
+def passed_on_program_alive(c: Core, ev: SignalReceived) -> bool:
+    """neither a soft kill nor a trigger signal, the program lives"""
+    return ev.signum not in c.soft_kills and ev.signum not in c.s.trigger_signals and c.child.alive
+
+
 def soft_kill_with_budget(c: Core, ev: SignalReceived) -> bool:
     """first soft-kill signal, --checkpoint-on-evict and checkpoint paths"""
-    return (S.is_soft_kill(c, ev.signum) and c.eviction is None and bool(S.eviction_budget(c))
+    return (ev.signum in c.soft_kills and c.eviction is None and bool(S.eviction_budget(c))
             and c.s.checkpointing)
 
 
 def soft_kill_budget_in_flight(c: Core, ev: SignalReceived) -> bool:
     """first soft-kill signal, a budget (evict or promise) for the checkpoint in flight"""
-    return S.is_soft_kill(c, ev.signum) and c.eviction is None and bool(S.eviction_budget(c))
+    return ev.signum in c.soft_kills and c.eviction is None and bool(S.eviction_budget(c))
 
 
 def soft_kill_program_gone(c: Core, ev: SignalReceived) -> bool:
     """soft-kill signal, the program has exited"""
-    return S.is_soft_kill(c, ev.signum) and not c.child.alive
+    return ev.signum in c.soft_kills and not c.child.alive
 
 
 def soft_kill(c: Core, ev: SignalReceived) -> bool:
     """soft-kill signal (KillSig, RemoveKillSig)"""
-    return S.is_soft_kill(c, ev.signum)
+    return ev.signum in c.soft_kills
 
 
 def trigger(c: Core, ev: SignalReceived) -> bool:

@@ -61,7 +61,10 @@ class Core:
         self.timers = Timers()
         self.plan: Optional[Plan] = None
         self.settling: Optional[Settling] = None  # SETTLING: the program is gone, its end awaited
-        self.last_step: Optional[Step] = None
+        # KillSig and RemoveKillSig (a constant of the settings, kept as a set: a guard's question
+        # about every signal passed on)
+        self.soft_kills = frozenset(s for s in (settings.kill_signal, settings.remove_kill_signal) if s is not None)
+        self._step: Optional[tuple[Phase, type, int, Phase]] = None
 
     # ---------------------------------------------------------------- the one entry point
     def handle(self, event: Event) -> list[Command_]:
@@ -83,8 +86,13 @@ class Core:
         if self.phase not in branch.to:
             raise ProtocolError(f"internal error: {label(branch.action)!r} moved {phase.value} to "
                                 f"{self.phase.value}, which its table entry does not name")
-        self.last_step = Step(phase, type(event), index, self.phase)
+        self._step = (phase, type(event), index, self.phase)  # a Step when asked for (last_step)
         return out
+
+    @property
+    def last_step(self) -> Optional[Step]:
+        """The transition the last :meth:`handle` made."""
+        return None if self._step is None else Step(*self._step)
 
     @staticmethod
     def branch(step: Step) -> Branch:
@@ -106,7 +114,7 @@ class Core:
             return False
         if isinstance(event, SignalReceived):
             return event.signum in self.s.trigger_signals or (
-                S.is_soft_kill(self, event.signum) and bool(self.s.checkpoint_on_evict))
+                event.signum in self.soft_kills and bool(self.s.checkpoint_on_evict))
         if isinstance(event, Tick):
             return bool(self.s.every) and not self.observing
         return False

@@ -32,10 +32,6 @@ def goto(c: Core, phase: Phase) -> None:
 # ---------------------------------------------------------------- what the core sees
 
 
-def is_soft_kill(c: Core, sig: int) -> bool:
-    return sig == c.s.kill_signal or (c.s.remove_kill_signal is not None and sig == c.s.remove_kill_signal)
-
-
 def update_obs(c: Core, now: float, obs: Observation) -> None:
     changed = obs.fingerprint != c.sight.obs.fingerprint
     c.sight = replace(c.sight, obs=obs, last_change_at=now if changed else c.sight.last_change_at)

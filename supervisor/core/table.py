@@ -74,7 +74,11 @@ _SETTLES_FROM = (P.RUNNING, P.CHECKPOINTING, P.VALIDATING, P.COMMITTING, P.STOPP
 _TABLE: dict[tuple[Phase, type], tuple[Branch, ...]] = {
     (P.STARTING, Started): (B(None, A.start, P.RUNNING),),
     # ------------------------------------------------------------------------ RUNNING
+    # A signal that is only passed on (most of them) is answered by the first branch, after one
+    # guard instead of three: the signal path's latency (docs/performance.md, 2a). The branches
+    # after it decide alone what they decided before it was added.
     (P.RUNNING, SignalReceived): (
+        B(G.passed_on, A.forward),
         B(G.soft_kill_with_budget, A.request_evict_checkpoint, P.CHECKPOINTING),
         B(G.soft_kill, A.pass_soft_kill, P.STOPPING),
         B(G.trigger, A.request_by_signal, P.CHECKPOINTING),
@@ -134,10 +138,10 @@ _TABLE: dict[tuple[Phase, type], tuple[Branch, ...]] = {
     (P.VALIDATING, TreeGone): (B(None, A.ignore),),
     # ------------------------------------------------------------------------ COMMITTING
     (P.COMMITTING, SignalReceived): (
+        B(G.passed_on_program_alive, A.forward),  # first, as in RUNNING (a commit is long)
         B(G.soft_kill_program_gone, A.note_eviction),
         B(G.soft_kill, A.pass_soft_kill),
         B(G.trigger, A.coalesce),
-        B(G.program_alive, A.forward),
         B(None, A.ignore),
     ),
     (P.COMMITTING, ChildExited): (B(None, A.note_exit_while_busy),),

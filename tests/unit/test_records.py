@@ -87,3 +87,53 @@ def test_run_path_does_not_import_dataclasses():
     code = "import sys, supervisor.loop, supervisor.config; print('dataclasses' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_class_own_init_is_kept_as_by_a_dataclass():
+    """``record`` keeps an ``__init__`` the class defines (dataclass does too); equality, hash,
+    repr and frozenness still come from the fields."""
+    for deco in (record(frozen=True), dataclasses.dataclass(frozen=True)):
+        @deco
+        class Pair:
+            a: int
+            b: int = 0
+
+            def __init__(self, a: int, b: int = 0) -> None:
+                object.__setattr__(self, "a", a * 10)
+                object.__setattr__(self, "b", b)
+
+        assert (Pair(1).a, Pair(1, b=2).b) == (10, 2)
+        assert Pair(1) == Pair(1) != Pair(2)
+        assert hash(Pair(1)) == hash(Pair(1))
+        assert repr(Pair(1, 2)).endswith("Pair(a=10, b=2)")
+        with pytest.raises(AttributeError):
+            Pair(1).a = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("cls, args, kwargs", [
+    (core.SignalReceived, (1.5, 10), {}), (core.SignalReceived, (), {"now": 1.5, "signum": 10}),
+    (core.SignalReceived, (1.5,), {"signum": 10}), (core.SendSignal, (10,), {}),
+    (core.SendSignal, (10, core.Target.CHILD), {}), (core.SendSignal, (), {"signum": 10, "target": core.Target.CHILD}),
+    (core.Record, ("k",), {}), (core.Record, ("k", {"a": 1}), {"level": "debug"}),
+    (core.Record, (), {"kind": "k", "message": "m", "level": "warning", "fields": {}}),
+    (core.SignalReceived, (1.5,), {}), (core.SendSignal, (10, core.Target.CHILD, 3), {}),
+    (core.Record, ("k",), {"kind": "j"}), (core.Record, ("k",), {"colour": 1}),
+])
+def test_the_written_out_inits_of_the_signal_path_match_the_generated_one(cls, args, kwargs):
+    """SignalReceived, SendSignal and Record write their __init__ out (the signal pass-on path):
+    the same values, defaults, fresh factory dicts and refusals as the one ``record`` generates."""
+    generic = record(frozen=True)(type(cls.__name__, (), {
+        "__annotations__": dict(cls.__annotations__),
+        **{n: getattr(cls, n) for n in cls.__annotations__ if hasattr(cls, n)},
+        **({"fields": field(default_factory=dict)} if cls is core.Record else {}),
+    }))
+
+    def build(c):
+        try:
+            obj = c(*args, **kwargs)
+        except TypeError:
+            return "TypeError"
+        return tuple(getattr(obj, n) for n in cls.__annotations__)
+
+    assert build(cls) == build(generic)
+    assert core.Record("k").fields == {} and core.Record("k").fields is not core.Record("k").fields
