@@ -26,7 +26,9 @@ fs``: the store's own read/CRC-32/write loop with ``sync_file_range``, an fsync 
 the directory; ``--copier cp``: ``cp -r`` then ``sync -f``), and a block of PER-BLOCK signals is
 sent, as soon as the copy has started, to ``tini-during-copy`` (the running tini),
 ``supervisor-idle-during-copy`` (the running idle supervisor: the copy on the machine, not in the
-supervisor), ``python-minimal-during-copy`` and ``direct-during-copy`` (the floor); one copy each, and only the samples sent
+supervisor), ``python-minimal-during-copy``, ``python-loop-during-copy`` (the supervisor's mechanism
+alone: what no work in a handler costs while the machine copies) and ``direct-during-copy`` (the
+floor); one copy each, and only the samples sent
 before the copy ended count, as for the commit.
 
 Prints JSON: per wrapper the median, p90, p99 and max in µs, the median's ratio to tini's,
@@ -246,7 +248,8 @@ def main() -> int:
         cd.mkdir()
         make_set(cd, a.commit_mib)
         peers = {"tini-during-copy": "tini", "supervisor-idle-during-copy": "supervisor",
-                 "python-minimal-during-copy": "python-minimal", "direct-during-copy": "direct"}
+                 "python-minimal-during-copy": "python-minimal", "python-loop-during-copy": "python-loop",
+                 "direct-during-copy": "direct"}
         peers = {k: v for k, v in peers.items() if v in running}
         for k in peers:
             samples[k] = []
@@ -338,7 +341,7 @@ def main() -> int:
         res["committing_vs_peers"] = {
             k: {q: round(c[q] / res["us"][k][q], 2) for q in ("median", "p90", "p99")}
             for k in ("tini-during-copy", "supervisor-idle-during-copy", "python-minimal-during-copy",
-                      "direct-during-copy", "tini-peer-of-committing")
+                      "python-loop-during-copy", "direct-during-copy", "tini-peer-of-committing")
             if res["us"].get(k, {}).get("n")}
     text = json.dumps(res, indent=1)
     print(text)

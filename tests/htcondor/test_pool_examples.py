@@ -120,7 +120,7 @@ def test_gromacs_example(pool: Pool, pyz: Path, folder: Path, tmp_path: Path) ->
     reference.mkdir()
     shutil.copy2(folder / "topol.tpr", reference)
     ex = Example("gromacs", "gromacs.submit", 0, {}, 1)
-    ref = subprocess.Popen([gmx, "-quiet", "mdrun", "-s", "topol.tpr", "-nt", "1", "-cpi", "state.cpt"],
+    ref = subprocess.Popen([gmx, "-quiet", "mdrun", "-s", "topol.tpr", "-nt", "1", "-reprod", "-cpi", "state.cpt"],
                            cwd=reference, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _run_example(pool, pyz, folder, ex, edit=lambda s: set_macro(s, "threads", "1"))

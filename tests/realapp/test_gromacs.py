@@ -62,7 +62,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Prepared:
     shutil.copy2(inputs / "topol.tpr", reference)
     # The same mdrun command line as the submit file, with one thread.
     status, seconds, _ = run_measured(
-        [gmx, "mdrun", "-s", "topol.tpr", "-nt", "1", "-cpi", "state.cpt"], reference,
+        [gmx, "mdrun", "-s", "topol.tpr", "-nt", "1", "-reprod", "-cpi", "state.cpt"], reference,
         env=env, timeout=240)
     assert status == 0, f"the uninterrupted reference run failed ({status})"
     return Prepared(inputs, reference, seconds)
