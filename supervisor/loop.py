@@ -317,18 +317,16 @@ class Supervisor:
         """Carry out the core's commands; an Exit sets :attr:`outcome` (it is the last command)."""
         request_sig = None  # with --dmtcp a checkpoint request goes to DMTCP, not to the program
         for cmd in cmds:
-            if type(cmd) is C.SendSignal and self.dmtcp is None:  # first: the signal path's latency
+            if isinstance(cmd, C.SendSignal):  # first: the signal path's latency
+                if self.dmtcp is not None and (cmd.signum == request_sig or (
+                        self.core.phase == C.Phase.CHECKPOINTING and cmd.signum in self.core.sent_job_signals)):
+                    continue
                 self._send(cmd)
             elif isinstance(cmd, C.Record):
                 self.log.emit(cmd.kind, cmd.fields, level=cmd.level, message=cmd.message)
                 if self.dmtcp is not None and cmd.kind == "checkpoint_requested":
                     request_sig = cmd.fields.get("signal")
                     self.dmtcp.request()
-            elif isinstance(cmd, C.SendSignal):
-                if self.dmtcp is not None and (cmd.signum == request_sig or (
-                        self.core.phase == C.Phase.CHECKPOINTING and cmd.signum in self.core.sent_job_signals)):
-                    continue
-                self._send(cmd)
             elif isinstance(cmd, C.KillTree):
                 self.killing = True
                 self.kill_checked = False  # look at once whether anything is left: usually nothing is

@@ -76,7 +76,7 @@ class Wakeup:
         out: list[int] = []
         seen: set[int] = set()
         for signum in data:
-            if signum == signal.SIGCHLD:
+            if signum == _SIGCHLD:
                 continue
             if signum < signal.SIGRTMIN:
                 # a standard signal that arrived again before we looked was pending: one event, as

@@ -48,9 +48,10 @@ class SignalReceived:
     signum: int
 
     # Written out (``record`` keeps a class's own ``__init__``, as ``dataclass`` does): this event
-    # is built for every signal passed on (and SendSignal and Record below for a new signal
-    # number), and the generic __init__ (arguments packed, then matched to fields) took 10-12 µs
-    # of the 30 from epoll's return to killpg on a cold CPU (docs/performance.md, 2a).
+    # is built for every signal passed on, and the generic __init__ (arguments packed, then
+    # matched to fields) took 10-12 µs of the 30 from epoll's return to killpg on a cold CPU
+    # (docs/performance.md, 2a). The commands of a passed-on signal are made once per signal
+    # number (core/actions.py ``forward``), so they keep the generated one.
     def __init__(self, now: float, signum: int) -> None:
         setattr_(self, "now", now)
         setattr_(self, "signum", signum)
@@ -132,10 +133,6 @@ class SendSignal:
     signum: int
     target: Target = Target.DEFAULT
 
-    def __init__(self, signum: int, target: Target = Target.DEFAULT) -> None:
-        setattr_(self, "signum", signum)
-        setattr_(self, "target", target)
-
 
 @record(frozen=True)
 class RunValidator:
@@ -184,13 +181,6 @@ class Record:
     fields: dict[str, Any] = field(default_factory=dict)
     level: str = "info"  # "info", "warning", "error", "debug"
     message: str = ""
-
-    def __init__(self, kind: str, fields: Optional[dict[str, Any]] = None, level: str = "info",
-                 message: str = "") -> None:
-        setattr_(self, "kind", kind)
-        setattr_(self, "fields", {} if fields is None else fields)  # a new dict each time, as the factory
-        setattr_(self, "level", level)
-        setattr_(self, "message", message)
 
 
 if TYPE_CHECKING:

@@ -34,7 +34,7 @@ def passed_on(c: Core, ev: SignalReceived) -> bool:
 
 def passed_on_program_alive(c: Core, ev: SignalReceived) -> bool:
     """neither a soft kill nor a trigger signal, the program lives"""
-    return ev.signum not in c.soft_kills and ev.signum not in c.s.trigger_signals and c.child.alive
+    return passed_on(c, ev) and c.child.alive
 
 
 def soft_kill_with_budget(c: Core, ev: SignalReceived) -> bool:

@@ -120,8 +120,9 @@ def test_a_class_own_init_is_kept_as_by_a_dataclass():
     (core.Record, ("k",), {"kind": "j"}), (core.Record, ("k",), {"colour": 1}),
 ])
 def test_the_written_out_inits_of_the_signal_path_match_the_generated_one(cls, args, kwargs):
-    """SignalReceived, SendSignal and Record write their __init__ out (the signal pass-on path):
-    the same values, defaults, fresh factory dicts and refusals as the one ``record`` generates."""
+    """SignalReceived writes its __init__ out (the signal pass-on path; SendSignal and Record, made
+    once per signal number, keep the generated one): the same values, defaults, fresh factory
+    dicts and refusals as the one ``record`` generates."""
     generic = record(frozen=True)(type(cls.__name__, (), {
         "__annotations__": dict(cls.__annotations__),
         **{n: getattr(cls, n) for n in cls.__annotations__ if hasattr(cls, n)},
