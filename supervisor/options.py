@@ -360,8 +360,35 @@ RUN: tuple[Option, ...] = (
 )
 
 # Moments the dry run's --evict-on can aim an eviction at, whatever the machine's speed: right
-# after the checkpoint signal is sent, or at the start of a checkpoint upload.
+# after the checkpoint signal is sent, at the start of a checkpoint upload, or S seconds into a
+# run (run+S: mid-run, counted from the run's own start).
 DRYRUN_EVICT_ON_MOMENTS = ("checkpoint-signal", "upload")
+RUN_MOMENT = "run+"
+
+
+def evict_moment(name: str) -> Callable[[Any], str]:
+    """checkpoint-signal, upload, or run+S (S a positive, finite number of seconds), normalised."""
+
+    def conv(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text in DRYRUN_EVICT_ON_MOMENTS:
+            return text
+        if text.startswith(RUN_MOMENT):
+            try:
+                number = float(text[len(RUN_MOMENT):])
+            except ValueError:
+                number = math.nan
+            if math.isfinite(number) and number > 0:
+                return f"{RUN_MOMENT}{number:g}"
+        raise ConfigError(f"--{name}: {value!r} is not a moment; give checkpoint-signal, upload or "
+                          "run+S (S seconds into a run, more than 0)")
+
+    return conv
+
+
+def run_moment_seconds(moment: str) -> Optional[float]:
+    """S of a normalised run+S moment; None for the other moments."""
+    return float(moment[len(RUN_MOMENT):]) if moment.startswith(RUN_MOMENT) else None
 DRYRUN_DEFAULT_MAX_STARTS = 100
 DRYRUN_DEFAULT_MAX_RUNS = 1000
 DRYRUN_DEFAULT_VACATE_TIME = 600.0  # HTCondor's MachineMaxVacateTime when the machine ad has none
@@ -382,9 +409,10 @@ def _other_tables() -> dict[str, Any]:
         _dry("evict-at", "evict at T seconds after submission (repeatable)", time_point("evict-at"),
              multiple=True, metavar="T"),
         _dry("evict-on", "evict at the next MOMENT, whatever the machine's speed: checkpoint-signal (the "
-             "soft kill right after the checkpoint signal, while the job writes its checkpoint) or upload "
-             "(at the start of a checkpoint upload); repeatable, each aims at the next moment after the "
-             "previous one", choice("evict-on", DRYRUN_EVICT_ON_MOMENTS), multiple=True, metavar="MOMENT"),
+             "soft kill right after the checkpoint signal, while the job writes its checkpoint), upload "
+             "(at the start of a checkpoint upload) or run+S (S seconds into a run: the first run, from "
+             "the previous moment on, that lasts that long); repeatable, each aims at the next moment "
+             "after the previous one", evict_moment("evict-on"), multiple=True, metavar="MOMENT"),
         _dry("crash-at", "crash the execute point at T seconds after submission (repeatable)",
              time_point("crash-at"), multiple=True, metavar="T"),
         _dry("evict-every", "evict every S seconds since submission", duration("evict-every", positive=True),

@@ -287,6 +287,7 @@ class Injections:
             [(t, "evict") for t in opts.evict_at] + [(t, "crash") for t in opts.crash_at]
         )
         self.moments: list[str] = list(opts.evict_on)  # the first one is armed
+        self.run_deadline: Optional[float] = None  # of an armed run+S moment, in this run
         self.rng = random.Random(opts.seed)
         self.next_every = opts.evict_every
         self.next_random: Optional[float] = None
@@ -327,10 +328,26 @@ class Injections:
             return True
         return False
 
+    def run_started(self, start: float) -> None:
+        """A run started at ``start``: an armed run+S moment falls due S seconds later, if
+        that run lasts so long (else it waits for the next run)."""
+        seconds = options.run_moment_seconds(self.moments[0]) if self.moments else None
+        self.run_deadline = None if seconds is None else start + seconds
+
+    def evict_in_run(self, now: float) -> bool:
+        """True (consumed) when an armed run+S moment is due in the current run."""
+        if self.run_deadline is None or now < self.run_deadline:
+            return False
+        self.run_deadline = None
+        self.moments.pop(0)
+        return True
+
     def next_text(self) -> str:
         times = []
         if self.moments:
-            times.append(f"evict on the next {self.moments[0]}")
+            seconds = options.run_moment_seconds(self.moments[0])
+            times.append(f"evict on the next {self.moments[0]}" if seconds is None
+                         else f"evict {seconds:g}s into a run")
         if self.timed:
             times.append(f"{self.timed[0][1]} at {self.timed[0][0]:.1f}s")
         if self.next_every is not None and self.opts.evict_every:

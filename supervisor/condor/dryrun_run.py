@@ -81,6 +81,7 @@ class Runner:
         emu.family.add_main(pid)
         emu.event(f"run {emu.stats.runs} started: pid {pid}")
         start = emu.now()
+        emu.injections.run_started(start)
         period = self.opts.checkpoint_period if job.want_checkpoint_signal else None
         checkpointing = False  # a checkpoint signal is outstanding (unanswered)
         evicting: Optional[str] = None
@@ -118,6 +119,9 @@ class Runner:
             kind = emu.injections.due()
             if kind is None and signalled and emu.injections.evict_on("checkpoint-signal"):
                 kind = "evict"  # aimed at this moment: the soft kill follows the signal at once
+            elif kind is None and evicting is None and emu.injections.evict_in_run(now):
+                emu.event(f"evict {now - start:.2f}s into run {emu.stats.runs} (--evict-on run+S)")
+                kind = "evict"
             signalled = False
             if kind == "crash":
                 emu.event("crash injected: SIGKILL to every process")

@@ -275,19 +275,52 @@ def test_evict_on_upload_waits_for_the_upload(tmp_path):
     assert "executions 2, runs 2, checkpoints 1, evictions 1, crashes 0" in r.stdout
 
 
-@pytest.mark.parametrize("how", ["flag", "env"])
-def test_evict_on_unknown_moment_refused(tmp_path, how):
-    """An ``--evict-on`` moment (or ``CKPT_DRYRUN_EVICT_ON``) that is not checkpoint-signal or
-    upload is a usage error (64) in one line naming it, before anything runs."""
+def _timed(stdout: str) -> list[tuple[float, str]]:
+    return [(float(t), text) for t, text in re.findall(r"(?m)^\s+(\d+\.\d+)s  (.*)$", stdout)]
+
+
+@pytest.mark.timeout(60)
+def test_evict_on_run_lands_that_long_into_the_first_run_that_lasts(tmp_path):
+    """``--evict-on upload --evict-on run+1``: after the upload eviction, the first run that
+    lasts a second is evicted a second in (mid-run, whatever the machine's speed); a run that
+    ends sooner (the quick checkpoint of execution 2's first run) is passed over."""
+    marker = tmp_path / "long-run-started"
+    submit = script_job(tmp_path, f"""\
+n=$(cat count 2>/dev/null || echo 0)
+[ "$n" -eq 0 ] && {{ echo 1 > count; exit 85; }}
+[ "$n" -eq 1 ] && {{ echo 2 > count; exit 85; }}
+[ -e {marker} ] && exit 0
+touch {marker}
+trap 'exit 143' TERM
+sleep 30 & wait
+""")
+    r = run_dryrun(submit, "--upload-time", "0.2", "--evict-on", "upload", "--evict-on", "run+1")
+    assert r.rc == 0, r.stdout + r.stderr
+    tl = _timed(r.stdout)
+    texts = [text for _, text in tl]
+    i = next(i for i, text in enumerate(texts) if text.startswith("evict ") and "into run" in text)
+    assert re.fullmatch(r"evict \d+\.\d\ds into run 3 \(--evict-on run\+S\)", texts[i]), r.stdout
+    started = next(t for t, text in tl if text.startswith("run 3 started"))
+    assert tl[i][0] - started >= 1.0 - 0.01, r.stdout  # printed to 0.01 s
+    assert texts[i + 1].startswith("evicting: SIGTERM to pid"), r.stdout
+    assert "executions 3, runs 4, checkpoints 2, evictions 2, crashes 0" in r.stdout
+
+
+@pytest.mark.parametrize("how, moment", [("flag", "checkpoint"), ("env", "checkpoint"),
+                                         ("flag", "run+0"), ("flag", "run+x"), ("flag", "run+inf")])
+def test_evict_on_unknown_moment_refused(tmp_path, how, moment):
+    """An ``--evict-on`` moment (or ``CKPT_DRYRUN_EVICT_ON``) that is not checkpoint-signal,
+    upload or run+S with S a positive number is a usage error (64) in one line naming it,
+    before anything runs."""
     submit = script_job(tmp_path, "exit 0\n")
-    args = ["--evict-on", "checkpoint"] if how == "flag" else []
+    args = ["--evict-on", moment] if how == "flag" else []
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if how == "env":
-        env["CKPT_DRYRUN_EVICT_ON"] = "checkpoint"
+        env["CKPT_DRYRUN_EVICT_ON"] = moment
     done = subprocess.run([sys.executable, "-m", "supervisor", "dry-run", str(submit), *args],
                           capture_output=True, text=True, timeout=30, env=env)
     assert done.returncode == exitstatus.EXIT_USAGE, done.stderr
-    assert "checkpoint" in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert repr(moment) in done.stderr and done.stderr.count("\n") == 1, done.stderr
     assert not (tmp_path / "j.log").exists()
 
 

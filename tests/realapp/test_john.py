@@ -36,9 +36,10 @@ MODE = "Digits5"
 EXTRA_SALTS = ("bbbbbbbb", "cccccccc")
 CRACKED = "$1$aaaaaaaa$LTe87lnvK04LKv6YKnHUK/:7391"
 PERIOD = 8.0  # seconds from each start to the dry run's checkpoint signal
+RUN_EVICT = 4.0  # seconds into a run of the second eviction (--evict-on run+S)
 # Without ON_EXIT_OR_EVICT (and so without --checkpoint-on-evict) an eviction uploads nothing:
 # the work since the last checkpoint upload is done again. Here up to ~PERIOD + 0.5 s before
-# the first eviction, ~1.5 s before the crash and up to PERIOD before the second eviction, and a
+# the first eviction, ~1.5 s before the crash and RUN_EVICT before the second eviction, and a
 # loaded machine stretches each of those: 2.39 was seen with two busy loops. Starting from scratch
 # at each of the four executions would cost about 4 times an uninterrupted session.
 MAX_WORK_RATIO = 3.2
@@ -89,11 +90,14 @@ def test_cracked_through_evictions_and_a_crash(prepared: Prepared, tmp_path: Pat
     # The first eviction follows the first SIGHUP checkpoint signal (sent at PERIOD) at once
     # (--evict-on), whatever the machine's speed; the quiet=1 wait runs until ~PERIOD + 1.
     crash = PERIOD + 2.0  # while the next execution restores and restarts John
-    evict_2 = crash + max(3.0, 0.3 * w)
+    # The second eviction lands RUN_EVICT s into the first run that lasts so long: the crash
+    # comes before that in execution 2 (which starts after PERIOD), so it is execution 3, mid-run,
+    # whatever the machine's speed (a time from the reference's speed missed the end of a
+    # session that ran faster than its reference).
     with CpuMeter("john", tmp_path) as meter:
         res = dry_run(folder, "john.submit",
                       ["--checkpoint-period", str(PERIOD), "--evict-on", "checkpoint-signal",
-                       "--crash-at", f"{crash:.2f}", "--evict-at", f"{evict_2:.2f}"],
+                       "--crash-at", f"{crash:.2f}", "--evict-on", f"run+{RUN_EVICT:g}"],
                       timeout=280)
     summary = res.summary()
     phases = res.eviction_phases()
@@ -108,6 +112,7 @@ def test_cracked_through_evictions_and_a_crash(prepared: Prepared, tmp_path: Pat
     assert "Session completed" in (folder / "john.err").read_text(), res.context()
     assert phases and phases[0] in ("checkpoint", "commit", "exiting"), (
         f"the first eviction did not arrive during a checkpoint: {phases}\n{res.context()}")
+    assert phases[-1] == "running", f"the second eviction was not mid-run: {phases}\n{res.context()}"
     assert ratio <= MAX_WORK_RATIO, (
         f"John used {meter.total:.1f} CPU-s in {meter.processes} processes, {ratio:.2f} times "
         f"the {prepared.cpu:.1f} CPU-s of an uninterrupted session\n{res.context()}")
