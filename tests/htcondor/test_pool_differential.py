@@ -73,10 +73,12 @@ SCENARIOS = {
     # evicted while it runs after its first checkpoint (it hangs at step 6, once)
     "evicted-while-running": Scenario(INSPECT, f"{SELF_CKPT} --hang-at 6 --once {{dir}}/hang.once", TIMER_JOB,
                                       ("--evict-at", "8"), _hang_once),
-    # the same with ON_EXIT_OR_EVICT: result.txt (listed) does not exist yet at the eviction
+    # the same with ON_EXIT_OR_EVICT: result.txt (listed) does not exist yet at the eviction;
+    # the dry run aims at the hang by the run's own start (--evict-on run+S: run 1 checkpoints
+    # after 0.8 s and is passed over; run 2 hangs 0.4 s in)
     "evicted-on-exit-or-evict-missing-output": Scenario(
         INSPECT, f"{SELF_CKPT} --hang-at 6 --once {{dir}}/hang.once",
-        TIMER_JOB + "when_to_transfer_output = ON_EXIT_OR_EVICT\n", ("--evict-at", "8"), _hang_once),
+        TIMER_JOB + "when_to_transfer_output = ON_EXIT_OR_EVICT\n", ("--evict-on", "run+3"), _hang_once),
     # a file of transfer_checkpoint_files that never exists: the checkpoint upload fails
     "checkpoint-file-missing": Scenario(INSPECT, SELF_CKPT, TIMER_JOB.replace(
         "transfer_checkpoint_files = checkpoint.atomic", "transfer_checkpoint_files = checkpoint.atomic, missing.dat")),
