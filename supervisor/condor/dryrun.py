@@ -71,6 +71,7 @@ from .. import PROG, exitstatus, options
 from ..errors import SupervisorError
 from ..optvalues import ByRow
 from ..signals import signal_name
+from . import classad
 from .dryrun_common import (
     ACCESS_POINT,
     FAMILY_ENV,
@@ -271,6 +272,8 @@ class Stats:
     checkpoints: int = 0
     evictions: int = 0
     crashes: int = 0
+    requeues: int = 0  # ends with OnExitRemove false (max_retries, on_exit_remove ...)
+    completions: int = 0  # NumJobCompletions: every end of the job, a requeued one too
     bytes_uploaded: int = 0
     committed: float = 0.0  # HTCondor's CommittedTime: runs ended by a checkpoint or the end
     lost: float = 0.0  # time after the last checkpoint upload of interrupted executions
@@ -673,6 +676,10 @@ class Emulator:
                 if os.WIFSIGNALED(raw_status) or os.WEXITSTATUS(raw_status) != 0:
                     self.runner.show_stderr_tail(sandbox)
                 return self._hold(held[0], HOLD_ON_EXIT_POLICY, held[1])
+            self.stats.completions += 1
+            if not self.sandbox.on_exit_remove(raw_status):
+                self._requeue(raw_status, nbytes)
+                return None
             if os.WIFSIGNALED(raw_status):
                 sig = os.WTERMSIG(raw_status)
                 self.log.terminated(signal=sig, core=os.WCOREDUMP(raw_status), sent_bytes=nbytes)
@@ -688,6 +695,25 @@ class Emulator:
             if code != 0:
                 self.runner.show_stderr_tail(sandbox)
             return code, f"terminated normally, exit code {code}"
+
+    def _requeue(self, raw_status: int, nbytes: int) -> None:
+        """The job ended and its OnExitRemove is false: HTCondor 25.0.13 logs a 004 ("Job
+        terminated and was requeued") and runs it again, from the last checkpoint upload."""
+        assert self.job.on_exit_remove is not None
+        self.stats.requeues += 1
+        quoted = classad.unparse(classad.parse(self.job.on_exit_remove))  # as the pool quotes it
+        if os.WIFSIGNALED(raw_status):
+            sig = os.WTERMSIG(raw_status)
+            self.log.requeued(signal=sig, core=os.WCOREDUMP(raw_status), sent_bytes=nbytes,
+                              expression=quoted)
+            how = f"terminated by {signal_name(sig)}"
+        else:
+            self.log.requeued(exit_code=os.WEXITSTATUS(raw_status), sent_bytes=nbytes,
+                              expression=quoted)
+            how = f"exit code {os.WEXITSTATUS(raw_status)}"
+        self.event(f"job ended ({how}; NumJobCompletions {self.stats.completions}) and is "
+                   f"requeued: OnExitRemove '{quoted}' is false; the next "
+                   "execution starts from the last checkpoint upload")
 
     def _crashed(self) -> None:
         self.stats.crashes += 1
@@ -729,7 +755,8 @@ class Emulator:
         lines = [
             f"dry run of {self.opts.submit_file}: {final} (exit status {status})",
             f"  executions {s.executions}, runs {s.runs}, checkpoints {s.checkpoints}, "
-            f"evictions {s.evictions}, crashes {s.crashes}",
+            f"evictions {s.evictions}, crashes {s.crashes}"
+            + (f", requeues {s.requeues}" if s.requeues else ""),
             f"  bytes uploaded {s.bytes_uploaded}, wall time {total:.1f}s, time committed "
             f"{s.committed:.1f}s, time lost {s.lost:.1f}s",
         ]

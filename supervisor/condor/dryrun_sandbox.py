@@ -136,7 +136,12 @@ class Sandbox:
             "TransferIn": False,
             "KillSig": signal_name(job.kill_sig),
             "CommittedTime": int(self.emu.stats.committed),
+            "NumJobCompletions": self.emu.stats.completions,
         }
+        if job.job_max_retries is not None:
+            ad["JobMaxRetries"] = job.job_max_retries
+        if job.job_success_exit_code is not None:
+            ad["JobSuccessExitCode"] = job.job_success_exit_code
         if job.output:
             ad["Out"] = job.output if job.stream_output else STDOUT_NAME
         if job.error:
@@ -177,6 +182,26 @@ class Sandbox:
         }
         (sandbox / MACHINE_AD_NAME).write_text(format_ad(machine))
 
+    def _exit_ad(self, raw_status: int) -> dict[str, object]:
+        """The job ad as the shadow sees it when the job ends with ``raw_status``."""
+        ad = self.job_ad()
+        if os.WIFSIGNALED(raw_status):
+            ad.update(ExitBySignal=True, ExitSignal=os.WTERMSIG(raw_status))
+        else:
+            ad.update(ExitBySignal=False, ExitCode=os.WEXITSTATUS(raw_status))
+        ad.update(JobStatus=4)
+        return ad
+
+    def on_exit_remove(self, raw_status: int) -> bool:
+        """OnExitRemove (as condor_submit builds it: max_retries, success_exit_code,
+        retry_until, on_exit_remove), evaluated when the job ends and is not held, with
+        NumJobCompletions already counting this end (HTCondor 25.0.13: max_retries = 2 and
+        three exits 3 give three executions). False: the job is requeued and its next
+        execution starts from the last checkpoint upload; undefined counts as false."""
+        if self.job.on_exit_remove is None:
+            return True
+        return classad.as_bool(classad.evaluate(self.job.on_exit_remove, self._exit_ad(raw_status)))
+
     def on_exit_hold(self, raw_status: int) -> Optional[tuple[str, int]]:
         """The job policy the shadow applies when the job ends (HTCondor 25.0.13, seen on a
         real pool): ``on_exit_hold`` true holds the job, code 3, after its outputs were
@@ -186,12 +211,7 @@ class Sandbox:
         job = self.job
         if job.on_exit_hold is None:
             return None
-        ad = self.job_ad()
-        if os.WIFSIGNALED(raw_status):
-            ad.update(ExitBySignal=True, ExitSignal=os.WTERMSIG(raw_status))
-        else:
-            ad.update(ExitBySignal=False, ExitCode=os.WEXITSTATUS(raw_status))
-        ad.update(JobStatus=4)
+        ad = self._exit_ad(raw_status)
         tree = classad.parse(job.on_exit_hold)
         if not classad.as_bool(classad.Evaluator(ad).eval(tree)):
             return None

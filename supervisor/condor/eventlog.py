@@ -108,6 +108,41 @@ class EventLog:
             ),
         )
 
+    def requeued(
+        self,
+        *,
+        exit_code: Optional[int] = None,
+        signal: Optional[int] = None,
+        core: bool = False,
+        sent_bytes: int = 0,
+        expression: str = "",
+    ) -> None:
+        """Event 004 of a job that ended while its OnExitRemove was false, as HTCondor 25.0.13
+        writes it: "(0) Job terminated and was requeued", the usage and byte counts, how it
+        ended, and the expression that kept it in the queue."""
+        self.total_sent += sent_bytes
+        if signal is None:
+            how: tuple[str, ...] = (f"\t(1) Normal termination (return value {exit_code})",)
+        else:
+            how = (
+                f"\t(0) Abnormal termination (signal {signal})",
+                "\t(1) Corefile in: core" if core else "\t(0) No core file",
+            )
+        self._write(
+            4,
+            "Job was evicted.",
+            (
+                "\t(0) Job terminated and was requeued",
+                f"\t\t{USAGE_ZERO}  -  Run Remote Usage",
+                f"\t\t{USAGE_ZERO}  -  Run Local Usage",
+                f"\t{sent_bytes}  -  Run Bytes Sent By Job",
+                "\t0  -  Run Bytes Received By Job",
+                *how,
+                f"\tThe job attribute OnExitRemove expression '{_one_line(expression)}' evaluated "
+                "to FALSE",
+            ),
+        )
+
     def terminated(
         self,
         *,

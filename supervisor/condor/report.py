@@ -19,17 +19,18 @@ upload took, bytes, and the completion latency from the request to a complete ch
   With ``--job-log`` next to a supervisor log, HTCondor's part is added too: the mean time from
   a checkpoint exit to the next run's first event, over restarts in place (no 001 between),
   which is the upload plus the restart. The summary lists what ``C`` includes.
-- **Time lost** (one definition, HTCondor's, shared with ``dry-run``'s summary): the work
-  after the last checkpoint upload is lost when an execution is interrupted (evicted, killed,
-  held or removed); evictions add nothing to ``CommittedTime``, even when an eviction-time
-  commit travels with an ``ON_EXIT_OR_EVICT`` upload. In a supervisor log a run starts right
-  after the previous checkpoint upload (or at an execution's start), so an interrupted run
-  loses everything from its first event to its last; a checkpoint exit whose upload never
-  reached the next run (that run restored an older checkpoint) is lost the same way. In a job
-  event log: from the last checkpoint upload's end (or the 001 event) to the 004/007/009/012
-  event (an upload in the same second as the 004 is taken for the eviction's own upload). A
-  run the soft kill reached (``kill_sent`` or ``evicting``) counts as evicted,
-  whatever its exit status.
+- **Time lost** (one definition, HTCondor's, shared with ``dry-run``'s summary): the work after
+  the last checkpoint upload is lost when an execution is interrupted (evicted, killed, held or
+  removed) or requeued (a 004 "Job terminated and was requeued": the job's own end while
+  ``OnExitRemove`` was false, not counted as an eviction); evictions add nothing to
+  ``CommittedTime``, even when an eviction-time commit travels with an ``ON_EXIT_OR_EVICT``
+  upload. In a supervisor log a run starts right after the previous checkpoint upload (or at an
+  execution's start), so an interrupted run loses everything from its first event to its last; a
+  checkpoint exit whose upload never reached the next run (that run restored an older
+  checkpoint) is lost the same way. In a job event log: from the last checkpoint upload's end
+  (or the 001 event) to the 004/007/009/012 event (an upload in the same second as the 004 is
+  taken for the eviction's own upload). A run the soft kill reached (``kill_sent`` or
+  ``evicting``) counts as evicted, whatever its exit status.
 - **Eviction rate**: ``--mtbf SECONDS`` when given, else observed: time running divided by the
   number of interrupted runs (none observed: the interval is not computed).
 - **Optimal interval** between checkpoints, for cost ``C`` and mean time between evictions
@@ -69,7 +70,7 @@ class Checkpoint:
 class Run:
     start: float
     end: float = 0.0
-    how: str = "unknown"  # checkpoint, evicted, killed, finished, failed, held, running
+    how: str = "unknown"  # checkpoint, evicted, killed, finished, failed, held, requeued, running
     status: Optional[int] = None
     program_start: Optional[float] = None
     resumed: bool = False
@@ -227,6 +228,12 @@ def read_job_event_log(lines: list[str]) -> list[Run]:
             if not ends_run and started is not None:  # an upload at a checkpoint
                 run.checkpoints.append(Checkpoint(t, t - started))
             started = None
+        elif code == 4 and body and "Job terminated and was requeued" in body[0]:
+            # the job's own end while OnExitRemove was false (max_retries ...): not an
+            # eviction, but the next execution restarts from the last checkpoint upload
+            run.end, run.how = t, "requeued"
+            m = re.search(r"return value (\d+)", " ".join(body))
+            run.status = int(m.group(1)) if m else None
         elif code in (4, 7, 9, 12):
             run.end = t
             run.how = {4: "evicted", 7: "killed", 9: "removed", 12: "held"}[code]
@@ -238,7 +245,7 @@ def read_job_event_log(lines: list[str]) -> list[Run]:
         if run is not None and code != 1:
             run.end = max(run.end, t)
     for run in runs:
-        if run.how in ("evicted", "killed", "held", "removed"):
+        if run.how in ("evicted", "killed", "held", "removed", "requeued"):
             kept = run.checkpoints[-1].time if run.checkpoints else run.start
             run.lost = max(0.0, run.end - kept)
     return runs

@@ -26,7 +26,7 @@ import re
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from ..errors import ConfigError, SubmitFileError
 from ..signals import parse_signal
@@ -62,8 +62,15 @@ UNDERSTOOD = frozenset(
         "on_exit_hold",
         "on_exit_hold_reason",
         "on_exit_hold_subcode",
+        "on_exit_remove",
+        "max_retries",
+        "success_exit_code",
+        "retry_until",
     }
 )
+# condor_submit's JobMaxRetries when success_exit_code or retry_until comes without max_retries
+# (seen on HTCondor 25.0.13 with condor_submit -dump).
+DEFAULT_MAX_RETRIES = 2
 # Job-ad attributes (given as +Attr or MY.Attr) that the emulated execute point honours.
 UNDERSTOOD_ATTRS = frozenset(
     {
@@ -392,6 +399,12 @@ class Job:
     on_exit_hold: Optional[str] = None
     on_exit_hold_reason: Optional[str] = None
     on_exit_hold_subcode: Optional[str] = None
+    # OnExitRemove as condor_submit builds it from on_exit_remove, max_retries,
+    # success_exit_code and retry_until (None: true, the job leaves the queue at its end), and
+    # the attributes it refers to.
+    on_exit_remove: Optional[str] = None
+    job_max_retries: Optional[int] = None
+    job_success_exit_code: Optional[int] = None
     # remove_kill_sig / RemoveKillSig: when set, the soft kill of every graceful shutdown
     # (condor_rm and eviction alike: os_proc.cpp:941); None: KillSig.
     remove_kill_sig: Optional[int] = None
@@ -619,6 +632,7 @@ def job_from_submit(sub: SubmitFile) -> Job:
                 raise SubmitFileError(f"{where(name)}: {exc}; condor_submit refuses it too: "
                                       "fix the expression") from None
         policy[name] = text
+    on_exit_remove, max_retries, success_code = _on_exit_remove(sub, where)
 
     return Job(
         submit_dir=submit_dir,
@@ -653,5 +667,55 @@ def job_from_submit(sub: SubmitFile) -> Job:
         on_exit_hold=policy["on_exit_hold"],
         on_exit_hold_reason=policy["on_exit_hold_reason"],
         on_exit_hold_subcode=policy["on_exit_hold_subcode"],
+        on_exit_remove=on_exit_remove,
+        job_max_retries=max_retries,
+        job_success_exit_code=success_code,
         remove_kill_sig=remove_kill_sig,
     )
+
+
+def _on_exit_remove(
+    sub: SubmitFile, where: Callable[[str], str]
+) -> tuple[Optional[str], Optional[int], Optional[int]]:
+    """(OnExitRemove, JobMaxRetries, JobSuccessExitCode) as condor_submit 25.0.13 writes them
+    (``condor_submit -dump``): with max_retries, success_exit_code or retry_until,
+    ``NumJobCompletions > JobMaxRetries || ExitCode =?= <JobSuccessExitCode or 0>``, then
+    `` || `` retry_until (an integer N: ``ExitCode =?= N``), then `` || `` on_exit_remove;
+    JobMaxRetries 2 when max_retries is not given. Otherwise on_exit_remove as written."""
+
+    def expression(name: str) -> Optional[str]:
+        text = sub.get(name)
+        if text is not None:
+            try:
+                classad.parse(text)
+            except SubmitFileError as exc:
+                raise SubmitFileError(f"{where(name)}: {exc}; condor_submit refuses it too: "
+                                      "fix the expression") from None
+        return text
+
+    def integer(name: str) -> Optional[int]:
+        text = sub.get(name)
+        if text is None:
+            return None
+        try:
+            return int(text.strip())
+        except ValueError:
+            raise SubmitFileError(f"{where(name)}: {text!r} is not an integer; condor_submit "
+                                  "refuses it too") from None
+
+    remove = expression("on_exit_remove")
+    max_retries = integer("max_retries")
+    success_code = integer("success_exit_code")
+    retry_until = sub.get("retry_until")
+    if retry_until is not None:
+        try:
+            retry_until = f"ExitCode =?= {int(retry_until.strip())}"
+        except ValueError:
+            retry_until = expression("retry_until")
+    if max_retries is None and success_code is None and retry_until is None:
+        return remove, None, None
+    parts = ["NumJobCompletions > JobMaxRetries",
+             f"ExitCode =?= {'JobSuccessExitCode' if success_code is not None else 0}"]
+    parts += [x for x in (retry_until, remove) if x is not None]
+    return (" || ".join(parts), DEFAULT_MAX_RETRIES if max_retries is None else max_retries,
+            success_code)

@@ -105,6 +105,11 @@ SCENARIOS = {
     "program-failure-not-held-by-the-policy": Scenario(
         "run --checkpoint state.txt", "--steps 2 --step-time 0.1 --exit-code 3",
         TIMER_JOB.replace("transfer_output_files = result.txt\n", "") + POLICY),
+    # the program's own failure (3) with max_retries = 1: requeued once (a 004 "terminated and
+    # was requeued"), run again, then terminated with 3
+    "requeued-by-max-retries": Scenario(
+        "run --checkpoint state.txt", "--steps 4 --step-time 0.1 --exit-code 3",
+        TIMER_JOB + "max_retries = 1\n"),
     # the program finishes right after the checkpoint signal (status 7)
     "finishes-after-the-signal": Scenario(
         "run --checkpoint state.txt --job-signal SIGINT --complete-when exit",

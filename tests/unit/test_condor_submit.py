@@ -224,3 +224,48 @@ def test_bad_remove_kill_sig_is_a_submit_error():
     """Rule: a remove_kill_sig that is not a signal is refused with the line named."""
     with pytest.raises(SubmitFileError, match=r"x\.submit:2: remove_kill_sig"):
         job_from_submit(parse_submit_text("executable = a\nremove_kill_sig = SIGNOPE\nqueue\n", ROOT / "x.submit"))
+
+
+# What condor_submit -dump wrote for these commands (HTCondor 25.0.13 on the shared pool):
+# OnExitRemove, JobMaxRetries, JobSuccessExitCode.
+ON_EXIT_REMOVE_DUMPS = [
+    ("", None, None, None),
+    ("on_exit_remove = ExitCode == 9\n", "ExitCode == 9", None, None),
+    ("max_retries = 2\n", "NumJobCompletions > JobMaxRetries || ExitCode =?= 0", 2, None),
+    ("max_retries = 0\n", "NumJobCompletions > JobMaxRetries || ExitCode =?= 0", 0, None),
+    ("max_retries = -1\n", "NumJobCompletions > JobMaxRetries || ExitCode =?= 0", -1, None),
+    ("max_retries = 2\nsuccess_exit_code = 7\n",
+     "NumJobCompletions > JobMaxRetries || ExitCode =?= JobSuccessExitCode", 2, 7),
+    ("success_exit_code = 7\n",
+     "NumJobCompletions > JobMaxRetries || ExitCode =?= JobSuccessExitCode", 2, 7),
+    ("max_retries = 2\nretry_until = ExitCode == 5\n",
+     "NumJobCompletions > JobMaxRetries || ExitCode =?= 0 || ExitCode == 5", 2, None),
+    ("retry_until = 5\n", "NumJobCompletions > JobMaxRetries || ExitCode =?= 0 || ExitCode =?= 5", 2, None),
+    ("max_retries = 2\non_exit_remove = ExitCode == 9\n",
+     "NumJobCompletions > JobMaxRetries || ExitCode =?= 0 || ExitCode == 9", 2, None),
+    ("retry_until = ExitCode == 5\non_exit_remove = ExitCode == 9\n",
+     "NumJobCompletions > JobMaxRetries || ExitCode =?= 0 || ExitCode == 5 || ExitCode == 9", 2, None),
+]
+
+
+@pytest.mark.parametrize("commands, remove, retries, success", ON_EXIT_REMOVE_DUMPS)
+def test_on_exit_remove_as_condor_submit_builds_it(commands, remove, retries, success):
+    """Rule (condor_submit 25.0.13, -dump): max_retries, success_exit_code and retry_until
+    become ``NumJobCompletions > JobMaxRetries || ExitCode =?= <JobSuccessExitCode or 0>``, then
+    retry_until (an integer N as ``ExitCode =?= N``), then on_exit_remove; JobMaxRetries is 2
+    when max_retries is not given; on_exit_remove alone stays as written."""
+    sub = parse_submit_text(f"executable = x\n{commands}queue\n", ROOT / "x.submit")
+    job = job_from_submit(sub)
+    assert (job.on_exit_remove, job.job_max_retries, job.job_success_exit_code) == (
+        remove, retries, success)
+    assert job.ignored == []
+
+
+@pytest.mark.parametrize("command", ["max_retries = x", "success_exit_code = abc",
+                                     "retry_until = ExitCode ==", "on_exit_remove = (1"])
+def test_on_exit_remove_commands_condor_submit_refuses(command):
+    """Rule: what condor_submit refuses (no job: a non-integer max_retries or success_exit_code,
+    an expression that does not parse) is refused with the line and the command named."""
+    sub = parse_submit_text(f"executable = x\n{command}\nqueue\n", ROOT / "x.submit")
+    with pytest.raises(SubmitFileError, match=rf"x\.submit:2: {command.split()[0]}"):
+        job_from_submit(sub)

@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+from support.helpers import ROOT
 from support.timed_log import timed_log
 
 from supervisor import exitstatus
@@ -228,3 +229,32 @@ def test_checkpoint_upload_then_later_eviction(tmp_path):
     s = report(str(tmp_path / "job.log"))
     assert s["checkpoints"] == 1
     assert s["time_lost"] == pytest.approx((27 - 20) + (40 - 30))
+
+
+def test_requeued_end_is_not_an_eviction():
+    """Rule: a 004 "Job terminated and was requeued" (OnExitRemove false: max_retries ...) ends
+    the run as requeued, not evicted: no interruption for the eviction rate, and its time after
+    the last checkpoint upload is lost (the next execution starts from that upload). The log is
+    the real pool's (HTCondor 25.0.13, max_retries = 2, a job that checkpoints once and then
+    keeps exiting 3)."""
+    s = report(str(ROOT / "tests/data/eventlogs/max_retries_2.pool.log"))
+    assert s["runs"] == 3 and s["ends"] == {"failed": 1, "requeued": 2}, s["ends"]
+    assert s["checkpoints"] == 1 and s["interruptions"] == 0 and s["mtbf"] is None
+
+
+def test_requeued_time_after_the_last_upload_is_lost(tmp_path):
+    """Rule: the time from the last checkpoint upload to a requeued end is lost, as for an
+    eviction, and the run's exit status is read from the 004."""
+    log, at = timed_log(tmp_path / "job.log")
+    at(0, log.submit)
+    at(10, log.execute)
+    at(100, log.transfer_output_started)
+    at(103, log.transfer_output_finished)
+    at(160, log.transfer_output_started)
+    at(160, log.transfer_output_finished)
+    at(160, log.requeued, exit_code=3, expression="ExitCode == 0")
+    at(200, log.execute)
+    at(300, log.terminated, exit_code=0)
+    s = report(str(tmp_path / "job.log"))
+    assert s["ends"] == {"finished": 1, "requeued": 1}
+    assert s["time_lost"] == pytest.approx(160 - 103)
