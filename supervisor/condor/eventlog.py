@@ -32,6 +32,14 @@ VACATE_CODE = 1009  # what condor_vacate_job gave on HTCondor 25.0.13
 VACATE_REASON = "Claim deactivated"
 
 
+
+def _how_it_ended(exit_code: Optional[int], signal: Optional[int], core: bool) -> tuple[str, ...]:
+    """The lines of a 005 (and of a requeue's 004) that say how the job ended."""
+    if signal is None:
+        return (f"\t(1) Normal termination (return value {exit_code})",)
+    return (f"\t(0) Abnormal termination (signal {signal})",
+            "\t(1) Corefile in: core" if core else "\t(0) No core file")
+
 class EventLog:
     """Append events for one job to a classic-format job event log (``log =`` in the submit file).
 
@@ -121,13 +129,7 @@ class EventLog:
         writes it: "(0) Job terminated and was requeued", the usage and byte counts, how it
         ended, and the expression that kept it in the queue."""
         self.total_sent += sent_bytes
-        if signal is None:
-            how: tuple[str, ...] = (f"\t(1) Normal termination (return value {exit_code})",)
-        else:
-            how = (
-                f"\t(0) Abnormal termination (signal {signal})",
-                "\t(1) Corefile in: core" if core else "\t(0) No core file",
-            )
+        how = _how_it_ended(exit_code, signal, core)
         self._write(
             4,
             "Job was evicted.",
@@ -153,13 +155,7 @@ class EventLog:
     ) -> None:
         """Normal termination with ``exit_code``, or abnormal termination by ``signal``."""
         self.total_sent += sent_bytes
-        if signal is None:
-            how: tuple[str, ...] = (f"\t(1) Normal termination (return value {exit_code})",)
-        else:
-            how = (
-                f"\t(0) Abnormal termination (signal {signal})",
-                "\t(1) Corefile in: core" if core else "\t(0) No core file",
-            )
+        how = _how_it_ended(exit_code, signal, core)
         self._write(
             5,
             "Job terminated.",

@@ -622,16 +622,8 @@ def job_from_submit(sub: SubmitFile) -> Job:
         )
     stream_out = sub.get("stream_output")
     stream_err = sub.get("stream_error")
-    policy: dict[str, Optional[str]] = {}
-    for name in ("on_exit_hold", "on_exit_hold_reason", "on_exit_hold_subcode"):
-        text = sub.get(name)
-        if text is not None:
-            try:
-                classad.parse(text)
-            except SubmitFileError as exc:
-                raise SubmitFileError(f"{where(name)}: {exc}; condor_submit refuses it too: "
-                                      "fix the expression") from None
-        policy[name] = text
+    policy = {name: _expression(sub, where, name)
+              for name in ("on_exit_hold", "on_exit_hold_reason", "on_exit_hold_subcode")}
     on_exit_remove, max_retries, success_code = _on_exit_remove(sub, where)
 
     return Job(
@@ -674,6 +666,19 @@ def job_from_submit(sub: SubmitFile) -> Job:
     )
 
 
+def _expression(sub: SubmitFile, where: Callable[[str], str], name: str) -> Optional[str]:
+    """The ClassAd expression of command ``name``, if given; one condor_submit would refuse is
+    a SubmitFileError naming its line."""
+    text = sub.get(name)
+    if text is not None:
+        try:
+            classad.parse(text)
+        except SubmitFileError as exc:
+            raise SubmitFileError(f"{where(name)}: {exc}; condor_submit refuses it too: "
+                                  "fix the expression") from None
+    return text
+
+
 def _on_exit_remove(
     sub: SubmitFile, where: Callable[[str], str]
 ) -> tuple[Optional[str], Optional[int], Optional[int]]:
@@ -682,16 +687,6 @@ def _on_exit_remove(
     ``NumJobCompletions > JobMaxRetries || ExitCode =?= <JobSuccessExitCode or 0>``, then
     `` || `` retry_until (an integer N: ``ExitCode =?= N``), then `` || `` on_exit_remove;
     JobMaxRetries 2 when max_retries is not given. Otherwise on_exit_remove as written."""
-
-    def expression(name: str) -> Optional[str]:
-        text = sub.get(name)
-        if text is not None:
-            try:
-                classad.parse(text)
-            except SubmitFileError as exc:
-                raise SubmitFileError(f"{where(name)}: {exc}; condor_submit refuses it too: "
-                                      "fix the expression") from None
-        return text
 
     def integer(name: str) -> Optional[int]:
         text = sub.get(name)
@@ -703,7 +698,7 @@ def _on_exit_remove(
             raise SubmitFileError(f"{where(name)}: {text!r} is not an integer; condor_submit "
                                   "refuses it too") from None
 
-    remove = expression("on_exit_remove")
+    remove = _expression(sub, where, "on_exit_remove")
     max_retries = integer("max_retries")
     success_code = integer("success_exit_code")
     retry_until = sub.get("retry_until")
@@ -711,7 +706,7 @@ def _on_exit_remove(
         try:
             retry_until = f"ExitCode =?= {int(retry_until.strip())}"
         except ValueError:
-            retry_until = expression("retry_until")
+            retry_until = _expression(sub, where, "retry_until")
     if max_retries is None and success_code is None and retry_until is None:
         return remove, None, None
     parts = ["NumJobCompletions > JobMaxRetries",

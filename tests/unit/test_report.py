@@ -258,3 +258,20 @@ def test_requeued_time_after_the_last_upload_is_lost(tmp_path):
     s = report(str(tmp_path / "job.log"))
     assert s["ends"] == {"finished": 1, "requeued": 1}
     assert s["time_lost"] == pytest.approx(160 - 103)
+
+
+def test_requeue_event_read_by_htcondor2_as_the_pools(tmp_path, htcondor2):
+    """Rule: the dry run's requeue 004 is one htcondor2.JobEventLog reads as it reads the real
+    pool's (type 4, the same "terminated and was requeued" attributes)."""
+    log = EventLog(tmp_path / "job.log")
+    log.submit()
+    log.execute()
+    log.requeued(exit_code=3, sent_bytes=14, expression="NumJobCompletions > JobMaxRetries || ExitCode =?= 0")
+    ours = list(htcondor2.JobEventLog(str(tmp_path / "job.log")).events(0))[-1]
+    pool = next(e for e in htcondor2.JobEventLog(
+        str(ROOT / "tests/data/eventlogs/max_retries_2.pool.log")).events(0) if int(e.type) == 4)
+    assert int(ours.type) == 4
+    assert {k: ours.get(k) for k in ("TerminatedAndRequeued", "TerminatedNormally", "ReturnValue",
+                                     "Reason", "SentBytes")} == {
+        k: pool.get(k) for k in ("TerminatedAndRequeued", "TerminatedNormally", "ReturnValue",
+                                 "Reason", "SentBytes")}
