@@ -53,10 +53,8 @@ class EventLog:
         if self.file is not None:
             import json  # only with --events (cached after the first event)
 
-            record = {
-"time": round(now, 6),
-                      "iso": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z",
-                      "pid": self.pid, "event": kind}
+            iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
+            record = {"time": round(now, 6), "iso": iso, "pid": self.pid, "event": kind}
             if self.first:
                 self.first = False
                 started = process_start()

@@ -164,16 +164,15 @@ def main() -> int:
         elif a.status_file is None or sig in exit_on or sig == ckpt_sig:
             signal.signal(sig, handler)
 
-    if a.setsid_grandchild:
+    if a.setsid_grandchild and os.fork() == 0:  # the child: a grandchild in its own session
+        os.setsid()
         if os.fork() == 0:
-            os.setsid()
-            if os.fork() == 0:
-                with open(a.setsid_grandchild + ".tmp", "w") as f:
-                    f.write(str(os.getpid()))
-                os.rename(a.setsid_grandchild + ".tmp", a.setsid_grandchild)
-                while True:
-                    time.sleep(60)
-            os._exit(0)
+            with open(a.setsid_grandchild + ".tmp", "w") as f:
+                f.write(str(os.getpid()))
+            os.rename(a.setsid_grandchild + ".tmp", a.setsid_grandchild)
+            while True:
+                time.sleep(60)
+        os._exit(0)
     if a.stubborn_child:
         pid = os.fork()
         if pid == 0:
