@@ -147,6 +147,12 @@ RULES: dict[str, tuple[str, str]] = {
         "ON_EXIT_OR_EVICT uploads transfer_output_files at every eviction: a listed file that "
         "does not exist yet holds the job (code 12)",
     ),
+    "retry-output-missing": (
+        WARNING,
+        "max_retries (or on_exit_remove, retry_until) retries a failed run, but HTCondor first "
+        "transfers transfer_output_files: a listed file the failed run has not written holds "
+        "the job (code 12) instead",
+    ),
     "no-hold-policy": (
         WARNING,
         "no on_exit_hold for the supervisor's own failure statuses: HTCondor ends the job and "
@@ -392,6 +398,7 @@ class Checker:
         if inv is None:
             rules.wrapper_hint(self, executable)
             rules.evict_outputs(self, declared.when, set())
+            rules.retry_outputs(self, set())
             return self.findings
         rules.supervisor(self, inv, declared)
         return self.findings

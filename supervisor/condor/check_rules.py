@@ -256,6 +256,7 @@ def supervisor(ck: Checker, inv: Invocation, d: Declared) -> None:
     store, ckpt_paths = store_transfer(ck, cfg, inv, wants)
     eviction_upload(ck, cfg, inv, when=d.when, store=store, ckpt_paths=ckpt_paths, wants=wants)
     evict_outputs(ck, d.when, ckpt_paths | {store})
+    retry_outputs(ck, ckpt_paths | {store})
     hold_policy(ck)
     shell_without_exec(ck, program, cfg)
     dmtcp_microarch(ck, cfg, inv)
@@ -591,6 +592,30 @@ def evict_outputs(ck: Checker, when: str, known: set[str]) -> None:
             "when one does not exist yet",
             "drop ON_EXIT_OR_EVICT (checkpoints are uploaded without it), or make sure each "
             "listed file exists from the start (ship an empty one in transfer_input_files)",
+        )
+
+
+RETRY_COMMANDS = ("max_retries", "retry_until", "success_exit_code", "on_exit_remove")
+
+
+def retry_outputs(ck: Checker, known: set[str]) -> None:
+    """A retry policy: HTCondor transfers transfer_output_files at every end of the job, a
+    failed one too, before OnExitRemove decides on a retry; a listed file that the failed run
+    has not written holds the job (code 12); ``known`` are entries reported by other rules."""
+    outputs = ck.file_list("transfer_output_files")
+    policy = next((name for name in RETRY_COMMANDS if ck.sub.get(name) is not None), None)
+    if policy is None or not outputs:
+        return
+    inputs = {_norm(x) for x in ck.file_list("transfer_input_files") or []}
+    missing = [x for x in (_norm(o) for o in outputs) if x and x not in inputs | known]
+    if missing:
+        ck.add(
+            "retry-output-missing",
+            ck.sub.line_of("transfer_output_files"),
+            f"{policy} retries a failed run, but HTCondor first transfers {', '.join(missing)} "
+            "at that exit and holds the job (code 12, subcode 2) when one was not written yet",
+            "list only files that exist at every exit (ship an empty one in "
+            "transfer_input_files), or leave transfer_output_files out",
         )
 
 

@@ -667,19 +667,22 @@ class Emulator:
                 self.stats.lost += self.now() - last_upload
                 return self._hold(self.transfers.output_failure(exc), HOLD_TRANSFER_OUTPUT, 2,
                                   evicted=True, starter=self.transfers.output_failure_starter(exc))
-            end_wall = self.wall()
-            self.stats.committed += end_wall - max(last_ckpt_wall or exec_start_wall,
-                                                   exec_start_wall)
+            last_run = self.wall() - max(last_ckpt_wall or exec_start_wall, exec_start_wall)
             self.stats.bytes_uploaded += nbytes
             held = self.sandbox.on_exit_hold(raw_status)
             if held is not None:
+                self.stats.committed += last_run
                 if os.WIFSIGNALED(raw_status) or os.WEXITSTATUS(raw_status) != 0:
                     self.runner.show_stderr_tail(sandbox)
                 return self._hold(held[0], HOLD_ON_EXIT_POLICY, held[1])
             self.stats.completions += 1
             if not self.sandbox.on_exit_remove(raw_status):
+                # the next execution starts from the last checkpoint upload: what came after
+                # it is lost, as in an eviction (report counts it the same way)
+                self.stats.lost += self.now() - last_upload
                 self._requeue(raw_status, nbytes)
                 return None
+            self.stats.committed += last_run
             if os.WIFSIGNALED(raw_status):
                 sig = os.WTERMSIG(raw_status)
                 self.log.terminated(signal=sig, core=os.WCOREDUMP(raw_status), sent_bytes=nbytes)

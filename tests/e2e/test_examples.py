@@ -62,6 +62,9 @@ CASES = (
          "result.txt", "product after 20 steps = 21"),
     Case("want-checkpoint-signal", "ckptsig.submit",
          ("--checkpoint-period", "1.5", "--evict-at", "2.8"), "result.txt", "2**40 = 1099511627776"),
+    # fails once (exit 3) after its checkpoint at 10; max_retries requeues it and the next
+    # execution resumes from 10
+    Case("retry", "retry.submit", (), "result.txt", "sum of 1..20 = 210", min_checkpoints=3),
 )
 
 
@@ -120,6 +123,10 @@ def test_example_runs_to_its_answer(case: Case, results: dict[Case, Result]) -> 
     assert summary["checkpoints"] >= case.min_checkpoints, context
     evictions = sum(1 for a in case.args if a == "--evict-at")
     assert summary["evictions"] == evictions, context
+    if case.folder == "retry":
+        assert ", requeues 1\n" in res.stdout and summary["executions"] == 2, context
+        assert "starting after 10 (sum 55); earlier ends of this job: 1" in (
+            res.folder / "retry.out").read_text(), context
 
 
 def test_every_example_is_run() -> None:
