@@ -575,14 +575,18 @@ def dmtcp_microarch(ck: Checker, cfg: config.RunConfig, inv: Invocation) -> None
                  "run on: condor_status -af Microarch)")
 
 
+def _outputs_maybe_missing(ck: Checker, known: set[str]) -> list[str]:
+    """The files of transfer_output_files that need not exist before the job's end: not shipped
+    as inputs, not in ``known`` (entries other rules report)."""
+    inputs = {_norm(x) for x in ck.file_list("transfer_input_files") or []}
+    outputs = (_norm(o) for o in ck.file_list("transfer_output_files") or [])
+    return [x for x in outputs if x and x not in inputs | known]
+
+
 def evict_outputs(ck: Checker, when: str, known: set[str]) -> None:
     """ON_EXIT_OR_EVICT: each file of transfer_output_files must exist at every eviction,
     or the job is held (code 12); ``known`` are entries reported by other rules."""
-    outputs = ck.file_list("transfer_output_files")
-    if when != "ON_EXIT_OR_EVICT" or not outputs:
-        return
-    inputs = {_norm(x) for x in ck.file_list("transfer_input_files") or []}
-    missing = [x for x in (_norm(o) for o in outputs) if x and x not in inputs | known]
+    missing = _outputs_maybe_missing(ck, known) if when == "ON_EXIT_OR_EVICT" else []
     if missing:
         ck.add(
             "evict-output-missing",
@@ -602,12 +606,8 @@ def retry_outputs(ck: Checker, known: set[str]) -> None:
     """A retry policy: HTCondor transfers transfer_output_files at every end of the job, a
     failed one too, before OnExitRemove decides on a retry; a listed file that the failed run
     has not written holds the job (code 12); ``known`` are entries reported by other rules."""
-    outputs = ck.file_list("transfer_output_files")
     policy = next((name for name in RETRY_COMMANDS if ck.sub.get(name) is not None), None)
-    if policy is None or not outputs:
-        return
-    inputs = {_norm(x) for x in ck.file_list("transfer_input_files") or []}
-    missing = [x for x in (_norm(o) for o in outputs) if x and x not in inputs | known]
+    missing = _outputs_maybe_missing(ck, known) if policy is not None else []
     if missing:
         ck.add(
             "retry-output-missing",
