@@ -138,3 +138,23 @@ def test_unreadable_retry_policy_is_refused_in_one_line(tmp_path, command):
     assert f"j.submit:6: {command.split()[0]}" in done.stderr, done.stderr
     assert done.stderr.count("\n") == 1, done.stderr
     assert not (tmp_path / "j.log").exists()
+
+
+@pytest.mark.timeout(60)
+def test_outputs_of_a_requeued_end_are_delivered(tmp_path):
+    """Rule (seen on HTCondor 25.0.13): the outputs of an end that is requeued reach the submit
+    directory too: a file only the failed first execution wrote (first.txt) is there after the
+    job, beside the second execution's (second.txt)."""
+    job = tmp_path / "job.sh"
+    job.write_text("#!/bin/sh\nc=$(grep '^NumJobCompletions ' \"$_CONDOR_JOB_AD\" | sed 's/.*= *//')\n"
+                   "if [ \"$c\" = 0 ]; then echo first > first.txt; exit 3; fi\n"
+                   "echo second > second.txt\nexit 0\n")
+    job.chmod(0o755)
+    submit = tmp_path / "j.submit"
+    submit.write_text("executable = job.sh\nshould_transfer_files = YES\nlog = j.log\n"
+                      "max_retries = 2\nqueue\n")
+    done = _dry_run(submit)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "executions 2, runs 2, checkpoints 0, evictions 0, crashes 0, requeues 1" in done.stdout
+    assert (tmp_path / "first.txt").read_text() == "first\n"
+    assert (tmp_path / "second.txt").read_text() == "second\n"
