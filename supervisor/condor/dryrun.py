@@ -714,9 +714,11 @@ class Emulator:
             self.log.requeued(exit_code=os.WEXITSTATUS(raw_status), sent_bytes=nbytes,
                               expression=quoted)
             how = f"exit code {os.WEXITSTATUS(raw_status)}"
+        since = ("the last checkpoint upload" if self.checkpoint_number is not None
+                 else "the start (no checkpoint uploaded yet)")
         self.event(f"job ended ({how}; NumJobCompletions {self.stats.completions}) and is "
-                   f"requeued: OnExitRemove '{quoted}' is false; the next "
-                   "execution starts from the last checkpoint upload")
+                   f"requeued: OnExitRemove '{quoted}' is false; the next execution starts "
+                   f"from {since}")
 
     def _crashed(self) -> None:
         self.stats.crashes += 1
