@@ -267,18 +267,17 @@ class Supervisor:
         return max(0.0, min(waits))
 
     def _read_signals(self) -> list[C.SignalReceived]:
-        signums = self.wakeup.read()
-        if len(signums) == 1:  # the usual case: nothing to order
-            return [C.SignalReceived(self.clock(), signums[0])]
         now = self.clock()
-        # Signals read together say nothing of the order they were sent in: when several are
-        # pending at once the kernel stacks their handlers, so the last one delivered runs first
-        # (HTCondor's checkpoint signal followed at once by its soft kill reads as [15, 12]).
-        # A checkpoint request among them is handled first: the eviction then finds it in
-        # flight and gives it its time, instead of passing the soft kill on and losing it.
-        triggers = self.cfg.trigger_signal
-        return sorted((C.SignalReceived(now, signum) for signum in signums),
-                      key=lambda ev: ev.signum not in triggers)
+        events = [C.SignalReceived(now, signum) for signum in self.wakeup.read()]
+        if len(events) > 1:
+            # Signals read together say nothing of the order they were sent in: when several are
+            # pending at once the kernel stacks their handlers, so the last one delivered runs
+            # first (HTCondor's checkpoint signal followed at once by its soft kill reads as
+            # [15, 12]). A checkpoint request among them is handled first: the eviction then
+            # finds it in flight and gives it its time, instead of passing the soft kill on.
+            triggers = self.cfg.trigger_signal
+            events.sort(key=lambda ev: ev.signum not in triggers)
+        return events
 
     def _reap(self) -> list[C.Event]:
         out: list[C.Event] = []

@@ -105,6 +105,38 @@ def choice(name: str, choices: tuple[str, ...]) -> Callable[[Any], str]:
     return conv
 
 
+# Moments the dry run's --evict-on can aim an eviction at, whatever the machine's speed: right
+# after the checkpoint signal is sent, at the start of a checkpoint upload, or S seconds into a
+# run (run+S: mid-run, counted from the run's own start).
+DRYRUN_EVICT_ON_MOMENTS = ("checkpoint-signal", "upload")
+RUN_MOMENT = "run+"
+
+
+def evict_moment(name: str) -> Callable[[Any], str]:
+    """checkpoint-signal, upload, or run+S (S a positive, finite number of seconds), normalised."""
+
+    def conv(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text in DRYRUN_EVICT_ON_MOMENTS:
+            return text
+        if text.startswith(RUN_MOMENT):
+            try:
+                number = float(text[len(RUN_MOMENT):])
+            except ValueError:
+                number = math.nan
+            if math.isfinite(number) and number > 0:
+                return f"{RUN_MOMENT}{number:g}"
+        raise ConfigError(f"--{name}: {value!r} is not a moment; give checkpoint-signal, upload or "
+                          "run+S (S seconds into a run, more than 0)")
+
+    return conv
+
+
+def run_moment_seconds(moment: str) -> Optional[float]:
+    """S of a normalised run+S moment; None for the other moments."""
+    return float(moment[len(RUN_MOMENT):]) if moment.startswith(RUN_MOMENT) else None
+
+
 def boolean(name: str) -> Callable[[Any], bool]:
     """true/false, 1/0, yes/no, on/off (any case; empty is false); anything else is an error."""
 
@@ -359,36 +391,6 @@ RUN: tuple[Option, ...] = (
          seconds("poll-interval", allow_zero=False, maximum=3600), default=1.0, metavar="SECONDS"),
 )
 
-# Moments the dry run's --evict-on can aim an eviction at, whatever the machine's speed: right
-# after the checkpoint signal is sent, at the start of a checkpoint upload, or S seconds into a
-# run (run+S: mid-run, counted from the run's own start).
-DRYRUN_EVICT_ON_MOMENTS = ("checkpoint-signal", "upload")
-RUN_MOMENT = "run+"
-
-
-def evict_moment(name: str) -> Callable[[Any], str]:
-    """checkpoint-signal, upload, or run+S (S a positive, finite number of seconds), normalised."""
-
-    def conv(value: Any) -> str:
-        text = str(value).strip().lower()
-        if text in DRYRUN_EVICT_ON_MOMENTS:
-            return text
-        if text.startswith(RUN_MOMENT):
-            try:
-                number = float(text[len(RUN_MOMENT):])
-            except ValueError:
-                number = math.nan
-            if math.isfinite(number) and number > 0:
-                return f"{RUN_MOMENT}{number:g}"
-        raise ConfigError(f"--{name}: {value!r} is not a moment; give checkpoint-signal, upload or "
-                          "run+S (S seconds into a run, more than 0)")
-
-    return conv
-
-
-def run_moment_seconds(moment: str) -> Optional[float]:
-    """S of a normalised run+S moment; None for the other moments."""
-    return float(moment[len(RUN_MOMENT):]) if moment.startswith(RUN_MOMENT) else None
 DRYRUN_DEFAULT_MAX_STARTS = 100
 DRYRUN_DEFAULT_MAX_RUNS = 1000
 DRYRUN_DEFAULT_VACATE_TIME = 600.0  # HTCondor's MachineMaxVacateTime when the machine ad has none

@@ -33,6 +33,12 @@ VACATE_REASON = "Claim deactivated"
 
 
 
+def _run_usage(sent_bytes: int) -> tuple[str, ...]:
+    """A 004's lines on the run: usage (zero here) and bytes sent and received."""
+    return (f"\t\t{USAGE_ZERO}  -  Run Remote Usage", f"\t\t{USAGE_ZERO}  -  Run Local Usage",
+            f"\t{sent_bytes}  -  Run Bytes Sent By Job", "\t0  -  Run Bytes Received By Job")
+
+
 def _how_it_ended(exit_code: Optional[int], signal: Optional[int], core: bool) -> tuple[str, ...]:
     """The lines of a 005 (and of a requeue's 004) that say how the job ended."""
     if signal is None:
@@ -108,10 +114,7 @@ class EventLog:
             f"Job was evicted. Code {code} Subcode {subcode}",
             (
                 "\t(0) CPU times",
-                f"\t\t{USAGE_ZERO}  -  Run Remote Usage",
-                f"\t\t{USAGE_ZERO}  -  Run Local Usage",
-                f"\t{sent_bytes}  -  Run Bytes Sent By Job",
-                "\t0  -  Run Bytes Received By Job",
+                *_run_usage(sent_bytes),
                 f"\tReason: {_one_line(reason)}",
             ),
         )
@@ -135,10 +138,7 @@ class EventLog:
             "Job was evicted.",
             (
                 "\t(0) Job terminated and was requeued",
-                f"\t\t{USAGE_ZERO}  -  Run Remote Usage",
-                f"\t\t{USAGE_ZERO}  -  Run Local Usage",
-                f"\t{sent_bytes}  -  Run Bytes Sent By Job",
-                "\t0  -  Run Bytes Received By Job",
+                *_run_usage(sent_bytes),
                 *how,
                 f"\tThe job attribute OnExitRemove expression '{_one_line(expression)}' evaluated "
                 "to FALSE",

@@ -231,16 +231,12 @@ def read_job_event_log(lines: list[str]) -> list[Run]:
         elif code == 4 and body and "Job terminated and was requeued" in body[0]:
             # the job's own end while OnExitRemove was false (max_retries ...): not an
             # eviction, but the next execution restarts from the last checkpoint upload
-            run.end, run.how = t, "requeued"
-            m = re.search(r"return value (\d+)", " ".join(body))
-            run.status = int(m.group(1)) if m else None
+            run.end, run.how, run.status = t, "requeued", _return_value(body)
         elif code in (4, 7, 9, 12):
             run.end = t
             run.how = {4: "evicted", 7: "killed", 9: "removed", 12: "held"}[code]
         elif code == 5:
-            run.end = t
-            m = re.search(r"return value (\d+)", " ".join(body))
-            run.status = int(m.group(1)) if m else None
+            run.end, run.status = t, _return_value(body)
             run.how = "finished" if run.status == 0 else "failed"
         if run is not None and code != 1:
             run.end = max(run.end, t)
@@ -249,6 +245,12 @@ def read_job_event_log(lines: list[str]) -> list[Run]:
             kept = run.checkpoints[-1].time if run.checkpoints else run.start
             run.lost = max(0.0, run.end - kept)
     return runs
+
+
+def _return_value(body: list[str]) -> Optional[int]:
+    """The exit code a 005 (or a requeue's 004) names; None for a signal."""
+    m = re.search(r"return value (\d+)", " ".join(body))
+    return int(m.group(1)) if m else None
 
 
 # --- the summary ------------------------------------------------------------------------------
